@@ -1,0 +1,40 @@
+# tools/lib/deps.sh: sourced by tools/*.sh and .ci/run.
+#
+#   weft_require_packages PACKAGE...
+#
+# Makes sure the Debian packages are installed. As root, installs the
+# missing ones (refreshing the package lists first only when apt does not
+# know a package); otherwise prints the apt-get command to run and fails.
+# On a system without dpkg it trusts that the tools are there.
+
+weft_require_packages() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "weft: not a Debian system; assuming these are installed: $*" >&2
+        return 0
+    fi
+    local missing=() pkg
+    for pkg in "$@"; do
+        if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" != "installed" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "weft: missing packages. Install them with:" >&2
+        echo "    sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        return 1
+    fi
+    for pkg in "${missing[@]}"; do
+        if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+            echo "weft: refreshing the package lists (apt-get update)" >&2
+            apt-get update -qq
+            break
+        fi
+    done
+    echo "weft: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building and testing weft needs.
+WEFT_BUILD_PACKAGES=(cmake ninja-build g++ catch2 relacy-dev)
