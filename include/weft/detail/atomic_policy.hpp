@@ -1,0 +1,63 @@
+// weft/detail/atomic_policy.hpp
+//
+// What it is for: every lock-free structure in weft (the local queue, the
+// inject queue, the idle set, the parker) is written once, generic over an
+// *atomic policy*. Production code uses `std_policy` (std::atomic and plain
+// memory); the model tests in tests/model/ plug in a policy backed by
+// Relacy's atomics and checked variables, so the very same code is explored
+// under a weak-memory model checker (Tokio does the same with loom,
+// moodycamel with Relacy).
+//
+// The contract a policy fulfils:
+//   - `atomic<T>`: constructible from a T; `load(mo)`, `store(v, mo)`,
+//     `exchange(v, mo)`, `fetch_add(v, mo)`, `fetch_sub(v, mo)`,
+//     `fetch_or(v, mo)`, `fetch_and(v, mo)`, `compare_exchange_weak(e, d,
+//     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
+//     Code written against a policy always names its memory order and never
+//     uses the implicit operators, so a model checker sees every access.
+//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`.
+//     Under a model checker a cell reports a data race if two threads touch
+//     it without a happens-before edge; in production it is a plain T.
+//   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
+//     pause/yield hint in production, a scheduler yield under a model
+//     checker, which must see every spin loop make progress).
+#pragma once
+
+#include <atomic>
+
+namespace weft::detail {
+
+/// Plain, non-atomic storage with the cell interface. Who may touch it when
+/// is the enclosing structure's invariant, checked by the model tests.
+template <class T>
+class plain_cell {
+public:
+    T load() const noexcept { return m_value; }
+    void store(T value) noexcept { m_value = value; }
+
+private:
+    T m_value{};
+};
+
+/// Tell the CPU that this thread is spinning: it saves power and frees the
+/// pipeline for the sibling hyper-thread (x86 `pause`, ARM `yield`).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    asm volatile("yield" ::: "memory");
+#else
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
+/// The production policy: std::atomic and plain memory.
+struct std_policy {
+    template <class T>
+    using atomic = std::atomic<T>;
+    template <class T>
+    using cell = plain_cell<T>;
+    static void spin_hint() noexcept { cpu_relax(); }
+};
+
+} // namespace weft::detail
