@@ -1,0 +1,124 @@
+// weft/detail/owned_tasks.hpp
+//
+// What it is for: the list of every task an executor owns that has not
+// finished, so shutdown can destroy the ones sitting in no queue (suspended
+// on a join, later a timer or a socket) and run their destructors; and the
+// live-task count for metrics.
+//
+// Where it comes from: Tokio's `OwnedTasks` (sharded intrusive lists).
+//
+// Invariants:
+//   - A task is in at most one shard, chosen by a hash of its address, and
+//     `header.owned_bound` says whether it is; both change only under that
+//     shard's lock, so unbind() may be called for a task already removed.
+//   - Once closed, bind() refuses: a spawn that loses the race with shutdown
+//     fails instead of leaving a task nobody will destroy.
+//   - Shards keep spawning threads from contending on one lock.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "spinlock.hpp"
+#include "task_cell.hpp"
+
+namespace weft::detail {
+
+template <std::uint32_t Shards>
+class owned_tasks {
+    static_assert(Shards >= 1 && (Shards & (Shards - 1)) == 0, "live-task shards must be a power of two");
+
+public:
+    /// Adds a new task. False once closed.
+    bool bind(task_header* task) noexcept {
+        shard& s = shard_for(task);
+        lock_hold<spinlock> hold(s.lock);
+        if (s.closed) {
+            return false;
+        }
+        task->owned_prev = nullptr;
+        task->owned_next = s.head;
+        if (s.head != nullptr) {
+            s.head->owned_prev = task;
+        }
+        s.head = task;
+        task->owned_bound = true;
+        s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        return true;
+    }
+
+    /// Removes a task if it is still listed.
+    void unbind(task_header* task) noexcept {
+        shard& s = shard_for(task);
+        lock_hold<spinlock> hold(s.lock);
+        unlink(s, task);
+    }
+
+    /// Refuses later binds, in every shard.
+    void close() noexcept {
+        for (shard& s : m_shards) {
+            lock_hold<spinlock> hold(s.lock);
+            s.closed = true;
+        }
+    }
+
+    /// Removes and returns any listed task, or null when none is left.
+    task_header* pop_any() noexcept {
+        for (shard& s : m_shards) {
+            lock_hold<spinlock> hold(s.lock);
+            if (s.head != nullptr) {
+                task_header* task = s.head;
+                unlink(s, task);
+                return task;
+            }
+        }
+        return nullptr;
+    }
+
+    /// Tasks bound and not yet finished (a snapshot).
+    std::size_t size() const noexcept {
+        std::size_t total = 0;
+        for (const shard& s : m_shards) {
+            total += s.count.load(std::memory_order_relaxed);
+        }
+        return total;
+    }
+
+private:
+    struct alignas(64) shard {
+        spinlock lock;
+        task_header* head = nullptr;
+        bool closed = false;
+        std::atomic<std::size_t> count{0}; // written under the lock, read without it
+    };
+
+    shard& shard_for(task_header* task) noexcept {
+        // Blocks are at least 16-byte aligned; mix the bits above that.
+        auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
+        bits ^= bits >> 7;
+        return m_shards[bits & (Shards - 1)];
+    }
+
+    static void unlink(shard& s, task_header* task) noexcept {
+        if (!task->owned_bound) {
+            return;
+        }
+        if (task->owned_prev != nullptr) {
+            task->owned_prev->owned_next = task->owned_next;
+        } else {
+            s.head = task->owned_next;
+        }
+        if (task->owned_next != nullptr) {
+            task->owned_next->owned_prev = task->owned_prev;
+        }
+        task->owned_prev = task->owned_next = nullptr;
+        task->owned_bound = false;
+        s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
+
+    std::array<shard, Shards> m_shards{};
+};
+
+} // namespace weft::detail

@@ -1,0 +1,405 @@
+// weft/detail/runtime.hpp
+//
+// What it is for: the scheduler proper. It ties the mechanisms of the other
+// detail headers into the worker loop: per-worker local queue and LIFO slot,
+// the global inject queue, the idle set and one parker per worker, and the
+// live-task list. The public `weft::executor` owns one runtime and the
+// threads that run `run_worker`.
+//
+// Where it comes from: Tokio's `multi_thread/worker.rs` (Context::run,
+// run_task, steal_work, park) with Go's scheduler behind it.
+//
+// The worker loop, per tick:
+//   1. every `event_interval` ticks: maintenance (publish metrics, notice
+//      shutdown; the reactor will be polled here);
+//   2. every `global_queue_interval` ticks: one task from the global queue
+//      first, so remote work cannot starve behind local work;
+//   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
+//   4. none: search (if fewer than half the workers do) by stealing half of
+//      a victim's queue, victims visited from a random start;
+//   5. still none: park (announce, re-check, sleep; see idle.hpp).
+// Running a task: a budget of `Options::budget` operations; afterwards the
+// LIFO slot runs within the same budget, at most `max_lifo_polls` times in
+// a row, so a ping-pong pair cannot starve the queue.
+//
+// Ownership: each worker's fields marked "owner only" are touched by its own
+// thread, and after the threads are joined by the thread running shutdown
+// (pthread_join orders the two).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+#include "idle.hpp"
+#include "inject_queue.hpp"
+#include "local_queue.hpp"
+#include "owned_tasks.hpp"
+#include "parker.hpp"
+#include "scheduler.hpp"
+#include "task_cell.hpp"
+
+namespace weft::detail {
+
+/// Per-worker counters, written by the worker alone.
+struct worker_counters {
+    relaxed_counter polls;                // tasks polled (resumed or cancelled)
+    relaxed_counter steals;               // tasks this worker stole
+    relaxed_counter steal_operations;     // successful steal attempts
+    relaxed_counter overflows;            // local queue overflows to the global queue
+    relaxed_counter parks;                // times the worker went to sleep
+    relaxed_counter unparks;              // times it woke up to search
+    relaxed_counter lifo_hits;            // tasks run from the LIFO slot
+    relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
+    relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
+};
+
+template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
+class runtime final : public scheduler {
+public:
+    using queue_type = local_queue<task_header*, QueueSize>;
+
+    runtime() = default;
+    runtime(const runtime&) = delete;
+    runtime& operator=(const runtime&) = delete;
+
+    // ---- scheduler interface ------------------------------------------------
+
+    bool bind(task_header* task) noexcept override {
+        if (!m_owned.bind(task)) {
+            return false;
+        }
+        m_spawned.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
+
+    void schedule_spawn(task_header* task) noexcept override { schedule(task); }
+
+    void schedule(task_header* task) noexcept override {
+        if (t_context.sched == this) {
+            schedule_local(*static_cast<worker*>(t_context.worker), task, false);
+        } else {
+            schedule_remote(task);
+        }
+    }
+
+    // ---- threads ---------------------------------------------------------------
+
+    /// The body of worker thread `index`; returns after shutdown.
+    void run_worker(std::uint32_t index) noexcept {
+        worker& w = m_workers[index];
+        w.index = index;
+        w.rng = 0x9E3779B9u * (index + 1);
+        t_context.sched = this;
+        t_context.worker = &w;
+        t_context.forced_yields = &w.counters.budget_forced_yields;
+        while (!m_shutdown.load(std::memory_order_acquire)) {
+            ++w.tick;
+            if (w.tick % Options::event_interval == 0) {
+                maintenance(w);
+            }
+            if (task_header* task = next_task(w)) {
+                run_task(w, task);
+                continue;
+            }
+            if (transition_to_searching(w)) {
+                if (task_header* task = steal_work(w)) {
+                    run_task(w, task);
+                    continue;
+                }
+            }
+            park(w);
+        }
+        t_context = thread_context{};
+    }
+
+    /// Stops accepting work and wakes every worker so it leaves its loop.
+    void begin_shutdown() noexcept {
+        m_owned.close();
+        m_inject.close();
+        m_shutdown.store(true, std::memory_order_release);
+        for (worker& w : m_workers) {
+            w.park.unpark();
+        }
+    }
+
+    /// After every worker thread has been joined: destroy every task that
+    /// never finished. Tasks sitting in queues lose their queue reference;
+    /// then each live task's coroutines are destroyed (their destructors
+    /// run) and it completes as cancelled, waking whoever joins it.
+    void finish_shutdown() noexcept {
+        for (worker& w : m_workers) {
+            if (w.lifo != nullptr) {
+                ref_dec(std::exchange(w.lifo, nullptr));
+            }
+            task_header* task = nullptr;
+            while (w.queue.pop(task)) {
+                ref_dec(task);
+            }
+        }
+        while (task_header* task = m_inject.pop()) {
+            ref_dec(task);
+        }
+        while (task_header* task = m_owned.pop_any()) {
+            // Nothing runs it any more: take the running reference and cancel.
+            task->state.fetch_or(task_state::running | task_state::cancelled, std::memory_order_acq_rel);
+            ref_inc(task);
+            cancel_task(task);
+            transition_to_idle(task);
+        }
+    }
+
+    bool is_shut_down() const noexcept { return m_shutdown.load(std::memory_order_acquire); }
+
+    // ---- metrics -----------------------------------------------------------------
+
+    const worker_counters& counters(std::uint32_t index) const noexcept { return m_workers[index].counters; }
+    std::uint32_t local_queue_depth(std::uint32_t index) const noexcept { return m_workers[index].queue.len(); }
+    std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
+    std::size_t live_tasks() const noexcept { return m_owned.size(); }
+    std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
+    std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
+    std::uint64_t spawned_tasks() const noexcept { return m_spawned.load(std::memory_order_relaxed); }
+    std::uint64_t remote_schedules() const noexcept { return m_remote_schedules.load(std::memory_order_relaxed); }
+
+private:
+    struct alignas(64) worker {
+        queue_type queue;
+        parker park;
+        worker_counters counters;
+        // Owner only.
+        task_header* lifo = nullptr; // the task most recently woken here; runs next
+        std::uint32_t index = 0;
+        std::uint32_t tick = 0;
+        std::uint32_t rng = 1;
+        bool searching = false;
+        bool lifo_enabled = true;
+    };
+
+    // ---- finding work ------------------------------------------------------------
+
+    task_header* next_task(worker& w) noexcept {
+        if (w.tick % Options::global_queue_interval == 0) {
+            if (task_header* task = m_inject.pop()) {
+                return task;
+            }
+        }
+        if (w.lifo != nullptr) {
+            return std::exchange(w.lifo, nullptr);
+        }
+        task_header* task = nullptr;
+        if (w.queue.pop(task)) {
+            return task;
+        }
+        return refill_from_global(w);
+    }
+
+    // Takes a fair share of the global queue: what this worker would get if
+    // all workers split it, bounded by half the free local slots.
+    task_header* refill_from_global(worker& w) noexcept {
+        const std::size_t len = m_inject.len();
+        if (len == 0) {
+            return nullptr;
+        }
+        const std::size_t fair = len / Workers + 1;
+        const std::size_t room = std::max<std::size_t>(w.queue.remaining_slots() / 2, 1);
+        const std::size_t want = std::min({fair, room, std::size_t{Options::max_global_batch}});
+        std::size_t taken = 0;
+        task_header* first = m_inject.pop_n(want, taken);
+        if (first == nullptr) {
+            return nullptr;
+        }
+        task_header* next = first->queue_next;
+        w.queue.push_back_n(static_cast<std::uint32_t>(taken - 1), [&next]() noexcept {
+            task_header* task = next;
+            next = task->queue_next;
+            return task;
+        });
+        return first;
+    }
+
+    bool transition_to_searching(worker& w) noexcept {
+        if (!w.searching) {
+            w.searching = m_idle.transition_worker_to_searching();
+        }
+        return w.searching;
+    }
+
+    void transition_from_searching(worker& w) noexcept {
+        if (!w.searching) {
+            return;
+        }
+        w.searching = false;
+        if (m_idle.transition_worker_from_searching()) {
+            // The last searcher found work; there may be more: wake one more.
+            notify_parked();
+        }
+    }
+
+    task_header* steal_work(worker& w) noexcept {
+        const std::uint32_t start = next_random(w) % Workers;
+        for (std::uint32_t i = 0; i < Workers; ++i) {
+            const std::uint32_t victim = (start + i) % Workers;
+            if (victim == w.index) {
+                continue;
+            }
+            task_header* task = nullptr;
+            if (const std::uint32_t n = m_workers[victim].queue.steal_into(w.queue, task)) {
+                w.counters.steals.add(n);
+                w.counters.steal_operations.add();
+                return task;
+            }
+        }
+        return m_inject.pop();
+    }
+
+    static std::uint32_t next_random(worker& w) noexcept {
+        // xorshift32: victims need spreading, not statistics.
+        std::uint32_t x = w.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        w.rng = x;
+        return x;
+    }
+
+    // ---- running -------------------------------------------------------------------
+
+    void run_task(worker& w, task_header* task) noexcept {
+        transition_from_searching(w);
+        t_context.budget = Options::budget;
+        poll(w, task);
+        for (std::uint32_t lifo_polls = 0; w.lifo != nullptr;) {
+            task_header* next = std::exchange(w.lifo, nullptr);
+            if (t_context.budget == 0) {
+                // The chain used up the budget: the woken task waits its turn.
+                push_local(w, next);
+                break;
+            }
+            if (++lifo_polls >= Options::max_lifo_polls) {
+                w.lifo_enabled = false; // later wakes go to the back of the queue
+            }
+            w.counters.lifo_hits.add();
+            poll(w, next);
+        }
+        w.lifo_enabled = true;
+    }
+
+    void poll(worker& w, task_header* task) noexcept {
+        w.counters.polls.add();
+        if (transition_to_running(task) == run_action::cancel) {
+            cancel_task(task);
+        } else {
+            t_context.current = task;
+            resume_task(task->resume_point);
+            t_context.current = nullptr;
+        }
+        if (transition_to_idle(task) == idle_action::reschedule) {
+            schedule_local(w, task, true);
+        }
+    }
+
+    void maintenance(worker&) noexcept {
+        // Shutdown is noticed by the loop condition; the reactor's
+        // non-blocking poll will go here.
+    }
+
+    // ---- scheduling ----------------------------------------------------------------
+
+    // A task woken or spawned on worker `w`. A yield (or a wake while the
+    // task itself runs) goes to the back of the queue; anything else takes
+    // the LIFO slot and pushes the previous occupant to the queue.
+    void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
+        w.counters.local_schedules.add();
+        if (!is_yield && Options::enable_lifo_slot && w.lifo_enabled) {
+            task_header* prev = std::exchange(w.lifo, task);
+            if (prev == nullptr) {
+                return; // filling an empty slot wakes nobody: the ping-pong fast path
+            }
+            task = prev;
+        }
+        push_local(w, task);
+        notify_parked();
+    }
+
+    void push_local(worker& w, task_header* task) noexcept {
+        if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
+                if (!m_inject.push_batch(batch)) {
+                    for (task_header* t : batch) {
+                        ref_dec(t); // shutting down: the sweep cancels them
+                    }
+                }
+            })) {
+            w.counters.overflows.add();
+        }
+    }
+
+    void schedule_remote(task_header* task) noexcept {
+        m_remote_schedules.fetch_add(1, std::memory_order_relaxed);
+        if (!m_inject.push(task)) {
+            ref_dec(task); // shutting down: the sweep cancels it
+            return;
+        }
+        notify_parked();
+    }
+
+    // ---- parking -------------------------------------------------------------------
+
+    void notify_parked() noexcept {
+        std::uint32_t index = 0;
+        if (m_idle.worker_to_notify(index)) {
+            m_workers[index].park.unpark();
+        }
+    }
+
+    // Before sleeping the last searcher looks at every queue once more: work
+    // published while it was announcing itself parked must wake someone.
+    void notify_if_work_pending() noexcept {
+        for (worker& w : m_workers) {
+            if (!w.queue.is_empty()) {
+                notify_parked();
+                return;
+            }
+        }
+        if (!m_inject.is_empty()) {
+            notify_parked();
+        }
+    }
+
+    void park(worker& w) noexcept {
+        if (w.lifo != nullptr || !w.queue.is_empty()) {
+            return; // work arrived (a steal landed extra tasks here)
+        }
+        const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
+        w.searching = false;
+        if (last_searcher) {
+            notify_if_work_pending();
+        }
+        w.counters.parks.add();
+        for (;;) {
+            if (m_shutdown.load(std::memory_order_acquire)) {
+                return;
+            }
+            w.park.park();
+            if (m_idle.transition_worker_from_parked(w.index)) {
+                break; // a notifier picked us: we are searching
+            }
+        }
+        w.searching = true;
+        w.counters.unparks.add();
+    }
+
+    std::array<worker, Workers> m_workers;
+    inject_queue<task_header> m_inject;
+    idle_set<Workers> m_idle;
+    owned_tasks<Options::live_task_shards> m_owned;
+    std::atomic<bool> m_shutdown{false};
+    std::atomic<std::uint64_t> m_spawned{0};
+    std::atomic<std::uint64_t> m_remote_schedules{0};
+};
+
+} // namespace weft::detail

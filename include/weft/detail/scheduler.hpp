@@ -1,0 +1,163 @@
+// weft/detail/scheduler.hpp
+//
+// What it is for: the small, non-template surface between tasks and the
+// executor that runs them, so that awaitables and free functions
+// (weft::spawn, yield_now, join) work without knowing the executor's
+// template arguments (as tokio::spawn finds its runtime through a
+// thread-local).
+//
+//   - `scheduler`: what a task needs from its executor (bind it, wake it,
+//     forget it). One virtual call per operation.
+//   - `thread_context`: the thread-local that says which executor this
+//     thread works for (if it is a worker), which task it is polling, and
+//     how much of that task's budget is left.
+//   - wake() and complete_task(): the task-side halves of scheduling and of
+//     finishing, built on the state machine in task_cell.hpp.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+#include "futex.hpp"
+#include "handlers.hpp"
+#include "task_cell.hpp"
+
+namespace weft::detail {
+
+/// A counter with a single writer: increments are a load and a store (no
+/// RMW), and other threads read it for metrics.
+class relaxed_counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> m_value{0};
+};
+
+class scheduler {
+public:
+    /// Lists a new task as owned. False once the executor is shutting down.
+    virtual bool bind(task_header* task) noexcept = 0;
+    /// Queues a freshly spawned task (notified, holding its queue reference).
+    virtual void schedule_spawn(task_header* task) noexcept = 0;
+    /// Queues a woken task (notified, holding its queue reference).
+    virtual void schedule(task_header* task) noexcept = 0;
+    /// Forgets a finished task.
+    virtual void unbind(task_header* task) noexcept = 0;
+
+protected:
+    ~scheduler() = default;
+};
+
+struct thread_context {
+    scheduler* sched = nullptr;            // set on worker threads only
+    void* worker = nullptr;                // that scheduler's state for this worker
+    task_header* current = nullptr;        // the task being polled, if any
+    std::uint32_t budget = 0;              // operations left before a forced yield
+    relaxed_counter* forced_yields = nullptr; // the worker's metric
+    std::coroutine_handle<> next;          // trampoline: the coroutine to resume next
+};
+
+// constinit: no dynamic initialisation, so access needs no TLS wrapper call.
+constinit inline thread_local thread_context t_context{};
+
+inline bool on_worker_thread() noexcept { return t_context.sched != nullptr; }
+
+// Symmetric transfer (await_suspend returning the next coroutine) must be a
+// tail call, or a chain of a million inline awaits grows the stack by a
+// million frames. clang guarantees the tail call at every optimisation
+// level. g++ makes it only as a sibling-call optimisation (-O2 and up, and
+// not under AddressSanitizer), which no macro reveals, so g++ builds use a
+// trampoline instead: the awaiter parks the next coroutine in the thread
+// context and returns, and the worker's poll loop resumes it.
+#if defined(__clang__)
+inline constexpr bool use_trampoline = false;
+#else
+inline constexpr bool use_trampoline = true;
+#endif
+
+/// What an await_suspend returns to continue with `next`.
+inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
+    if constexpr (use_trampoline) {
+        if (t_context.current != nullptr) { // inside a worker's poll: it drains `next`
+            t_context.next = next;
+            return std::noop_coroutine();
+        }
+    }
+    return next;
+}
+
+/// Resumes a task's coroutine and, with the trampoline, every coroutine it
+/// transfers to, until the task suspends.
+inline void resume_task(std::coroutine_handle<> coroutine) {
+    coroutine.resume();
+    if constexpr (use_trampoline) {
+        while (t_context.next) {
+            std::exchange(t_context.next, nullptr).resume();
+        }
+    }
+}
+
+/// Spends one unit of the current task's budget. False when it is used up:
+/// the caller must yield (suspend, self-notify) even if it could proceed,
+/// so one task cannot monopolise its worker.
+inline bool consume_budget() noexcept {
+    if (t_context.current == nullptr) {
+        return true; // not inside a weft task: no budget applies
+    }
+    if (t_context.budget == 0) {
+        return false;
+    }
+    --t_context.budget;
+    return true;
+}
+
+/// Wakes a task, consuming the caller's reference to it.
+inline void wake(task_header* task) noexcept {
+    if (transition_to_notified(task) == wake_action::submit) {
+        task->owner->schedule(task);
+    }
+}
+
+/// A spawned task finished (its frame is already destroyed) or was
+/// cancelled. Publishes the output to the joiner, or disposes of it if
+/// nobody will ever join.
+inline void complete_task(task_header* task) noexcept {
+    task->owner->unbind(task);
+    const std::uint32_t prev = transition_to_complete(task);
+    if ((prev & task_state::join_interest) == 0) {
+        // Nobody can observe the output: an exception must not vanish.
+        if (task->output == output_kind::exception) {
+            report_unhandled_exception(task->exception);
+        }
+        drop_output(task);
+        return;
+    }
+    if ((prev & task_state::join_waker) != 0) {
+        // Set before COMPLETE and never touched by the joiner since.
+        task_header* waiter = task->join_waker_task;
+        task->join_waker_task = nullptr;
+        wake(waiter);
+    }
+    if ((prev & task_state::thread_waiter) != 0) {
+        futex_wake_all(&task->state);
+    }
+}
+
+/// Destroys a task's coroutines without resuming them (abort, shutdown),
+/// then completes it as cancelled. The caller holds the running reference.
+inline void cancel_task(task_header* task) noexcept {
+    task_header* const outer = t_context.current;
+    t_context.current = task; // destructors that spawn or wake see their task
+    root_of(task).destroy();
+    t_context.current = outer;
+    task->output = output_kind::cancelled;
+    complete_task(task);
+}
+
+} // namespace weft::detail

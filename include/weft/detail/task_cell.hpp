@@ -1,0 +1,328 @@
+// weft/detail/task_cell.hpp
+//
+// What it is for: the one block a spawned task lives in, and the state
+// machine that decides who runs it, who wakes it, and who frees it.
+//
+// The block: promise_type::operator new allocates [ task_cell<T> | frame ].
+// The cell in front of the coroutine frame holds the task header (state word,
+// queue links, the coroutine to resume, the join waker) and the join state
+// (the task's result or exception). One allocation per spawn, and the header
+// outlives the coroutine: when a task completes its result moves from the
+// promise into the cell and the frame is destroyed at once (its locals and
+// captured arguments die promptly), while the cell stays until the last
+// reference (join handle, queue, waker) goes.
+//
+// Only a spawned task uses its cell. A task that is only awaited inline may
+// have no cell at all: clang's coroutine elision (HALO) may place its frame
+// inside the parent's frame without calling operator new. A spawned task's
+// handle escapes into the scheduler, which rules elision out.
+//
+// The state word (Tokio's task/state.rs, adapted): flag bits below, and a
+// reference count in the bits above `ref_one`. References are held by:
+//   - the coroutine frame, while it exists (dropped by promise operator delete);
+//   - the join handle, while it exists;
+//   - a queue or a running worker: a task is NOTIFIED (queued) or RUNNING,
+//     and that state owns one reference;
+//   - each registered waker (a join waker is the waiting task's reference).
+// The block is freed when the count reaches zero.
+//
+// Transitions are CAS loops with acq_rel: each one both publishes what this
+// thread wrote to the task (result, resume point) and observes what the last
+// owner wrote.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace weft::detail {
+
+class scheduler;
+
+namespace task_state {
+inline constexpr std::uint32_t running = 1u << 0;       // a worker is resuming it now
+inline constexpr std::uint32_t notified = 1u << 1;      // it is (or must be put) in a run queue
+inline constexpr std::uint32_t complete = 1u << 2;      // finished or cancelled; output is final
+inline constexpr std::uint32_t join_interest = 1u << 3; // a join handle still exists
+inline constexpr std::uint32_t join_waker = 1u << 4;    // header.join_waker is set and owned by the completer
+inline constexpr std::uint32_t cancelled = 1u << 5;     // abort requested; the next run destroys it
+inline constexpr std::uint32_t thread_waiter = 1u << 6; // a thread sleeps on this word in join_handle::get()
+inline constexpr std::uint32_t ref_one = 1u << 7;
+inline constexpr std::uint32_t flag_mask = ref_one - 1;
+inline constexpr std::uint32_t ref_count(std::uint32_t state) noexcept { return state / ref_one; }
+} // namespace task_state
+
+enum class output_kind : std::uint8_t { none, value, exception, cancelled };
+
+struct task_header {
+    std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
+    std::uint32_t block_size = 0;                           // bytes of the whole block
+    task_header* queue_next = nullptr;                      // global queue link
+    task_header* owned_prev = nullptr;                      // live-task list links
+    task_header* owned_next = nullptr;
+    std::coroutine_handle<> resume_point;  // the innermost suspended coroutine of this task
+    task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
+    scheduler* owner = nullptr;             // set by spawn
+    void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
+    std::exception_ptr exception;
+    output_kind output = output_kind::none;
+    bool owned_bound = false;  // listed in the owner's live-task list (under its lock)
+    std::uint16_t frame_offset = 0; // bytes from the block start to the coroutine frame
+};
+
+/// Raw room for a T (nothing for void): constructed and destroyed by hand,
+/// with the output_kind beside it saying whether it holds a value.
+template <class T>
+struct value_storage {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T* get() noexcept { return std::launder(reinterpret_cast<T*>(bytes)); }
+};
+template <>
+struct value_storage<void> {};
+
+/// Header plus room for a T result, moved in at completion and destroyed
+/// by drop_output.
+template <class T>
+struct task_cell : task_header {
+    value_storage<T> storage;
+};
+
+/// Bytes between the start of the block and the coroutine frame: the cell,
+/// rounded up so the frame keeps operator new's alignment.
+template <class T>
+inline constexpr std::size_t cell_prefix =
+    (sizeof(task_cell<T>) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) / __STDCPP_DEFAULT_NEW_ALIGNMENT__ *
+    __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+inline void* frame_of(task_header* header, std::size_t prefix) noexcept {
+    return reinterpret_cast<unsigned char*>(header) + prefix;
+}
+
+/// The task's outermost coroutine (the one spawned). Destroying it destroys
+/// every coroutine it awaits inline, innermost last.
+inline std::coroutine_handle<> root_of(task_header* header) noexcept {
+    return std::coroutine_handle<>::from_address(frame_of(header, header->frame_offset));
+}
+
+template <class T>
+task_cell<T>* cell_of_frame(void* frame) noexcept {
+    return reinterpret_cast<task_cell<T>*>(static_cast<unsigned char*>(frame) - cell_prefix<T>);
+}
+
+/// The typed destructor of a cell's result, installed by the promise.
+template <class T>
+void drop_value_of(task_header* header) noexcept {
+    if constexpr (!std::is_void_v<T>) {
+        static_cast<task_cell<T>*>(header)->storage.get()->~T();
+    }
+}
+
+/// Destroys whatever output the cell holds (value or exception).
+inline void drop_output(task_header* header) noexcept {
+    if (header->output == output_kind::value && header->drop_value != nullptr) {
+        header->drop_value(header);
+    }
+    header->exception = nullptr;
+    header->output = output_kind::none;
+}
+
+inline void ref_inc(task_header* header) noexcept {
+    // Relaxed: a new reference is made from an existing one, which already
+    // keeps the block alive (as std::shared_ptr's increment).
+    header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
+}
+
+/// Frees the block; only called once the reference count is zero.
+inline void free_block(task_header* header) noexcept {
+    drop_output(header);
+    [[maybe_unused]] const std::size_t size = header->block_size;
+    header->~task_header();
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(static_cast<void*>(header), size);
+#else
+    ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
+#endif
+}
+
+/// Drops one reference; the last one frees the block.
+inline void ref_dec(task_header* header) noexcept {
+    // acq_rel: release our writes to the task before a possible free; the
+    // thread that frees acquires everyone's.
+    const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
+    assert(task_state::ref_count(prev) >= 1);
+    if (task_state::ref_count(prev) == 1) {
+        free_block(header);
+    }
+}
+
+/// What a worker must do with a task it popped from a queue.
+enum class run_action { poll, cancel };
+
+/// Queued -> running. The queue's reference becomes the running reference.
+inline run_action transition_to_running(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
+        const std::uint32_t next = (cur & ~task_state::notified) | task_state::running;
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            return (cur & task_state::cancelled) != 0 ? run_action::cancel : run_action::poll;
+        }
+    }
+}
+
+/// What happens after a poll returned.
+enum class idle_action { done, reschedule };
+
+/// Running -> idle. If the task was woken while it ran (yield, budget, a
+/// fast wake), it keeps the running reference and goes back to a queue;
+/// if it completed, the running reference is dropped.
+inline idle_action transition_to_idle(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            ref_dec(header);
+            return idle_action::done;
+        }
+        if ((cur & task_state::notified) != 0) {
+            const std::uint32_t next = cur & ~task_state::running;
+            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire)) {
+                return idle_action::reschedule;
+            }
+            continue;
+        }
+        // Idle and not complete: the frame reference keeps the block alive,
+        // so dropping ours in the same CAS cannot reach zero.
+        const std::uint32_t next = (cur & ~task_state::running) - task_state::ref_one;
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            return idle_action::done;
+        }
+    }
+}
+
+/// What a waker must do after marking a task notified.
+enum class wake_action { none, submit };
+
+/// Marks a task woken. Consumes the caller's reference: it either becomes
+/// the queue's (submit: the caller must schedule the task) or is dropped.
+inline wake_action transition_to_notified(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & (task_state::complete | task_state::notified)) != 0) {
+            ref_dec(header);
+            return wake_action::none;
+        }
+        if ((cur & task_state::running) != 0) {
+            // The runner reschedules it after the poll with its own
+            // reference; ours goes now (it cannot be the last: running holds one).
+            const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
+            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire)) {
+                return wake_action::none;
+            }
+            continue;
+        }
+        if (header->state.compare_exchange_weak(cur, cur | task_state::notified, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return wake_action::submit;
+        }
+    }
+}
+
+/// Marks the running task (the caller) woken by itself: it goes back to a
+/// queue after this poll, with the running reference.
+inline void self_notify(task_header* header) noexcept {
+    header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
+}
+
+/// Requests cancellation. Returns submit if the caller must schedule the
+/// task (it was idle; a reference was added for the queue).
+inline wake_action transition_to_cancelled(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
+            return wake_action::none;
+        }
+        std::uint32_t next = cur | task_state::cancelled;
+        wake_action action = wake_action::none;
+        if ((cur & task_state::running) != 0) {
+            next |= task_state::notified; // the runner requeues it; the next run cancels
+        } else if ((cur & task_state::notified) == 0) {
+            next = (next | task_state::notified) + task_state::ref_one;
+            action = wake_action::submit;
+        }
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            return action;
+        }
+    }
+}
+
+/// Publishes completion and returns the state just before it. After this
+/// the joiner may read the output; the completer must no longer touch it
+/// unless the previous state had no join interest.
+inline std::uint32_t transition_to_complete(task_header* header) noexcept {
+    return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
+}
+
+/// Join handle gone. Returns true if the task had already completed, in
+/// which case the handle owns the output and must dispose of it.
+inline bool drop_join_interest(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            return true;
+        }
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return false;
+        }
+    }
+}
+
+/// Registers `waiter` (whose reference the caller made) as the join waker.
+/// Returns false if the task completed first: the caller keeps ownership of
+/// the waker reference and must not suspend.
+inline bool set_join_waker(task_header* header, task_header* waiter) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    if ((cur & task_state::complete) != 0) {
+        return false;
+    }
+    assert((cur & task_state::join_waker) == 0);
+    header->join_waker_task = waiter; // ours until the bit is set
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            header->join_waker_task = nullptr;
+            return false;
+        }
+        if (header->state.compare_exchange_weak(cur, cur | task_state::join_waker, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return true;
+        }
+    }
+}
+
+/// Takes the join waker back before completion (the waiting task is being
+/// cancelled). Returns the waker, whose reference is now the caller's, or
+/// null if the task completed first (the completer owns and wakes it).
+inline task_header* unset_join_waker(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
+            return nullptr;
+        }
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_waker, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            task_header* waiter = header->join_waker_task;
+            header->join_waker_task = nullptr;
+            return waiter;
+        }
+    }
+}
+
+} // namespace weft::detail
