@@ -1,0 +1,78 @@
+// weft/config.hpp: what you can tune, at compile time (Options) and at run
+// time (settings).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace weft {
+
+/// The compile-time knobs of an executor, in one place. Derive from it and
+/// override what you need:
+///
+/// ```cpp
+/// struct my_options : weft::default_options {
+///     static constexpr std::uint32_t budget = 64;
+/// };
+/// weft::executor<2, 128, my_options> ex;
+/// ```
+///
+/// Every knob is checked by a static_assert when the executor is
+/// instantiated.
+struct default_options {
+    /// How many tasks a worker runs between two looks at the global queue
+    /// *before* its own (fairness for remote spawns). Lower: remote work
+    /// waits less, local work loses some cache warmth. Go and Tokio use 61
+    /// for busy runtimes, Tokio's current-thread runtime 31.
+    static constexpr std::uint32_t global_queue_interval = 31;
+
+    /// How many tasks a worker runs between two maintenance passes
+    /// (metrics, shutdown; the reactor's non-blocking poll). Go's and
+    /// Tokio's value. Lower: I/O is seen sooner, more overhead per task.
+    static constexpr std::uint32_t event_interval = 61;
+
+    /// Operations (joins that find their result ready, later timers, I/O
+    /// and channel operations) a task may complete in one run before weft's
+    /// awaitables make it yield. Tokio's value; it keeps one busy task from
+    /// starving the rest of its worker's queue.
+    static constexpr std::uint32_t budget = 128;
+
+    /// The LIFO slot: the task most recently woken by a worker runs next on
+    /// that worker (cache-warm message passing). Disable it for strictly
+    /// FIFO scheduling.
+    static constexpr bool enable_lifo_slot = true;
+
+    /// LIFO-slot runs in a row before the worker goes back to its queue, so
+    /// two tasks waking each other cannot starve the queue (Tokio's 3).
+    static constexpr std::uint32_t max_lifo_polls = 3;
+
+    /// Most tasks a worker takes from the global queue in one lock hold.
+    static constexpr std::uint32_t max_global_batch = 128;
+
+    /// Shards of the live-task list (a power of two). More: less contention
+    /// between threads spawning at once, a few more bytes.
+    static constexpr std::uint32_t live_task_shards = 16;
+};
+
+/// Run-time settings of an executor's threads, given to its constructor.
+struct settings {
+    /// Worker i is named "<prefix>-<i>" (what top -H, gdb and
+    /// /proc/<pid>/task/<tid>/comm show). The OS allows 15 characters; the
+    /// prefix is cut so that the index always fits.
+    std::string thread_name_prefix = "weft";
+
+    /// Stack size of each worker thread in bytes; 0 keeps the platform
+    /// default (usually 8 MiB of address space). Tasks run on these stacks,
+    /// but their coroutine frames live on the heap, so small stacks (64 KiB)
+    /// are usually enough.
+    std::size_t stack_size = 0;
+
+    /// worker_cpus[i] pins worker i to that CPU; a missing entry or -1
+    /// leaves the worker free. A CPU that does not exist is an error at
+    /// construction (errc::invalid_argument).
+    std::vector<int> worker_cpus;
+};
+
+} // namespace weft

@@ -1,0 +1,334 @@
+// weft/executor.hpp: the work-stealing executor, spawning, and yielding.
+//
+// ```cpp
+// weft::task<int> child(int x) { co_await weft::yield_now(); co_return 2 * x; }
+//
+// weft::task<int> root() {
+//     auto h = weft::spawn(child(21)); // runs on any worker
+//     co_return co_await h;            // 42
+// }
+//
+// int main() {
+//     weft::executor<4, 256> ex;       // 4 workers, 256-slot local queues
+//     return ex.block_on(root()) == 42 ? 0 : 1;
+// }
+// ```
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <coroutine>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <pthread.h>
+
+#include "config.hpp"
+#include "detail/runtime.hpp"
+#include "detail/scheduler.hpp"
+#include "detail/thread.hpp"
+#include "error.hpp"
+#include "metrics.hpp"
+#include "task.hpp"
+
+namespace weft {
+
+namespace detail {
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+/// Binds a task to `sched` and queues it. On failure the task keeps its
+/// coroutine (destroyed with it) and the error is raised.
+template <class T>
+join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
+    auto handle = work.release();
+    if (!handle) {
+        raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
+    }
+    // A spawned task's frame was allocated by its promise's operator new
+    // (its handle escapes here, so no compiler may elide the allocation):
+    // the cell sits right in front of it.
+    task_header* cell = cell_of_frame<T>(handle.address());
+    cell->owner = &sched;
+    cell->resume_point = handle;
+    // Before bind: once bound, a concurrent shutdown may destroy the frame.
+    handle.promise().set_spawned(true);
+    // References: the frame's (already there), the join handle's, the queue's.
+    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
+                      std::memory_order_relaxed);
+    if (!sched.bind(cell)) {
+        cell->state.store(task_state::ref_one, std::memory_order_relaxed);
+        handle.promise().set_spawned(false);
+        work.reclaim(handle);
+        raise(errc::executor_shut_down,
+              "cannot spawn: the executor is shutting down or shut down, and will run no new task");
+    }
+    join_handle<T> joiner(cell); // the join reference is already counted
+    sched.schedule_spawn(cell);
+    return joiner;
+}
+
+/// Wraps a plain callable in a task whose frame holds the callable: still
+/// one allocation.
+template <class F>
+auto callable_task(F fn) -> task<std::invoke_result_t<F&>> {
+    co_return fn();
+}
+
+/// A callable returning a task: the callable must outlive the task it
+/// starts (a lambda's captures live in the lambda), so it is kept in an
+/// outer frame.
+template <class F>
+auto callable_coroutine(F fn) -> typename std::invoke_result_t<F&> {
+    co_return co_await fn();
+}
+
+template <class F>
+auto as_task(F&& fn) {
+    using result = std::invoke_result_t<std::decay_t<F>&>;
+    if constexpr (is_task<result>::value) {
+        return callable_coroutine(std::decay_t<F>(std::forward<F>(fn)));
+    } else {
+        return callable_task(std::decay_t<F>(std::forward<F>(fn)));
+    }
+}
+
+inline scheduler& current_scheduler(const char* what) {
+    if (t_context.sched == nullptr) {
+        (void)what;
+        raise(errc::no_current_executor,
+              "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
+              "use executor::spawn / executor::block_on from other threads");
+    }
+    return *t_context.sched;
+}
+
+} // namespace detail
+
+/// Spawns a task on the executor running the calling task. Works from any
+/// code running on a weft worker, without the executor's template
+/// arguments. From other threads use executor::spawn.
+template <class T>
+join_handle<T> spawn(task<T>&& work) {
+    return detail::spawn_on(detail::current_scheduler("spawn"), std::move(work));
+}
+
+/// Spawns a plain callable (or one returning a weft::task) as a task.
+template <class F>
+    requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+auto spawn(F&& fn) {
+    return detail::spawn_on(detail::current_scheduler("spawn"), detail::as_task(std::forward<F>(fn)));
+}
+
+/// Suspends the calling task and puts it at the back of its worker's local
+/// queue, so every task queued there runs before it resumes.
+///
+/// ```cpp
+/// weft::task<> spin() { for (;;) co_await weft::yield_now(); }
+/// ```
+[[nodiscard]] inline auto yield_now() noexcept {
+    struct awaiter {
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> self) const {
+            detail::task_header* task = detail::t_context.current;
+            if (task == nullptr) {
+                detail::raise(errc::no_current_executor,
+                              "weft::yield_now() was awaited outside a task run by a weft executor");
+            }
+            task->resume_point = self;
+            detail::self_notify(task);
+        }
+        void await_resume() const noexcept {}
+    };
+    return awaiter{};
+}
+
+/// A work-stealing executor with `Workers` worker threads, each with a local
+/// queue of `QueueSize` slots (a power of two). Everything on the
+/// scheduling path is a fixed-size array sized here, at compile time.
+/// The destructor shuts the executor down (see shutdown()).
+template <std::uint32_t Workers, std::uint32_t QueueSize = 256, class Options = default_options>
+class executor {
+    static_assert(Workers >= 1, "an executor needs at least one worker thread (Workers >= 1)");
+    static_assert(Workers <= 4096, "Workers must be at most 4096");
+    static_assert(QueueSize >= 2, "the local queue size must be at least 2");
+    static_assert((QueueSize & (QueueSize - 1)) == 0, "the local queue size must be a power of two (2, 4, ..., 256)");
+    static_assert(QueueSize <= (1u << 16), "the local queue size must be at most 65536");
+    static_assert(Options::global_queue_interval >= 1, "Options::global_queue_interval must be at least 1");
+    static_assert(Options::event_interval >= 1, "Options::event_interval must be at least 1");
+    static_assert(Options::budget >= 1, "Options::budget must be at least 1");
+    static_assert(Options::max_lifo_polls >= 1, "Options::max_lifo_polls must be at least 1");
+    static_assert(Options::max_global_batch >= 1, "Options::max_global_batch must be at least 1");
+    static_assert(Options::live_task_shards >= 1 && (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
+                  "Options::live_task_shards must be a power of two");
+
+public:
+    static constexpr std::uint32_t worker_count = Workers;
+    static constexpr std::uint32_t queue_size = QueueSize;
+
+    /// Starts the worker threads. Raises errc::invalid_argument for a
+    /// setting the OS refuses (a CPU that does not exist, a stack below the
+    /// minimum), errc::thread_start_failed if a thread cannot start; no
+    /// thread is left running then.
+    explicit executor(settings config = {}) : m_settings(std::move(config)) {
+        for (std::uint32_t i = 0; i < Workers; ++i) {
+            detail::thread_spec spec;
+            detail::format_thread_name(spec.name, m_settings.thread_name_prefix.c_str(), i);
+            spec.stack_size = m_settings.stack_size;
+            spec.cpu = i < m_settings.worker_cpus.size() ? m_settings.worker_cpus[i] : -1;
+            m_starts[i] = {this, i};
+            const int rc = detail::start_thread(m_threads[i], spec, &thread_main, &m_starts[i]);
+            if (rc != 0) {
+                stop_threads();
+                m_runtime.finish_shutdown();
+                raise_start_error(rc, i, spec);
+            }
+            ++m_started;
+        }
+    }
+
+    executor(const executor&) = delete;
+    executor& operator=(const executor&) = delete;
+
+    ~executor() {
+        if (detail::t_context.sched == &m_runtime) {
+            detail::panic(static_cast<int>(errc::blocking_on_worker),
+                          "an executor was destroyed by one of its own tasks: destroy it from outside");
+        }
+        shutdown_impl();
+    }
+
+    /// Spawns a task from any thread: from one of this executor's workers it
+    /// goes to that worker's queue, from anywhere else to the global queue.
+    template <class T>
+    join_handle<T> spawn(task<T>&& work) {
+        return detail::spawn_on(m_runtime, std::move(work));
+    }
+
+    /// Spawns a plain callable (or one returning a weft::task).
+    template <class F>
+        requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+    auto spawn(F&& fn) {
+        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
+    }
+
+    /// Runs `work` on the executor and blocks the calling thread until it
+    /// finishes; returns its value or rethrows its exception. Call it from a
+    /// thread outside every weft executor: on a worker it raises
+    /// errc::nested_runtime (there, co_await the task or spawn it).
+    template <class T>
+    T block_on(task<T>&& work) {
+        if (detail::on_worker_thread()) {
+            detail::raise(errc::nested_runtime,
+                          "cannot start a runtime from within a runtime: this thread is already driving weft "
+                          "tasks, and block_on would block it; co_await the task, or weft::spawn it, instead");
+        }
+        return spawn(std::move(work)).get();
+    }
+
+    /// Stops the executor: no new task is accepted (spawn raises
+    /// errc::executor_shut_down), the workers finish the task each is
+    /// running and exit, and every task that has not finished is destroyed
+    /// without being resumed (its destructors run; joining it raises
+    /// errc::task_aborted). Joins every thread. Idempotent; the destructor
+    /// calls it. Raises errc::blocking_on_worker from one of this
+    /// executor's own workers.
+    void shutdown() {
+        if (detail::t_context.sched == &m_runtime) {
+            detail::raise(errc::blocking_on_worker,
+                          "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
+                          "itself: call it from outside the executor");
+        }
+        shutdown_impl();
+    }
+
+    /// A snapshot of the executor's counters (see weft/metrics.hpp).
+    executor_metrics<Workers> metrics() const noexcept {
+        executor_metrics<Workers> out;
+        for (std::uint32_t i = 0; i < Workers; ++i) {
+            const detail::worker_counters& c = m_runtime.counters(i);
+            worker_metrics& w = out.workers[i];
+            w.polls = c.polls.get();
+            w.steals = c.steals.get();
+            w.steal_operations = c.steal_operations.get();
+            w.overflows = c.overflows.get();
+            w.parks = c.parks.get();
+            w.unparks = c.unparks.get();
+            w.lifo_hits = c.lifo_hits.get();
+            w.budget_forced_yields = c.budget_forced_yields.get();
+            w.local_schedules = c.local_schedules.get();
+            w.local_queue_depth = m_runtime.local_queue_depth(i);
+        }
+        out.global_queue_depth = m_runtime.global_queue_depth();
+        out.live_tasks = m_runtime.live_tasks();
+        out.spawned_tasks = m_runtime.spawned_tasks();
+        out.remote_schedules = m_runtime.remote_schedules();
+        out.parked_workers = m_runtime.parked_workers();
+        out.searching_workers = m_runtime.searching_workers();
+        return out;
+    }
+
+    /// The settings the executor was started with.
+    const weft::settings& config() const noexcept { return m_settings; }
+
+    /// The OS thread of worker `index` (to read its name, affinity, ...).
+    pthread_t native_handle(std::uint32_t index) const noexcept { return m_threads[index]; }
+
+private:
+    struct start_args {
+        executor* self = nullptr;
+        std::uint32_t index = 0;
+    };
+
+    static void* thread_main(void* arg) {
+        auto* start = static_cast<start_args*>(arg);
+        start->self->m_runtime.run_worker(start->index);
+        return nullptr;
+    }
+
+    void stop_threads() noexcept {
+        m_runtime.begin_shutdown();
+        for (std::uint32_t i = 0; i < m_started; ++i) {
+            ::pthread_join(m_threads[i], nullptr);
+        }
+        m_started = 0;
+    }
+
+    void shutdown_impl() noexcept {
+        detail::lock_hold<detail::spinlock> hold(m_shutdown_lock);
+        if (m_shut_down) {
+            return;
+        }
+        stop_threads();
+        m_runtime.finish_shutdown();
+        m_shut_down = true;
+    }
+
+    [[noreturn]] void raise_start_error(int rc, std::uint32_t index, const detail::thread_spec& spec) {
+        std::string message = "cannot start worker " + std::to_string(index) + ": ";
+        if (rc == EINVAL) {
+            message += "the OS refused its settings (stack_size " + std::to_string(spec.stack_size) +
+                       " bytes, cpu " + std::to_string(spec.cpu) +
+                       "): the stack may be below PTHREAD_STACK_MIN or the CPU may not exist";
+            detail::raise(errc::invalid_argument, message.c_str());
+        }
+        message += std::strerror(rc);
+        detail::raise(errc::thread_start_failed, message.c_str());
+    }
+
+    detail::runtime<Workers, QueueSize, Options> m_runtime;
+    weft::settings m_settings;
+    std::array<pthread_t, Workers> m_threads{};
+    std::array<start_args, Workers> m_starts{};
+    std::uint32_t m_started = 0;
+    detail::spinlock m_shutdown_lock;
+    bool m_shut_down = false;
+};
+
+} // namespace weft

@@ -1,0 +1,53 @@
+// weft/metrics.hpp: a snapshot of what an executor's workers have done.
+//
+// Counters are cumulative since the executor started and read without
+// stopping anyone, so a snapshot taken while tasks run is approximate (each
+// counter is exact at some instant during the call).
+//
+// ```cpp
+// auto m = ex.metrics();
+// for (std::size_t i = 0; i < m.workers.size(); ++i)
+//     std::printf("worker %zu ran %llu tasks\n", i, (unsigned long long)m.workers[i].polls);
+// ```
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace weft {
+
+struct worker_metrics {
+    std::uint64_t polls = 0;                // tasks run (resumed or cancelled)
+    std::uint64_t steals = 0;               // tasks this worker stole from others
+    std::uint64_t steal_operations = 0;     // successful steal attempts (each takes half a queue)
+    std::uint64_t overflows = 0;            // times its local queue overflowed to the global queue
+    std::uint64_t parks = 0;                // times it went to sleep
+    std::uint64_t unparks = 0;              // times it was woken to search for work
+    std::uint64_t lifo_hits = 0;            // tasks run from its LIFO slot
+    std::uint64_t budget_forced_yields = 0; // tasks it made yield because their budget ran out
+    std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
+    std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
+};
+
+template <std::uint32_t Workers>
+struct executor_metrics {
+    std::array<worker_metrics, Workers> workers{};
+    std::size_t global_queue_depth = 0; // tasks in the global queue now
+    std::size_t live_tasks = 0;         // spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;    // tasks spawned since start
+    std::uint64_t remote_schedules = 0; // spawns and wakes from outside the workers
+    std::uint32_t parked_workers = 0;    // workers asleep now
+    std::uint32_t searching_workers = 0; // workers looking for work to steal now
+
+    /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
+    std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {
+        std::uint64_t sum = 0;
+        for (const worker_metrics& w : workers) {
+            sum += w.*counter;
+        }
+        return sum;
+    }
+};
+
+} // namespace weft

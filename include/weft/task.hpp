@@ -1,0 +1,438 @@
+// weft/task.hpp: coroutine tasks and the handles that join them.
+//
+// `weft::task<T>` is a lazy coroutine: nothing runs until it is awaited or
+// spawned. `co_await child()` runs the child inline on the current worker by
+// symmetric transfer: no scheduling, no allocation beyond its frame, and no
+// stack growth however deep the chain. `weft::spawn(child())` makes it a
+// separate, stealable task and returns a `join_handle<T>`.
+//
+// ```cpp
+// weft::task<int> twice(int x) { co_return 2 * x; }
+// weft::task<int> parent() {
+//     int a = co_await twice(1);          // inline
+//     auto h = weft::spawn(twice(20));    // concurrent
+//     co_return a + co_await h;           // 42
+// }
+// ```
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "detail/futex.hpp"
+#include "detail/scheduler.hpp"
+#include "detail/task_cell.hpp"
+#include "error.hpp"
+
+namespace weft {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+inline constexpr bool exceptions_enabled =
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    true;
+#else
+    false;
+#endif
+
+/// Moves a result out: the value, or the exception rethrown, or an error
+/// if there is none (aborted, or already taken). Shared by inline awaits
+/// (the promise's slot) and joins (the cell).
+template <class T>
+T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>& storage) {
+    switch (kind) {
+    case output_kind::value:
+        kind = output_kind::none;
+        if constexpr (std::is_void_v<T>) {
+            return;
+        } else {
+            T value = std::move(*storage.get());
+            storage.get()->~T();
+            return value;
+        }
+    case output_kind::exception: {
+        kind = output_kind::none;
+        std::exception_ptr error = std::exchange(exception, nullptr);
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        std::rethrow_exception(error);
+#else
+        panic(0, "a task's exception reached a build without exceptions");
+#endif
+    }
+    case output_kind::cancelled:
+        raise(errc::task_aborted, "the task was aborted (or destroyed by shutdown) before it finished, "
+                                  "so it has no result; check is_finished() or handle errc::task_aborted");
+    case output_kind::none:
+        break;
+    }
+    raise(errc::invalid_handle, "the task's result was already taken");
+}
+
+template <class T>
+T take_output(task_header* header) {
+    return take_result<T>(header->output, header->exception, static_cast<task_cell<T>*>(header)->storage);
+}
+
+template <class T>
+class promise_base {
+public:
+    promise_base() = default;
+    promise_base(const promise_base&) = delete;
+    promise_base& operator=(const promise_base&) = delete;
+    ~promise_base() {
+        if constexpr (!std::is_void_v<T>) {
+            if (m_kind == output_kind::value) {
+                m_storage.get()->~T();
+            }
+        }
+    }
+
+    // ---- allocation: one block, the cell in front of the frame --------------
+
+    static void* operator new(std::size_t frame_size) {
+        static_assert(alignof(task_cell<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                      "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
+        constexpr std::size_t prefix = cell_prefix<T>;
+        void* block = ::operator new(prefix + frame_size);
+        auto* cell = ::new (block) task_cell<T>();
+        cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
+        cell->frame_offset = static_cast<std::uint16_t>(prefix);
+        cell->drop_value = &drop_value_of<T>;
+        return frame_of(cell, prefix);
+    }
+
+    // Called when the coroutine is destroyed: the frame's reference goes;
+    // the block stays while a join handle, queue or waker still holds one.
+    static void operator delete(void* frame, std::size_t) noexcept { ref_dec(cell_of_frame<T>(frame)); }
+
+    // ---- the coroutine protocol ------------------------------------------------
+
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+            promise_base& promise = self.promise();
+            if (promise.m_continuation) {
+                return transfer_to(promise.m_continuation); // inline child: back to the parent
+            }
+            if (promise.m_spawned) {
+                task_cell<T>* cell = cell_of_frame<T>(self.address());
+                promise.move_result_into(*cell);
+                // The output lives in the cell now: destroy the frame, so the
+                // task's arguments are gone by the time it reports done.
+                self.destroy();
+                complete_task(cell);
+            }
+            return std::noop_coroutine();
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void unhandled_exception() noexcept {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        m_exception = std::current_exception();
+        m_kind = output_kind::exception;
+#else
+        std::terminate();
+#endif
+    }
+
+    void set_continuation(std::coroutine_handle<> parent) noexcept { m_continuation = parent; }
+    void set_spawned(bool spawned) noexcept { m_spawned = spawned; }
+    T take_result() { return detail::take_result<T>(m_kind, m_exception, m_storage); }
+
+protected:
+    // A result type whose move constructor throws ends the process here
+    // (std::terminate): there is nobody to report it to.
+    void move_result_into(task_cell<T>& cell) noexcept {
+        if constexpr (!std::is_void_v<T>) {
+            if (m_kind == output_kind::value) {
+                ::new (static_cast<void*>(cell.storage.bytes)) T(std::move(*m_storage.get()));
+                m_storage.get()->~T();
+            }
+        }
+        cell.output = std::exchange(m_kind, output_kind::none);
+        cell.exception = std::exchange(m_exception, nullptr);
+    }
+
+    std::coroutine_handle<> m_continuation;
+    output_kind m_kind = output_kind::none;
+    bool m_spawned = false;
+    std::exception_ptr m_exception;
+    value_storage<T> m_storage;
+};
+
+template <class T>
+class promise final : public promise_base<T> {
+public:
+    task<T> get_return_object() noexcept;
+
+    // Two overloads rather than a forwarding template: a `co_return` of
+    // another type converts at the co_return, as a `return` would.
+    void return_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
+        ::new (static_cast<void*>(this->m_storage.bytes)) T(value);
+        this->m_kind = output_kind::value;
+    }
+    void return_value(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
+        ::new (static_cast<void*>(this->m_storage.bytes)) T(std::move(value));
+        this->m_kind = output_kind::value;
+    }
+};
+
+template <>
+class promise<void> final : public promise_base<void> {
+public:
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept { m_kind = output_kind::value; }
+};
+
+} // namespace detail
+
+/// A lazy coroutine producing a T (or nothing, for task<void>). Move-only;
+/// destroying a task that never ran destroys its frame.
+template <class T>
+class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>, "weft::task<T&> is not supported: return a pointer or a value");
+
+public:
+    using promise_type = detail::promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            destroy();
+            m_handle = std::exchange(other.m_handle, nullptr);
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() { destroy(); }
+
+    /// True if this task holds a coroutine (it was not moved from or spawned).
+    bool valid() const noexcept { return static_cast<bool>(m_handle); }
+
+    /// Runs the task inline in the awaiting coroutine (symmetric transfer).
+    auto operator co_await() && noexcept {
+        struct awaiter {
+            std::coroutine_handle<promise_type> child;
+            bool await_ready() const noexcept { return !child; }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+                child.promise().set_continuation(parent);
+                return detail::transfer_to(child);
+            }
+            T await_resume() {
+                if (!child) {
+                    detail::raise(errc::invalid_handle, "co_await on an empty weft::task (moved from or spawned)");
+                }
+                return child.promise().take_result();
+            }
+        };
+        return awaiter{m_handle};
+    }
+
+    /// For spawn: hands the coroutine over; the task becomes empty.
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(m_handle, nullptr); }
+    /// Undoes release() when a spawn fails, so the frame is not leaked.
+    void reclaim(std::coroutine_handle<promise_type> handle) noexcept { m_handle = handle; }
+
+private:
+    friend class detail::promise<T>;
+    explicit task(std::coroutine_handle<promise_type> handle) noexcept : m_handle(handle) {}
+
+    void destroy() noexcept {
+        if (m_handle) {
+            std::exchange(m_handle, nullptr).destroy();
+        }
+    }
+
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+namespace detail {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
+    return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+    return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+} // namespace detail
+
+/// The handle to a spawned task: await it (`co_await h`) or wait for it from
+/// a thread outside the executor (`h.get()`) to get the task's value or its
+/// exception; `detach()` to let it run on its own; `abort()` to cancel it.
+/// Dropping the handle detaches the task. Move-only; joining consumes it.
+template <class T>
+class [[nodiscard]] join_handle {
+public:
+    join_handle() noexcept = default;
+    explicit join_handle(detail::task_header* task) noexcept : m_task(task) {}
+    join_handle(join_handle&& other) noexcept : m_task(std::exchange(other.m_task, nullptr)) {}
+    join_handle& operator=(join_handle&& other) noexcept {
+        if (this != &other) {
+            reset();
+            m_task = std::exchange(other.m_task, nullptr);
+        }
+        return *this;
+    }
+    join_handle(const join_handle&) = delete;
+    join_handle& operator=(const join_handle&) = delete;
+    ~join_handle() { reset(); }
+
+    /// True while the handle refers to a task (not joined, detached or moved).
+    bool valid() const noexcept { return m_task != nullptr; }
+
+    /// True once the task has finished: returned, thrown, or been aborted.
+    bool is_finished() const noexcept {
+        return m_task != nullptr &&
+               (m_task->state.load(std::memory_order_acquire) & detail::task_state::complete) != 0;
+    }
+
+    /// Cancels the task: if it has not started it never runs; if it is
+    /// suspended its coroutines are destroyed (destructors run) without
+    /// resuming; if it is running it is destroyed at its next suspension.
+    /// Joining an aborted task raises errc::task_aborted. No effect on a
+    /// finished task.
+    void abort() noexcept {
+        if (m_task != nullptr && detail::transition_to_cancelled(m_task) == detail::wake_action::submit) {
+            m_task->owner->schedule(m_task);
+        }
+    }
+
+    /// Lets the task run on its own; an exception it throws goes to the
+    /// unhandled-exception handler. The handle becomes empty.
+    void detach() noexcept { reset(); }
+
+    /// Blocks the calling thread until the task finishes; returns its value
+    /// or rethrows its exception. Not on a worker thread (it would block the
+    /// worker): there, `co_await` the handle instead.
+    T get() {
+        check_valid("get()");
+        if (detail::on_worker_thread()) {
+            detail::raise(errc::blocking_on_worker,
+                          "join_handle::get() would block a worker thread and stall every task queued on it: "
+                          "co_await the handle instead");
+        }
+        std::uint32_t state =
+            m_task->state.fetch_or(detail::task_state::thread_waiter, std::memory_order_acq_rel) |
+            detail::task_state::thread_waiter;
+        while ((state & detail::task_state::complete) == 0) {
+            detail::futex_wait(&m_task->state, state);
+            state = m_task->state.load(std::memory_order_acquire);
+        }
+        return take();
+    }
+
+    /// Awaits the task's result from inside another task.
+    auto operator co_await() & noexcept { return awaiter{*this}; }
+    auto operator co_await() && noexcept { return awaiter{*this}; }
+
+private:
+    struct awaiter {
+        join_handle& handle;
+        bool registered = false;
+
+        awaiter(join_handle& h) noexcept : handle(h) {}
+        awaiter(const awaiter&) = delete;
+        awaiter& operator=(const awaiter&) = delete;
+        ~awaiter() {
+            // Destroyed while suspended: the awaiting task was cancelled.
+            // Take the waker back so the joined task does not hold a
+            // reference to it until it finishes.
+            if (registered) {
+                if (detail::task_header* waiter = detail::unset_join_waker(handle.m_task)) {
+                    detail::ref_dec(waiter);
+                }
+            }
+        }
+
+        bool await_ready() {
+            handle.check_valid("co_await");
+            return handle.is_finished() && detail::consume_budget();
+        }
+
+        bool await_suspend(std::coroutine_handle<> awaiting) {
+            detail::task_header* self = detail::t_context.current;
+            if (self == nullptr) {
+                detail::raise(errc::no_current_executor,
+                              "a join_handle can only be awaited inside a task run by a weft executor; "
+                              "outside one, call get()");
+            }
+            self->resume_point = awaiting;
+            if (handle.is_finished()) {
+                // Ready, but the budget is spent: yield first (back of the queue).
+                if (detail::t_context.forced_yields != nullptr) {
+                    detail::t_context.forced_yields->add();
+                }
+                detail::self_notify(self);
+                return true;
+            }
+            detail::ref_inc(self);
+            if (detail::set_join_waker(handle.m_task, self)) {
+                registered = true;
+                return true;
+            }
+            detail::ref_dec(self); // finished meanwhile: resume at once
+            return false;
+        }
+
+        T await_resume() {
+            registered = false;
+            return handle.take();
+        }
+    };
+
+    void check_valid(const char* what) const {
+        if (m_task == nullptr) {
+            (void)what;
+            detail::raise(errc::invalid_handle, "this join_handle is empty: it was already joined, detached, or "
+                                                "moved from; a task can be joined once");
+        }
+    }
+
+    // Consumes the handle: moves the output out, drops our reference.
+    T take() {
+        detail::task_header* task = std::exchange(m_task, nullptr);
+        struct release_guard {
+            detail::task_header* task;
+            ~release_guard() {
+                detail::drop_join_interest(task);
+                detail::ref_dec(task);
+            }
+        } guard{task};
+        return detail::take_output<T>(task);
+    }
+
+    void reset() noexcept {
+        detail::task_header* task = std::exchange(m_task, nullptr);
+        if (task == nullptr) {
+            return;
+        }
+        if (detail::drop_join_interest(task)) {
+            // Finished and never joined: its output is ours to dispose of,
+            // and an exception in it must not vanish.
+            if (task->output == detail::output_kind::exception) {
+                detail::report_unhandled_exception(task->exception);
+            }
+            detail::drop_output(task);
+        }
+        detail::ref_dec(task);
+    }
+
+    detail::task_header* m_task = nullptr;
+};
+
+} // namespace weft

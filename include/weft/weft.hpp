@@ -1,0 +1,9 @@
+// weft/weft.hpp: the umbrella header. Include this (or the generated single
+// header single_include/weft/weft.hpp) and you have all of weft's public API.
+#pragma once
+
+#include "config.hpp"
+#include "error.hpp"
+#include "executor.hpp"
+#include "metrics.hpp"
+#include "task.hpp"
