@@ -1,0 +1,127 @@
+// Parking: a task spawned while every worker sleeps is always run (no lost
+// wake-up), and sleeping workers stay asleep while there is nothing to do.
+#include <weft/weft.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <dirent.h>
+
+#include "support/catch.hpp"
+#include "support/util.hpp"
+
+namespace {
+
+template <std::uint32_t W, std::uint32_t Q>
+bool all_parked(const weft::executor<W, Q>& ex) {
+    return ex.metrics().parked_workers == W;
+}
+
+void spin_for(std::chrono::nanoseconds delay) {
+    const auto until = std::chrono::steady_clock::now() + delay;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+}
+
+template <std::uint32_t W>
+void lost_wakeup_hunt(std::size_t rounds) {
+    weft::executor<W, 64> ex;
+    std::atomic<std::size_t> ran{0};
+    for (std::size_t round = 1; round <= rounds; ++round) {
+        // Every worker is asleep (or about to be: the hunt also covers the
+        // window in which the last one is announcing itself parked).
+        if (round % 4 == 0) {
+            REQUIRE(weft_test::wait_until([&] { return all_parked(ex); }, std::chrono::seconds(10)));
+        } else {
+            // Sweep the window in which the last worker is going to sleep:
+            // spawn after a delay that varies from round to round.
+            spin_for(std::chrono::nanoseconds((round * 7919) % 20'000));
+        }
+        ex.spawn([&ran] { ran.fetch_add(1, std::memory_order_release); }).detach();
+        const bool ok =
+            weft_test::wait_until([&] { return ran.load(std::memory_order_acquire) == round; }, std::chrono::seconds(10));
+        if (!ok) {
+            FAIL("round " << round << ": a task spawned onto a parked executor never ran (lost wake-up)");
+        }
+    }
+    REQUIRE(ran.load() == rounds);
+}
+
+// Voluntary context switches of the executor's worker threads, found by
+// their names in /proc/self/task.
+std::uint64_t worker_context_switches(const std::string& prefix) {
+    std::uint64_t total = 0;
+    DIR* dir = ::opendir("/proc/self/task");
+    REQUIRE(dir != nullptr);
+    while (dirent* entry = ::readdir(dir)) {
+        const std::string tid = entry->d_name;
+        if (tid == "." || tid == "..") {
+            continue;
+        }
+        std::ifstream comm("/proc/self/task/" + tid + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name.rfind(prefix, 0) != 0) {
+            continue;
+        }
+        std::ifstream status("/proc/self/task/" + tid + "/status");
+        std::string line;
+        while (std::getline(status, line)) {
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+                total += std::stoull(line.substr(line.find(':') + 1));
+            }
+        }
+    }
+    ::closedir(dir);
+    return total;
+}
+
+} // namespace
+
+TEST_CASE("lost wake-up hunt: 100,000 rounds of spawning onto a parked 2-worker executor", "[parking]") {
+    lost_wakeup_hunt<2>(weft_test::scaled(100'000));
+}
+
+TEST_CASE("lost wake-up hunt: 20,000 rounds on 1 and on 4 workers", "[parking]") {
+    lost_wakeup_hunt<1>(weft_test::scaled(20'000));
+    lost_wakeup_hunt<4>(weft_test::scaled(20'000));
+}
+
+TEST_CASE("an idle executor's workers do not wake up", "[parking]") {
+    weft::settings s;
+    s.thread_name_prefix = "idlechk";
+    weft::executor<4, 64> ex(s);
+    // Some work first, so the workers have run and parked through the
+    // ordinary path.
+    for (int i = 0; i < 1000; ++i) {
+        ex.spawn([] {}).detach();
+    }
+    REQUIRE(weft_test::wait_until([&] { return all_parked(ex) && ex.metrics().live_tasks == 0; }));
+    const auto parks_before = ex.metrics().total(&weft::worker_metrics::parks);
+    const std::uint64_t before = worker_context_switches("idlechk");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const std::uint64_t after = worker_context_switches("idlechk");
+    // A parked worker sleeps in FUTEX_WAIT until someone has work for it:
+    // no timer, no polling, so not a single wake-up in 300 ms.
+    CHECK(after == before);
+    CHECK(ex.metrics().total(&weft::worker_metrics::parks) == parks_before);
+}
+
+TEST_CASE("a burst of outside spawns onto a parked executor wakes workers and runs them all", "[parking]") {
+    weft::executor<4, 64> ex;
+    REQUIRE(weft_test::wait_until([&] { return all_parked(ex); }));
+    std::atomic<int> ran{0};
+    for (int burst = 0; burst < 100; ++burst) {
+        for (int i = 0; i < 64; ++i) {
+            ex.spawn([&ran] { ran.fetch_add(1); }).detach();
+        }
+        REQUIRE(weft_test::wait_until([&] { return ran.load() == 64 * (burst + 1); }));
+    }
+    const auto m = ex.metrics();
+    CHECK(m.total(&weft::worker_metrics::unparks) > 0);
+}

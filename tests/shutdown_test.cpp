@@ -1,0 +1,157 @@
+// Shutdown: nothing new is accepted, every task that never finished is
+// destroyed (its destructors run) without being resumed, whoever joins it
+// learns it was aborted, and nothing leaks (ASan's leak checker runs this).
+#include <weft/weft.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/util.hpp"
+
+namespace {
+
+struct counted {
+    static inline std::atomic<int> alive{0};
+    counted() { alive.fetch_add(1); }
+    counted(const counted&) { alive.fetch_add(1); }
+    ~counted() { alive.fetch_sub(1); }
+};
+
+weft::task<void> hold(counted, std::atomic<int>* resumed) {
+    resumed->fetch_add(1);
+    co_return;
+}
+
+weft::task<void> wait_forever(counted, std::atomic<bool>* release) {
+    while (!release->load()) {
+        co_await weft::yield_now();
+    }
+}
+
+weft::task<void> join_forever(counted c, std::atomic<bool>* release, std::atomic<int>* after_join) {
+    auto h = weft::spawn(wait_forever(c, release));
+    co_await h;
+    after_join->fetch_add(1);
+}
+
+} // namespace
+
+TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never resumes them", "[shutdown]") {
+    counted::alive.store(0);
+    std::atomic<int> resumed{0};
+    std::atomic<bool> release{false};
+    {
+        weft::executor<1, 256> ex;
+        // The only worker is blocked, so everything below stays queued.
+        std::atomic<bool> started{false};
+        auto blocker = ex.spawn([&release, &started] {
+            started.store(true);
+            while (!release.load()) {
+                std::this_thread::yield();
+            }
+        });
+        REQUIRE(weft_test::wait_until([&] { return started.load(); }));
+        std::vector<weft::join_handle<void>> kept;
+        for (int i = 0; i < 10'000; ++i) {
+            auto h = ex.spawn(hold(counted{}, &resumed));
+            if (i % 2 == 0) {
+                kept.push_back(std::move(h)); // half joined later, half detached
+            }
+        }
+        REQUIRE(counted::alive.load() == 10'000);
+        std::thread stopper([&] { ex.shutdown(); });
+        // shutdown waits for the running task; let it finish.
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        release.store(true);
+        stopper.join();
+        blocker.get();
+        REQUIRE(counted::alive.load() == 0);
+        REQUIRE(resumed.load() == 0);
+        for (auto& h : kept) {
+            REQUIRE(h.is_finished());
+            try {
+                h.get();
+                FAIL("a destroyed task returned a value");
+            } catch (const weft::error& e) {
+                REQUIRE(e.code() == weft::errc::task_aborted);
+            }
+        }
+    }
+    REQUIRE(counted::alive.load() == 0);
+}
+
+TEST_CASE("shutdown destroys tasks suspended on a join that will never complete", "[shutdown]") {
+    counted::alive.store(0);
+    std::atomic<bool> release{false};
+    std::atomic<int> after_join{0};
+    {
+        weft::executor<2, 64> ex;
+        for (int i = 0; i < 100; ++i) {
+            ex.spawn(join_forever(counted{}, &release, &after_join)).detach();
+        }
+        // Each joiner is suspended and each spinner keeps yielding.
+        REQUIRE(weft_test::wait_until([&] { return ex.metrics().live_tasks == 200; }));
+        ex.shutdown();
+        REQUIRE(counted::alive.load() == 0);
+        REQUIRE(ex.metrics().live_tasks == 0);
+    }
+    REQUIRE(after_join.load() == 0);
+}
+
+TEST_CASE("shutdown is idempotent and the destructor after it is harmless", "[shutdown]") {
+    weft::executor<2, 64> ex;
+    REQUIRE(ex.block_on([]() -> weft::task<int> { co_return 3; }()) == 3);
+    ex.shutdown();
+    ex.shutdown();
+    REQUIRE_THROWS_AS(ex.spawn([] {}), weft::error);
+}
+
+TEST_CASE("shutdown called from one of the executor's own tasks raises blocking_on_worker", "[shutdown][errors]") {
+    weft::executor<2, 64> ex;
+    auto body = [&ex]() -> weft::task<bool> {
+        try {
+            ex.shutdown();
+        } catch (const weft::error& e) {
+            co_return e.code() == weft::errc::blocking_on_worker;
+        }
+        co_return false;
+    };
+    REQUIRE(ex.block_on(body()));
+}
+
+TEST_CASE("outside threads spawning while the executor shuts down either run or get an error", "[shutdown]") {
+    std::atomic<int> ran{0};
+    std::atomic<int> refused{0};
+    std::atomic<int> aborted{0};
+    std::atomic<int> unexpected{0}; // Catch2's REQUIRE is not thread-safe: count here
+    {
+        weft::executor<2, 64> ex;
+        std::vector<std::thread> spawners;
+        for (int t = 0; t < 3; ++t) {
+            spawners.emplace_back([&] {
+                for (int i = 0; i < 5'000; ++i) {
+                    try {
+                        auto h = ex.spawn([&ran] { ran.fetch_add(1); });
+                        try {
+                            h.get();
+                        } catch (const weft::error& e) {
+                            (e.code() == weft::errc::task_aborted ? aborted : unexpected).fetch_add(1);
+                        }
+                    } catch (const weft::error& e) {
+                        (e.code() == weft::errc::executor_shut_down ? refused : unexpected).fetch_add(1);
+                    }
+                }
+            });
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        ex.shutdown();
+        for (auto& th : spawners) {
+            th.join();
+        }
+    }
+    // Every spawn is accounted for: it ran, was refused, or was aborted.
+    REQUIRE(unexpected.load() == 0);
+    REQUIRE(ran.load() + refused.load() + aborted.load() == 15'000);
+}
