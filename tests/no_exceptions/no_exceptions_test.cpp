@@ -1,0 +1,99 @@
+// Built with -fno-exceptions -fno-rtti: the runtime works, and misuse goes
+// to the panic handler with the same message a weft::error would carry.
+// No Catch2 here (it needs exceptions): the program exits non-zero on the
+// first failed check.
+#include <weft/weft.hpp>
+
+#include <cstdio>
+#include <cstring>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+int checks = 0;
+int failures = 0;
+
+void check(bool ok, const char* what) {
+    ++checks;
+    if (!ok) {
+        std::fprintf(stderr, "FAILED: %s\n", what);
+        ++failures;
+    }
+}
+
+weft::task<int> child(int x) {
+    co_await weft::yield_now();
+    co_return 2 * x;
+}
+
+weft::task<int> root() {
+    auto h = weft::spawn(child(21));
+    co_return co_await h;
+}
+
+int g_pipe = -1;
+
+void report_and_exit(int code, const char* message) noexcept {
+    char line[512];
+    const int n = std::snprintf(line, sizeof line, "%d %s", code, message);
+    if (n > 0) {
+        (void)!::write(g_pipe, line, static_cast<std::size_t>(n));
+    }
+    ::_exit(42);
+}
+
+// Runs `misuse` in a child process whose panic handler reports the code and
+// message through a pipe; checks both.
+template <class F>
+void expect_panic(F misuse, weft::errc code, const char* fragment) {
+    int fds[2];
+    check(::pipe(fds) == 0, "pipe");
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        g_pipe = fds[1];
+        weft::set_panic_handler(&report_and_exit);
+        misuse();
+        ::_exit(0); // misuse did not panic
+    }
+    ::close(fds[1]);
+    char buffer[512] = {};
+    std::size_t got = 0;
+    for (ssize_t n; (n = ::read(fds[0], buffer + got, sizeof buffer - 1 - got)) > 0;) {
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 42, "the misuse reached the panic handler");
+    check(std::atoi(buffer) == static_cast<int>(code), "the panic carries the weft::errc");
+    check(std::strstr(buffer, fragment) != nullptr, "the panic message says what happened");
+}
+
+} // namespace
+
+int main() {
+    {
+        weft::executor<2, 64> ex;
+        check(ex.block_on(root()) == 42, "block_on runs tasks without exceptions");
+    }
+    expect_panic([] { (void)weft::spawn(child(1)); }, weft::errc::no_current_executor, "outside any executor");
+    expect_panic(
+        [] {
+            weft::executor<1, 64> ex;
+            auto nested = [&ex]() -> weft::task<int> { co_return ex.block_on(child(1)); };
+            (void)ex.block_on(nested());
+        },
+        weft::errc::nested_runtime, "cannot start a runtime from within a runtime");
+    expect_panic(
+        [] {
+            weft::executor<1, 64> ex;
+            ex.shutdown();
+            (void)ex.spawn(child(1));
+        },
+        weft::errc::executor_shut_down, "shut down");
+    std::printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures == 0 ? 0 : 1;
+}
