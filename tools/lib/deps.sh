@@ -33,7 +33,12 @@ weft_require_packages() {
         fi
     done
     echo "weft: installing ${missing[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        # Stale package lists name versions the mirror no longer has.
+        echo "weft: install failed; refreshing the package lists and trying again" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
 }
 
 # What building and testing weft needs.
