@@ -38,13 +38,14 @@ int run(int reps) {
         const auto stop = std::chrono::steady_clock::now();
         handles.clear();
         if (rep >= 0) {
-            ns_per_task.push_back(std::chrono::duration<double, std::nano>(stop - start).count() / tasks_per_rep);
+            ns_per_task.push_back(std::chrono::duration<double, std::nano>(stop - start).count() /
+                                  tasks_per_rep);
         }
     }
     std::sort(ns_per_task.begin(), ns_per_task.end());
     const double median = ns_per_task[ns_per_task.size() / 2];
-    std::printf("spawn_many_remote_idle workers=%u reps=%d: median %.0f ns/task (min %.0f, max %.0f)\n", Workers,
-                reps, median, ns_per_task.front(), ns_per_task.back());
+    std::printf("spawn_many_remote_idle workers=%u reps=%d: median %.0f ns/task (min %.0f, max %.0f)\n",
+                Workers, reps, median, ns_per_task.front(), ns_per_task.back());
     return 0;
 }
 

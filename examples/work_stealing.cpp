@@ -33,8 +33,9 @@ weft::task<std::uint64_t> run_all(std::uint64_t tasks) {
     for (std::uint64_t i = 0; i < tasks; ++i) {
         const std::uint64_t result = co_await handles[i];
         if (i % 20 == 0) {
-            std::printf("task %3llu: sum of %llu * j for j < 1000 = %llu\n", static_cast<unsigned long long>(i),
-                        static_cast<unsigned long long>(i), static_cast<unsigned long long>(result));
+            std::printf("task %3llu: sum of %llu * j for j < 1000 = %llu\n",
+                        static_cast<unsigned long long>(i), static_cast<unsigned long long>(i),
+                        static_cast<unsigned long long>(result));
         }
         total += result;
     }
@@ -50,14 +51,16 @@ int main(int argc, char** argv) {
     const std::uint64_t total = ex.block_on(run_all(tasks));
     // Sum over i < tasks of i * 499500.
     const std::uint64_t expected = tasks * (tasks - 1) / 2 * 499500;
-    std::printf("total %llu (%s)\n\n", static_cast<unsigned long long>(total), total == expected ? "correct" : "WRONG");
+    std::printf("total %llu (%s)\n\n", static_cast<unsigned long long>(total),
+                total == expected ? "correct" : "WRONG");
 
     const auto m = ex.metrics();
     std::printf("worker  polls  stolen  steal-ops  lifo-hits  parks  unparks  overflows\n");
     for (std::uint32_t w = 0; w < workers; ++w) {
         const weft::worker_metrics& s = m.workers[w];
-        std::printf("%6u %6llu %7llu %10llu %10llu %6llu %8llu %10llu\n", w, static_cast<unsigned long long>(s.polls),
-                    static_cast<unsigned long long>(s.steals), static_cast<unsigned long long>(s.steal_operations),
+        std::printf("%6u %6llu %7llu %10llu %10llu %6llu %8llu %10llu\n", w,
+                    static_cast<unsigned long long>(s.polls), static_cast<unsigned long long>(s.steals),
+                    static_cast<unsigned long long>(s.steal_operations),
                     static_cast<unsigned long long>(s.lifo_hits), static_cast<unsigned long long>(s.parks),
                     static_cast<unsigned long long>(s.unparks), static_cast<unsigned long long>(s.overflows));
     }

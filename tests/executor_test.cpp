@@ -97,7 +97,8 @@ TEST_CASE("spawn of a lambda returning a task keeps the lambda's captures alive"
     REQUIRE(h.get() == text.size());
 }
 
-TEST_CASE("block_on on a worker thread raises nested_runtime with a message saying what to do", "[executor][errors]") {
+TEST_CASE("block_on on a worker thread raises nested_runtime with a message saying what to do",
+          "[executor][errors]") {
     weft::executor<2, 64> ex;
     auto nested = [&ex]() -> weft::task<std::string> {
         try {
@@ -158,7 +159,7 @@ TEST_CASE("get() on a worker thread raises blocking_on_worker", "[executor][erro
         try {
             (void)h.get();
         } catch (const weft::error& e) {
-            co_return e.code() == weft::errc::blocking_on_worker && h.valid();
+            co_return e.code() == weft::errc::blocking_on_worker&& h.valid();
         }
         co_return false;
     };
@@ -184,7 +185,10 @@ TEST_CASE("abort of a task that has not started: it never runs", "[executor][abo
     std::atomic<int> ran{0};
     std::atomic<int> destroyed{0};
     // Keep the only worker busy so the victim stays queued.
-    auto blocker = ex.spawn([&release]() { while (!release.load()) std::this_thread::yield(); });
+    auto blocker = ex.spawn([&release]() {
+        while (!release.load())
+            std::this_thread::yield();
+    });
     auto victim_fn = [](std::atomic<int>* r, destroy_flag) -> weft::task<int> {
         r->fetch_add(1);
         co_return 7;

@@ -43,8 +43,8 @@ void lost_wakeup_hunt(std::size_t rounds) {
             spin_for(std::chrono::nanoseconds((round * 7919) % 20'000));
         }
         ex.spawn([&ran] { ran.fetch_add(1, std::memory_order_release); }).detach();
-        const bool ok =
-            weft_test::wait_until([&] { return ran.load(std::memory_order_acquire) == round; }, std::chrono::seconds(10));
+        const bool ok = weft_test::wait_until([&] { return ran.load(std::memory_order_acquire) == round; },
+                                              std::chrono::seconds(10));
         if (!ok) {
             FAIL("round " << round << ": a task spawned onto a parked executor never ran (lost wake-up)");
         }

@@ -89,7 +89,8 @@ TEST_CASE("a worker pinned to a CPU runs only there", "[settings]") {
     REQUIRE(ex.block_on([]() -> weft::task<int> { co_return 5; }()) == 5);
 }
 
-TEST_CASE("affinity to a CPU that does not exist is invalid_argument, and no thread is left behind", "[settings][errors]") {
+TEST_CASE("affinity to a CPU that does not exist is invalid_argument, and no thread is left behind",
+          "[settings][errors]") {
     weft::settings s;
     s.worker_cpus = {-1, CPU_SETSIZE + 5};
     try {

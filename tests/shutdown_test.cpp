@@ -108,7 +108,8 @@ TEST_CASE("shutdown is idempotent and the destructor after it is harmless", "[sh
     REQUIRE_THROWS_AS(ex.spawn([] {}), weft::error);
 }
 
-TEST_CASE("shutdown called from one of the executor's own tasks raises blocking_on_worker", "[shutdown][errors]") {
+TEST_CASE("shutdown called from one of the executor's own tasks raises blocking_on_worker",
+          "[shutdown][errors]") {
     weft::executor<2, 64> ex;
     auto body = [&ex]() -> weft::task<bool> {
         try {

@@ -89,7 +89,7 @@ TEST_CASE("awaiting an empty (moved-from) task raises invalid_handle", "[task][e
         } catch (const weft::error& e) {
             raised = e.code() == weft::errc::invalid_handle;
         }
-        co_return raised && co_await std::move(moved) == 1;
+        co_return raised&& co_await std::move(moved) == 1;
     };
     REQUIRE(ex.block_on(parent()));
 }

@@ -92,7 +92,8 @@ inline panic_handler set_panic_handler(panic_handler handler) noexcept {
 /// Receives the exception of a task nobody joins (detached, or whose handle
 /// was dropped unread); the worker keeps running. Returns the previous one.
 using unhandled_exception_handler = detail::unhandled_exception_fn;
-inline unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
+inline unhandled_exception_handler
+set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
     return detail::g_unhandled_exception_handler.exchange(
         handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
 }

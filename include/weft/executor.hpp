@@ -43,6 +43,15 @@ struct is_task : std::false_type {};
 template <class T>
 struct is_task<task<T>> : std::true_type {};
 
+/// The stored copy of a callable given to spawn, as the task calls it.
+template <class F>
+using stored_callable = std::decay_t<F>&;
+
+/// What spawn accepts besides a task: something callable with no
+/// arguments, returning a value, nothing, or a task.
+template <class F>
+concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std::decay_t<F>>::value;
+
 /// Binds a task to `sched` and queues it. On failure the task keeps its
 /// coroutine (destroyed with it) and the error is raised.
 template <class T>
@@ -102,9 +111,10 @@ auto as_task(F&& fn) {
 inline scheduler& current_scheduler(const char* what) {
     if (t_context.sched == nullptr) {
         (void)what;
-        raise(errc::no_current_executor,
-              "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
-              "use executor::spawn / executor::block_on from other threads");
+        raise(
+            errc::no_current_executor,
+            "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
+            "use executor::spawn / executor::block_on from other threads");
     }
     return *t_context.sched;
 }
@@ -120,8 +130,7 @@ join_handle<T> spawn(task<T>&& work) {
 }
 
 /// Spawns a plain callable (or one returning a weft::task) as a task.
-template <class F>
-    requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
     return detail::spawn_on(detail::current_scheduler("spawn"), detail::as_task(std::forward<F>(fn)));
 }
@@ -158,14 +167,16 @@ class executor {
     static_assert(Workers >= 1, "an executor needs at least one worker thread (Workers >= 1)");
     static_assert(Workers <= 4096, "Workers must be at most 4096");
     static_assert(QueueSize >= 2, "the local queue size must be at least 2");
-    static_assert((QueueSize & (QueueSize - 1)) == 0, "the local queue size must be a power of two (2, 4, ..., 256)");
+    static_assert((QueueSize & (QueueSize - 1)) == 0,
+                  "the local queue size must be a power of two (2, 4, ..., 256)");
     static_assert(QueueSize <= (1u << 16), "the local queue size must be at most 65536");
     static_assert(Options::global_queue_interval >= 1, "Options::global_queue_interval must be at least 1");
     static_assert(Options::event_interval >= 1, "Options::event_interval must be at least 1");
     static_assert(Options::budget >= 1, "Options::budget must be at least 1");
     static_assert(Options::max_lifo_polls >= 1, "Options::max_lifo_polls must be at least 1");
     static_assert(Options::max_global_batch >= 1, "Options::max_global_batch must be at least 1");
-    static_assert(Options::live_task_shards >= 1 && (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
+    static_assert(Options::live_task_shards >= 1 &&
+                      (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
                   "Options::live_task_shards must be a power of two");
 
 public:
@@ -212,8 +223,7 @@ public:
     }
 
     /// Spawns a plain callable (or one returning a weft::task).
-    template <class F>
-        requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+    template <detail::spawnable_callable F>
     auto spawn(F&& fn) {
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
@@ -225,9 +235,10 @@ public:
     template <class T>
     T block_on(task<T>&& work) {
         if (detail::on_worker_thread()) {
-            detail::raise(errc::nested_runtime,
-                          "cannot start a runtime from within a runtime: this thread is already driving weft "
-                          "tasks, and block_on would block it; co_await the task, or weft::spawn it, instead");
+            detail::raise(
+                errc::nested_runtime,
+                "cannot start a runtime from within a runtime: this thread is already driving weft "
+                "tasks, and block_on would block it; co_await the task, or weft::spawn it, instead");
         }
         return spawn(std::move(work)).get();
     }
@@ -241,9 +252,10 @@ public:
     /// executor's own workers.
     void shutdown() {
         if (detail::t_context.sched == &m_runtime) {
-            detail::raise(errc::blocking_on_worker,
-                          "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
-                          "itself: call it from outside the executor");
+            detail::raise(
+                errc::blocking_on_worker,
+                "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
+                "itself: call it from outside the executor");
         }
         shutdown_impl();
     }

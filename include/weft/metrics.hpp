@@ -33,10 +33,10 @@ struct worker_metrics {
 template <std::uint32_t Workers>
 struct executor_metrics {
     std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0; // tasks in the global queue now
-    std::size_t live_tasks = 0;         // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;    // tasks spawned since start
-    std::uint64_t remote_schedules = 0; // spawns and wakes from outside the workers
+    std::size_t global_queue_depth = 0;  // tasks in the global queue now
+    std::size_t live_tasks = 0;          // spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;     // tasks spawned since start
+    std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
     std::uint32_t parked_workers = 0;    // workers asleep now
     std::uint32_t searching_workers = 0; // workers looking for work to steal now
 

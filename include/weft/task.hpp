@@ -69,8 +69,7 @@ T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>
     case output_kind::cancelled:
         raise(errc::task_aborted, "the task was aborted (or destroyed by shutdown) before it finished, "
                                   "so it has no result; check is_finished() or handle errc::task_aborted");
-    case output_kind::none:
-        break;
+    case output_kind::none: break;
     }
     raise(errc::invalid_handle, "the task's result was already taken");
 }
@@ -97,8 +96,9 @@ public:
     // ---- allocation: one block, the cell in front of the frame --------------
 
     static void* operator new(std::size_t frame_size) {
-        static_assert(alignof(task_cell<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
-                      "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
+        static_assert(
+            alignof(task_cell<T>) <= frame_alignment,
+            "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
         constexpr std::size_t prefix = cell_prefix<T>;
         void* block = ::operator new(prefix + frame_size);
         auto* cell = ::new (block) task_cell<T>();
@@ -235,7 +235,8 @@ public:
             }
             T await_resume() {
                 if (!child) {
-                    detail::raise(errc::invalid_handle, "co_await on an empty weft::task (moved from or spawned)");
+                    detail::raise(errc::invalid_handle,
+                                  "co_await on an empty weft::task (moved from or spawned)");
                 }
                 return child.promise().take_result();
             }
@@ -398,8 +399,9 @@ private:
     void check_valid(const char* what) const {
         if (m_task == nullptr) {
             (void)what;
-            detail::raise(errc::invalid_handle, "this join_handle is empty: it was already joined, detached, or "
-                                                "moved from; a task can be joined once");
+            detail::raise(errc::invalid_handle,
+                          "this join_handle is empty: it was already joined, detached, or "
+                          "moved from; a task can be joined once");
         }
     }
 

@@ -242,7 +242,8 @@ inline panic_handler set_panic_handler(panic_handler handler) noexcept {
 /// Receives the exception of a task nobody joins (detached, or whose handle
 /// was dropped unread); the worker keeps running. Returns the previous one.
 using unhandled_exception_handler = detail::unhandled_exception_fn;
-inline unhandled_exception_handler set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
+inline unhandled_exception_handler
+set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
     return detail::g_unhandled_exception_handler.exchange(
         handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
 }
@@ -467,7 +468,8 @@ public:
     }
 
     bool try_lock() noexcept {
-        return !m_locked.load(std::memory_order_relaxed) && !m_locked.exchange(true, std::memory_order_acquire);
+        return !m_locked.load(std::memory_order_relaxed) &&
+               !m_locked.exchange(true, std::memory_order_acquire);
     }
 
     void unlock() noexcept { m_locked.store(false, std::memory_order_release); }
@@ -559,7 +561,9 @@ public:
         return true;
     }
 
-    std::uint32_t num_searching() const noexcept { return searching(m_state.load(std::memory_order_seq_cst)); }
+    std::uint32_t num_searching() const noexcept {
+        return searching(m_state.load(std::memory_order_seq_cst));
+    }
     std::uint32_t num_unparked() const noexcept { return unparked(m_state.load(std::memory_order_seq_cst)); }
 
 private:
@@ -857,7 +861,8 @@ public:
             // acquires this head and then loads the tail sees a tail at
             // least this far, so its `tail - real` never underflows (the
             // model test fails if it is relaxed).
-            if (m_head.compare_exchange_weak(head, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            if (m_head.compare_exchange_weak(head, next, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
                 out = m_buffer[real & mask].load();
                 return true;
             }
@@ -948,7 +953,8 @@ private:
                 return 0;
             }
             next = pack(steal, real + n);
-            if (m_head.compare_exchange_weak(prev, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            if (m_head.compare_exchange_weak(prev, next, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
                 break;
             }
         }
@@ -1070,17 +1076,17 @@ enum class output_kind : std::uint8_t { none, value, exception, cancelled };
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_size = 0;                           // bytes of the whole block
-    task_header* queue_next = nullptr;                      // global queue link
-    task_header* owned_prev = nullptr;                      // live-task list links
+    std::uint32_t block_size = 0;                          // bytes of the whole block
+    task_header* queue_next = nullptr;                     // global queue link
+    task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
-    std::coroutine_handle<> resume_point;  // the innermost suspended coroutine of this task
+    std::coroutine_handle<> resume_point;   // the innermost suspended coroutine of this task
     task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
     scheduler* owner = nullptr;             // set by spawn
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
     std::exception_ptr exception;
     output_kind output = output_kind::none;
-    bool owned_bound = false;  // listed in the owner's live-task list (under its lock)
+    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
     std::uint16_t frame_offset = 0; // bytes from the block start to the coroutine frame
 };
 
@@ -1101,12 +1107,17 @@ struct task_cell : task_header {
     value_storage<T> storage;
 };
 
+/// The alignment operator new gives, which the coroutine frame keeps.
+inline constexpr std::size_t frame_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+constexpr std::size_t round_up(std::size_t bytes, std::size_t alignment) noexcept {
+    return (bytes + alignment - 1) / alignment * alignment;
+}
+
 /// Bytes between the start of the block and the coroutine frame: the cell,
-/// rounded up so the frame keeps operator new's alignment.
+/// rounded up to the frame's alignment.
 template <class T>
-inline constexpr std::size_t cell_prefix =
-    (sizeof(task_cell<T>) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) / __STDCPP_DEFAULT_NEW_ALIGNMENT__ *
-    __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+inline constexpr std::size_t cell_prefix = round_up(sizeof(task_cell<T>), frame_alignment);
 
 inline void* frame_of(task_header* header, std::size_t prefix) noexcept {
     return reinterpret_cast<unsigned char*>(header) + prefix;
@@ -1178,7 +1189,8 @@ inline run_action transition_to_running(task_header* header) noexcept {
     for (;;) {
         assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
         const std::uint32_t next = (cur & ~task_state::notified) | task_state::running;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return (cur & task_state::cancelled) != 0 ? run_action::cancel : run_action::poll;
         }
     }
@@ -1208,7 +1220,8 @@ inline idle_action transition_to_idle(task_header* header) noexcept {
         // Idle and not complete: the frame reference keeps the block alive,
         // so dropping ours in the same CAS cannot reach zero.
         const std::uint32_t next = (cur & ~task_state::running) - task_state::ref_one;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return idle_action::done;
         }
     }
@@ -1265,7 +1278,8 @@ inline wake_action transition_to_cancelled(task_header* header) noexcept {
             next = (next | task_state::notified) + task_state::ref_one;
             action = wake_action::submit;
         }
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return action;
         }
     }
@@ -1286,8 +1300,8 @@ inline bool drop_join_interest(task_header* header) noexcept {
         if ((cur & task_state::complete) != 0) {
             return true;
         }
-        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest,
+                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
             return false;
         }
     }
@@ -1519,8 +1533,8 @@ inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t exp
 
 /// Wakes at most `count` threads sleeping on `word`.
 inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr,
-              nullptr, 0);
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
+              nullptr, nullptr, 0);
 }
 
 inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }
@@ -1535,11 +1549,13 @@ public:
     /// Sleeps until unpark() is (or was already) called.
     void park() noexcept {
         std::uint32_t cur = notified;
-        if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
             return;
         }
         cur = empty;
-        if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed,
+                                             std::memory_order_relaxed)) {
             // Notified between the two CASes: consume it.
             m_state.exchange(empty, std::memory_order_acquire);
             return;
@@ -1629,12 +1645,12 @@ protected:
 };
 
 struct thread_context {
-    scheduler* sched = nullptr;            // set on worker threads only
-    void* worker = nullptr;                // that scheduler's state for this worker
-    task_header* current = nullptr;        // the task being polled, if any
-    std::uint32_t budget = 0;              // operations left before a forced yield
+    scheduler* sched = nullptr;               // set on worker threads only
+    void* worker = nullptr;                   // that scheduler's state for this worker
+    task_header* current = nullptr;           // the task being polled, if any
+    std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
-    std::coroutine_handle<> next;          // trampoline: the coroutine to resume next
+    std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.
@@ -1854,13 +1870,17 @@ public:
     // ---- metrics -----------------------------------------------------------------
 
     const worker_counters& counters(std::uint32_t index) const noexcept { return m_workers[index].counters; }
-    std::uint32_t local_queue_depth(std::uint32_t index) const noexcept { return m_workers[index].queue.len(); }
+    std::uint32_t local_queue_depth(std::uint32_t index) const noexcept {
+        return m_workers[index].queue.len();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
     std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
     std::uint64_t spawned_tasks() const noexcept { return m_spawned.load(std::memory_order_relaxed); }
-    std::uint64_t remote_schedules() const noexcept { return m_remote_schedules.load(std::memory_order_relaxed); }
+    std::uint64_t remote_schedules() const noexcept {
+        return m_remote_schedules.load(std::memory_order_relaxed);
+    }
 
 private:
     struct alignas(64) worker {
@@ -2128,7 +2148,8 @@ struct thread_spec {
 
 /// Starts `body(arg)` on a new thread. Returns 0 or an errno value
 /// (EINVAL for a stack below PTHREAD_STACK_MIN or a CPU that does not exist).
-inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*), void* arg) noexcept {
+inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
+                        void* arg) noexcept {
     pthread_attr_t attr;
     int rc = ::pthread_attr_init(&attr);
     if (rc != 0) {
@@ -2217,10 +2238,10 @@ struct worker_metrics {
 template <std::uint32_t Workers>
 struct executor_metrics {
     std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0; // tasks in the global queue now
-    std::size_t live_tasks = 0;         // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;    // tasks spawned since start
-    std::uint64_t remote_schedules = 0; // spawns and wakes from outside the workers
+    std::size_t global_queue_depth = 0;  // tasks in the global queue now
+    std::size_t live_tasks = 0;          // spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;     // tasks spawned since start
+    std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
     std::uint32_t parked_workers = 0;    // workers asleep now
     std::uint32_t searching_workers = 0; // workers looking for work to steal now
 
@@ -2304,8 +2325,7 @@ T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>
     case output_kind::cancelled:
         raise(errc::task_aborted, "the task was aborted (or destroyed by shutdown) before it finished, "
                                   "so it has no result; check is_finished() or handle errc::task_aborted");
-    case output_kind::none:
-        break;
+    case output_kind::none: break;
     }
     raise(errc::invalid_handle, "the task's result was already taken");
 }
@@ -2332,8 +2352,9 @@ public:
     // ---- allocation: one block, the cell in front of the frame --------------
 
     static void* operator new(std::size_t frame_size) {
-        static_assert(alignof(task_cell<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
-                      "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
+        static_assert(
+            alignof(task_cell<T>) <= frame_alignment,
+            "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
         constexpr std::size_t prefix = cell_prefix<T>;
         void* block = ::operator new(prefix + frame_size);
         auto* cell = ::new (block) task_cell<T>();
@@ -2470,7 +2491,8 @@ public:
             }
             T await_resume() {
                 if (!child) {
-                    detail::raise(errc::invalid_handle, "co_await on an empty weft::task (moved from or spawned)");
+                    detail::raise(errc::invalid_handle,
+                                  "co_await on an empty weft::task (moved from or spawned)");
                 }
                 return child.promise().take_result();
             }
@@ -2633,8 +2655,9 @@ private:
     void check_valid(const char* what) const {
         if (m_task == nullptr) {
             (void)what;
-            detail::raise(errc::invalid_handle, "this join_handle is empty: it was already joined, detached, or "
-                                                "moved from; a task can be joined once");
+            detail::raise(errc::invalid_handle,
+                          "this join_handle is empty: it was already joined, detached, or "
+                          "moved from; a task can be joined once");
         }
     }
 
@@ -2681,6 +2704,15 @@ template <class T>
 struct is_task : std::false_type {};
 template <class T>
 struct is_task<task<T>> : std::true_type {};
+
+/// The stored copy of a callable given to spawn, as the task calls it.
+template <class F>
+using stored_callable = std::decay_t<F>&;
+
+/// What spawn accepts besides a task: something callable with no
+/// arguments, returning a value, nothing, or a task.
+template <class F>
+concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std::decay_t<F>>::value;
 
 /// Binds a task to `sched` and queues it. On failure the task keeps its
 /// coroutine (destroyed with it) and the error is raised.
@@ -2741,9 +2773,10 @@ auto as_task(F&& fn) {
 inline scheduler& current_scheduler(const char* what) {
     if (t_context.sched == nullptr) {
         (void)what;
-        raise(errc::no_current_executor,
-              "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
-              "use executor::spawn / executor::block_on from other threads");
+        raise(
+            errc::no_current_executor,
+            "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
+            "use executor::spawn / executor::block_on from other threads");
     }
     return *t_context.sched;
 }
@@ -2759,8 +2792,7 @@ join_handle<T> spawn(task<T>&& work) {
 }
 
 /// Spawns a plain callable (or one returning a weft::task) as a task.
-template <class F>
-    requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
     return detail::spawn_on(detail::current_scheduler("spawn"), detail::as_task(std::forward<F>(fn)));
 }
@@ -2797,14 +2829,16 @@ class executor {
     static_assert(Workers >= 1, "an executor needs at least one worker thread (Workers >= 1)");
     static_assert(Workers <= 4096, "Workers must be at most 4096");
     static_assert(QueueSize >= 2, "the local queue size must be at least 2");
-    static_assert((QueueSize & (QueueSize - 1)) == 0, "the local queue size must be a power of two (2, 4, ..., 256)");
+    static_assert((QueueSize & (QueueSize - 1)) == 0,
+                  "the local queue size must be a power of two (2, 4, ..., 256)");
     static_assert(QueueSize <= (1u << 16), "the local queue size must be at most 65536");
     static_assert(Options::global_queue_interval >= 1, "Options::global_queue_interval must be at least 1");
     static_assert(Options::event_interval >= 1, "Options::event_interval must be at least 1");
     static_assert(Options::budget >= 1, "Options::budget must be at least 1");
     static_assert(Options::max_lifo_polls >= 1, "Options::max_lifo_polls must be at least 1");
     static_assert(Options::max_global_batch >= 1, "Options::max_global_batch must be at least 1");
-    static_assert(Options::live_task_shards >= 1 && (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
+    static_assert(Options::live_task_shards >= 1 &&
+                      (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
                   "Options::live_task_shards must be a power of two");
 
 public:
@@ -2851,8 +2885,7 @@ public:
     }
 
     /// Spawns a plain callable (or one returning a weft::task).
-    template <class F>
-        requires std::invocable<std::decay_t<F>&> && (!detail::is_task<std::decay_t<F>>::value)
+    template <detail::spawnable_callable F>
     auto spawn(F&& fn) {
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
@@ -2864,9 +2897,10 @@ public:
     template <class T>
     T block_on(task<T>&& work) {
         if (detail::on_worker_thread()) {
-            detail::raise(errc::nested_runtime,
-                          "cannot start a runtime from within a runtime: this thread is already driving weft "
-                          "tasks, and block_on would block it; co_await the task, or weft::spawn it, instead");
+            detail::raise(
+                errc::nested_runtime,
+                "cannot start a runtime from within a runtime: this thread is already driving weft "
+                "tasks, and block_on would block it; co_await the task, or weft::spawn it, instead");
         }
         return spawn(std::move(work)).get();
     }
@@ -2880,9 +2914,10 @@ public:
     /// executor's own workers.
     void shutdown() {
         if (detail::t_context.sched == &m_runtime) {
-            detail::raise(errc::blocking_on_worker,
-                          "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
-                          "itself: call it from outside the executor");
+            detail::raise(
+                errc::blocking_on_worker,
+                "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
+                "itself: call it from outside the executor");
         }
         shutdown_impl();
     }

@@ -79,7 +79,8 @@ int main() {
         weft::executor<2, 64> ex;
         check(ex.block_on(root()) == 42, "block_on runs tasks without exceptions");
     }
-    expect_panic([] { (void)weft::spawn(child(1)); }, weft::errc::no_current_executor, "outside any executor");
+    expect_panic([] { (void)weft::spawn(child(1)); }, weft::errc::no_current_executor,
+                 "outside any executor");
     expect_panic(
         [] {
             weft::executor<1, 64> ex;

@@ -54,8 +54,8 @@ inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t exp
 
 /// Wakes at most `count` threads sleeping on `word`.
 inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr,
-              nullptr, 0);
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
+              nullptr, nullptr, 0);
 }
 
 inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }

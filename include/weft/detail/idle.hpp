@@ -100,7 +100,9 @@ public:
         return true;
     }
 
-    std::uint32_t num_searching() const noexcept { return searching(m_state.load(std::memory_order_seq_cst)); }
+    std::uint32_t num_searching() const noexcept {
+        return searching(m_state.load(std::memory_order_seq_cst));
+    }
     std::uint32_t num_unparked() const noexcept { return unparked(m_state.load(std::memory_order_seq_cst)); }
 
 private:

@@ -143,7 +143,8 @@ public:
             // acquires this head and then loads the tail sees a tail at
             // least this far, so its `tail - real` never underflows (the
             // model test fails if it is relaxed).
-            if (m_head.compare_exchange_weak(head, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            if (m_head.compare_exchange_weak(head, next, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
                 out = m_buffer[real & mask].load();
                 return true;
             }
@@ -234,7 +235,8 @@ private:
                 return 0;
             }
             next = pack(steal, real + n);
-            if (m_head.compare_exchange_weak(prev, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            if (m_head.compare_exchange_weak(prev, next, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
                 break;
             }
         }

@@ -33,11 +33,13 @@ public:
     /// Sleeps until unpark() is (or was already) called.
     void park() noexcept {
         std::uint32_t cur = notified;
-        if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
             return;
         }
         cur = empty;
-        if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed,
+                                             std::memory_order_relaxed)) {
             // Notified between the two CASes: consume it.
             m_state.exchange(empty, std::memory_order_acquire);
             return;

@@ -158,13 +158,17 @@ public:
     // ---- metrics -----------------------------------------------------------------
 
     const worker_counters& counters(std::uint32_t index) const noexcept { return m_workers[index].counters; }
-    std::uint32_t local_queue_depth(std::uint32_t index) const noexcept { return m_workers[index].queue.len(); }
+    std::uint32_t local_queue_depth(std::uint32_t index) const noexcept {
+        return m_workers[index].queue.len();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
     std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
     std::uint64_t spawned_tasks() const noexcept { return m_spawned.load(std::memory_order_relaxed); }
-    std::uint64_t remote_schedules() const noexcept { return m_remote_schedules.load(std::memory_order_relaxed); }
+    std::uint64_t remote_schedules() const noexcept {
+        return m_remote_schedules.load(std::memory_order_relaxed);
+    }
 
 private:
     struct alignas(64) worker {

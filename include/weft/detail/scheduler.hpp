@@ -55,12 +55,12 @@ protected:
 };
 
 struct thread_context {
-    scheduler* sched = nullptr;            // set on worker threads only
-    void* worker = nullptr;                // that scheduler's state for this worker
-    task_header* current = nullptr;        // the task being polled, if any
-    std::uint32_t budget = 0;              // operations left before a forced yield
+    scheduler* sched = nullptr;               // set on worker threads only
+    void* worker = nullptr;                   // that scheduler's state for this worker
+    task_header* current = nullptr;           // the task being polled, if any
+    std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
-    std::coroutine_handle<> next;          // trampoline: the coroutine to resume next
+    std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.

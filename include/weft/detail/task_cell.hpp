@@ -62,17 +62,17 @@ enum class output_kind : std::uint8_t { none, value, exception, cancelled };
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_size = 0;                           // bytes of the whole block
-    task_header* queue_next = nullptr;                      // global queue link
-    task_header* owned_prev = nullptr;                      // live-task list links
+    std::uint32_t block_size = 0;                          // bytes of the whole block
+    task_header* queue_next = nullptr;                     // global queue link
+    task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
-    std::coroutine_handle<> resume_point;  // the innermost suspended coroutine of this task
+    std::coroutine_handle<> resume_point;   // the innermost suspended coroutine of this task
     task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
     scheduler* owner = nullptr;             // set by spawn
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
     std::exception_ptr exception;
     output_kind output = output_kind::none;
-    bool owned_bound = false;  // listed in the owner's live-task list (under its lock)
+    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
     std::uint16_t frame_offset = 0; // bytes from the block start to the coroutine frame
 };
 
@@ -93,12 +93,17 @@ struct task_cell : task_header {
     value_storage<T> storage;
 };
 
+/// The alignment operator new gives, which the coroutine frame keeps.
+inline constexpr std::size_t frame_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+constexpr std::size_t round_up(std::size_t bytes, std::size_t alignment) noexcept {
+    return (bytes + alignment - 1) / alignment * alignment;
+}
+
 /// Bytes between the start of the block and the coroutine frame: the cell,
-/// rounded up so the frame keeps operator new's alignment.
+/// rounded up to the frame's alignment.
 template <class T>
-inline constexpr std::size_t cell_prefix =
-    (sizeof(task_cell<T>) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) / __STDCPP_DEFAULT_NEW_ALIGNMENT__ *
-    __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+inline constexpr std::size_t cell_prefix = round_up(sizeof(task_cell<T>), frame_alignment);
 
 inline void* frame_of(task_header* header, std::size_t prefix) noexcept {
     return reinterpret_cast<unsigned char*>(header) + prefix;
@@ -170,7 +175,8 @@ inline run_action transition_to_running(task_header* header) noexcept {
     for (;;) {
         assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
         const std::uint32_t next = (cur & ~task_state::notified) | task_state::running;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return (cur & task_state::cancelled) != 0 ? run_action::cancel : run_action::poll;
         }
     }
@@ -200,7 +206,8 @@ inline idle_action transition_to_idle(task_header* header) noexcept {
         // Idle and not complete: the frame reference keeps the block alive,
         // so dropping ours in the same CAS cannot reach zero.
         const std::uint32_t next = (cur & ~task_state::running) - task_state::ref_one;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return idle_action::done;
         }
     }
@@ -257,7 +264,8 @@ inline wake_action transition_to_cancelled(task_header* header) noexcept {
             next = (next | task_state::notified) + task_state::ref_one;
             action = wake_action::submit;
         }
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
             return action;
         }
     }
@@ -278,8 +286,8 @@ inline bool drop_join_interest(task_header* header) noexcept {
         if ((cur & task_state::complete) != 0) {
             return true;
         }
-        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest,
+                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
             return false;
         }
     }

@@ -25,7 +25,8 @@ struct thread_spec {
 
 /// Starts `body(arg)` on a new thread. Returns 0 or an errno value
 /// (EINVAL for a stack below PTHREAD_STACK_MIN or a CPU that does not exist).
-inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*), void* arg) noexcept {
+inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
+                        void* arg) noexcept {
     pthread_attr_t attr;
     int rc = ::pthread_attr_init(&attr);
     if (rc != 0) {
