@@ -3,6 +3,7 @@
 // person gets for misuse.
 #include <weft/weft.hpp>
 
+#include <array>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -298,4 +299,81 @@ TEST_CASE("yield_now outside a task raises no_current_executor", "[executor][err
     auto a = weft::yield_now();
     REQUIRE_FALSE(a.await_ready());
     REQUIRE_THROWS_AS(a.await_suspend(std::noop_coroutine()), weft::error);
+}
+
+namespace {
+struct big_result {
+    std::array<char, 70'000> bytes{};
+};
+} // namespace
+
+TEST_CASE("a task with a result larger than 64 KiB can be aborted and joined", "[executor][abort]") {
+    weft::executor<2, 64> ex;
+    std::atomic<bool> release{false};
+    auto body = [](std::atomic<bool>* rel) -> weft::task<big_result> {
+        while (!rel->load()) {
+            co_await weft::yield_now();
+        }
+        co_return big_result{};
+    };
+    auto h = ex.spawn(body(&release));
+    h.abort();
+    REQUIRE_THROWS_AS(h.get(), weft::error);
+    auto done = ex.spawn(body(&release));
+    release.store(true);
+    REQUIRE(done.get().bytes[69'999] == 0);
+}
+
+namespace {
+struct throwing_move {
+    static inline std::atomic<int> alive{0};
+    int value = 7;
+    throwing_move() { alive.fetch_add(1); }
+    throwing_move(const throwing_move& other) : value(other.value) { alive.fetch_add(1); }
+    throwing_move(throwing_move&& other) : value(other.value) {
+        if (other.value == 7) {
+            throw std::runtime_error("move refused");
+        }
+        alive.fetch_add(1);
+    }
+    ~throwing_move() { alive.fetch_sub(1); }
+};
+} // namespace
+
+TEST_CASE("a result whose move throws is not leaked when the join fails", "[executor]") {
+    throwing_move::alive.store(0);
+    {
+        weft::executor<1, 64> ex;
+        auto h = ex.spawn([]() -> weft::task<throwing_move> {
+            const throwing_move result;
+            co_return result; // copied in: no throw
+        }());
+        REQUIRE_THROWS_WITH(h.get(), "move refused");
+    }
+    REQUIRE(throwing_move::alive.load() == 0);
+}
+
+TEST_CASE("two tasks awaiting one join handle: one of them gets invalid_handle", "[executor][errors]") {
+    weft::executor<2, 64> ex;
+    std::atomic<bool> release{false};
+    auto target = ex.spawn(never_finishes(&release));
+    // Each awaiter reports whether it was refused. Whichever registers
+    // second is refused at once, so the flag below only gets set then.
+    std::atomic<int> refused{0};
+    auto awaiter = [](weft::join_handle<void>* h, std::atomic<int>* r) -> weft::task<bool> {
+        try {
+            co_await *h;
+        } catch (const weft::error& e) {
+            r->fetch_add(1);
+            co_return e.code() == weft::errc::invalid_handle;
+        }
+        co_return false;
+    };
+    auto first = ex.spawn(awaiter(&target, &refused));
+    auto second = ex.spawn(awaiter(&target, &refused));
+    REQUIRE(weft_test::wait_until([&] { return refused.load() == 1; }));
+    release.store(true);
+    const bool a = first.get();
+    const bool b = second.get();
+    REQUIRE(a != b); // exactly one was refused, with invalid_handle
 }

@@ -156,3 +156,32 @@ TEST_CASE("outside threads spawning while the executor shuts down either run or 
     REQUIRE(unexpected.load() == 0);
     REQUIRE(ran.load() + refused.load() + aborted.load() == 15'000);
 }
+
+namespace {
+template <class Executor>
+struct shuts_down_on_destruction {
+    Executor* ex;
+    explicit shuts_down_on_destruction(Executor* e) : ex(e) {}
+    shuts_down_on_destruction(shuts_down_on_destruction&& o) noexcept : ex(std::exchange(o.ex, nullptr)) {}
+    ~shuts_down_on_destruction() {
+        if (ex != nullptr) {
+            ex->shutdown(); // called by the shutdown sweep itself: must return
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("a destructor run by shutdown may call shutdown again without deadlock", "[shutdown]") {
+    using executor_type = weft::executor<1, 64>;
+    executor_type ex;
+    std::atomic<bool> release{false};
+    auto body = [](shuts_down_on_destruction<executor_type>, std::atomic<bool>* rel) -> weft::task<void> {
+        while (!rel->load()) {
+            co_await weft::yield_now();
+        }
+    };
+    auto h = ex.spawn(body(shuts_down_on_destruction<executor_type>(&ex), &release));
+    REQUIRE(weft_test::wait_until([&] { return ex.metrics().workers[0].polls > 0; }));
+    ex.shutdown();
+    REQUIRE(h.is_finished());
+}

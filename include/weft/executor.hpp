@@ -63,17 +63,17 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     // A spawned task's frame was allocated by its promise's operator new
     // (its handle escapes here, so no compiler may elide the allocation):
     // the cell sits right in front of it.
-    task_header* cell = cell_of_frame<T>(handle.address());
+    task_cell<T>* cell = cell_of_frame<T>(handle.address());
     cell->owner = &sched;
     cell->resume_point = handle;
     // Before bind: once bound, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(true);
+    handle.promise().set_spawned(cell);
     // References: the frame's (already there), the join handle's, the queue's.
     cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
                       std::memory_order_relaxed);
     if (!sched.bind(cell)) {
         cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-        handle.promise().set_spawned(false);
+        handle.promise().set_spawned(nullptr);
         work.reclaim(handle);
         raise(errc::executor_shut_down,
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
@@ -313,12 +313,17 @@ private:
     }
 
     void shutdown_impl() noexcept {
+        if (detail::t_context.shutting_down == this) {
+            return; // a destructor run by this very shutdown asked again
+        }
         detail::lock_hold<detail::spinlock> hold(m_shutdown_lock);
         if (m_shut_down) {
             return;
         }
+        detail::t_context.shutting_down = this;
         stop_threads();
         m_runtime.finish_shutdown();
+        detail::t_context.shutting_down = nullptr;
         m_shut_down = true;
     }
 

@@ -49,12 +49,15 @@ template <class T>
 T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>& storage) {
     switch (kind) {
     case output_kind::value:
-        kind = output_kind::none;
         if constexpr (std::is_void_v<T>) {
+            kind = output_kind::none;
             return;
         } else {
+            // If the move throws, the value stays (kind and all) and is
+            // destroyed with its slot.
             T value = std::move(*storage.get());
             storage.get()->~T();
+            kind = output_kind::none;
             return value;
         }
     case output_kind::exception: {
@@ -103,7 +106,7 @@ public:
         void* block = ::operator new(prefix + frame_size);
         auto* cell = ::new (block) task_cell<T>();
         cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
-        cell->frame_offset = static_cast<std::uint16_t>(prefix);
+        cell->frame_offset = static_cast<std::uint32_t>(prefix);
         cell->drop_value = &drop_value_of<T>;
         return frame_of(cell, prefix);
     }
@@ -124,11 +127,9 @@ public:
             if (promise.m_continuation) {
                 return transfer_to(promise.m_continuation); // inline child: back to the parent
             }
-            if (promise.m_spawned) {
-                task_cell<T>* cell = cell_of_frame<T>(self.address());
-                promise.move_result_into(*cell);
-                // The output lives in the cell now: destroy the frame, so the
-                // task's arguments are gone by the time it reports done.
+            if (task_cell<T>* cell = promise.m_cell) {
+                // The output is in the cell already: destroy the frame now,
+                // so the task's arguments are gone by the time it reports done.
                 self.destroy();
                 complete_task(cell);
             }
@@ -140,34 +141,37 @@ public:
 
     void unhandled_exception() noexcept {
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-        m_exception = std::current_exception();
-        m_kind = output_kind::exception;
+        slot_ref out = slot();
+        out.exception = std::current_exception();
+        out.kind = output_kind::exception;
 #else
         std::terminate();
 #endif
     }
 
     void set_continuation(std::coroutine_handle<> parent) noexcept { m_continuation = parent; }
-    void set_spawned(bool spawned) noexcept { m_spawned = spawned; }
+    /// Spawned tasks write their result straight into their cell, which
+    /// outlives the frame; null undoes it (a spawn that failed).
+    void set_spawned(task_cell<T>* cell) noexcept { m_cell = cell; }
     T take_result() { return detail::take_result<T>(m_kind, m_exception, m_storage); }
 
 protected:
-    // A result type whose move constructor throws ends the process here
-    // (std::terminate): there is nobody to report it to.
-    void move_result_into(task_cell<T>& cell) noexcept {
-        if constexpr (!std::is_void_v<T>) {
-            if (m_kind == output_kind::value) {
-                ::new (static_cast<void*>(cell.storage.bytes)) T(std::move(*m_storage.get()));
-                m_storage.get()->~T();
-            }
+    // Where the result goes: the cell of a spawned task, else the promise.
+    struct slot_ref {
+        output_kind& kind;
+        std::exception_ptr& exception;
+        value_storage<T>& storage;
+    };
+    slot_ref slot() noexcept {
+        if (m_cell != nullptr) {
+            return {m_cell->output, m_cell->exception, m_cell->storage};
         }
-        cell.output = std::exchange(m_kind, output_kind::none);
-        cell.exception = std::exchange(m_exception, nullptr);
+        return {m_kind, m_exception, m_storage};
     }
 
     std::coroutine_handle<> m_continuation;
+    task_cell<T>* m_cell = nullptr; // set while spawned
     output_kind m_kind = output_kind::none;
-    bool m_spawned = false;
     std::exception_ptr m_exception;
     value_storage<T> m_storage;
 };
@@ -180,12 +184,14 @@ public:
     // Two overloads rather than a forwarding template: a `co_return` of
     // another type converts at the co_return, as a `return` would.
     void return_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
-        ::new (static_cast<void*>(this->m_storage.bytes)) T(value);
-        this->m_kind = output_kind::value;
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(value);
+        out.kind = output_kind::value;
     }
     void return_value(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
-        ::new (static_cast<void*>(this->m_storage.bytes)) T(std::move(value));
-        this->m_kind = output_kind::value;
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(std::move(value));
+        out.kind = output_kind::value;
     }
 };
 
@@ -193,7 +199,7 @@ template <>
 class promise<void> final : public promise_base<void> {
 public:
     task<void> get_return_object() noexcept;
-    void return_void() noexcept { m_kind = output_kind::value; }
+    void return_void() noexcept { slot().kind = output_kind::value; }
 };
 
 } // namespace detail
@@ -276,6 +282,8 @@ inline task<void> promise<void>::get_return_object() noexcept {
 /// a thread outside the executor (`h.get()`) to get the task's value or its
 /// exception; `detach()` to let it run on its own; `abort()` to cancel it.
 /// Dropping the handle detaches the task. Move-only; joining consumes it.
+/// Like any object, one handle is used from one place at a time; two tasks
+/// awaiting the same handle get errc::invalid_handle.
 template <class T>
 class [[nodiscard]] join_handle {
 public:
@@ -374,6 +382,9 @@ private:
             }
             self->resume_point = awaiting;
             if (handle.is_finished()) {
+                if (detail::consume_budget()) {
+                    return false; // it finished since await_ready: resume at once
+                }
                 // Ready, but the budget is spent: yield first (back of the queue).
                 if (detail::t_context.forced_yields != nullptr) {
                     detail::t_context.forced_yields->add();
@@ -382,12 +393,16 @@ private:
                 return true;
             }
             detail::ref_inc(self);
-            if (detail::set_join_waker(handle.m_task, self)) {
-                registered = true;
-                return true;
+            switch (detail::set_join_waker(handle.m_task, self)) {
+            case detail::join_register::registered: registered = true; return true;
+            case detail::join_register::completed:
+                detail::ref_dec(self); // finished meanwhile: resume at once
+                return false;
+            case detail::join_register::busy: break;
             }
-            detail::ref_dec(self); // finished meanwhile: resume at once
-            return false;
+            detail::ref_dec(self);
+            detail::raise(errc::invalid_handle, "this join_handle is already being awaited by another task; "
+                                                "a task can be joined once, by one awaiter");
         }
 
         T await_resume() {

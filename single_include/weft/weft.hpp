@@ -1087,7 +1087,7 @@ struct task_header {
     std::exception_ptr exception;
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
-    std::uint16_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
@@ -1307,24 +1307,29 @@ inline bool drop_join_interest(task_header* header) noexcept {
     }
 }
 
+enum class join_register { registered, completed, busy };
+
 /// Registers `waiter` (whose reference the caller made) as the join waker.
-/// Returns false if the task completed first: the caller keeps ownership of
-/// the waker reference and must not suspend.
-inline bool set_join_waker(task_header* header, task_header* waiter) noexcept {
+/// `completed`: the task finished first; `busy`: another waiter is already
+/// registered (two tasks awaiting one handle). In both cases the caller
+/// keeps its waker reference and must not suspend.
+inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     if ((cur & task_state::complete) != 0) {
-        return false;
+        return join_register::completed;
     }
-    assert((cur & task_state::join_waker) == 0);
+    if ((cur & task_state::join_waker) != 0) {
+        return join_register::busy;
+    }
     header->join_waker_task = waiter; // ours until the bit is set
     for (;;) {
         if ((cur & task_state::complete) != 0) {
             header->join_waker_task = nullptr;
-            return false;
+            return join_register::completed;
         }
         if (header->state.compare_exchange_weak(cur, cur | task_state::join_waker, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
-            return true;
+            return join_register::registered;
         }
     }
 }
@@ -1651,6 +1656,7 @@ struct thread_context {
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
+    const void* shutting_down = nullptr;      // the executor this thread is shutting down
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.
@@ -2305,12 +2311,15 @@ template <class T>
 T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>& storage) {
     switch (kind) {
     case output_kind::value:
-        kind = output_kind::none;
         if constexpr (std::is_void_v<T>) {
+            kind = output_kind::none;
             return;
         } else {
+            // If the move throws, the value stays (kind and all) and is
+            // destroyed with its slot.
             T value = std::move(*storage.get());
             storage.get()->~T();
+            kind = output_kind::none;
             return value;
         }
     case output_kind::exception: {
@@ -2359,7 +2368,7 @@ public:
         void* block = ::operator new(prefix + frame_size);
         auto* cell = ::new (block) task_cell<T>();
         cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
-        cell->frame_offset = static_cast<std::uint16_t>(prefix);
+        cell->frame_offset = static_cast<std::uint32_t>(prefix);
         cell->drop_value = &drop_value_of<T>;
         return frame_of(cell, prefix);
     }
@@ -2380,11 +2389,9 @@ public:
             if (promise.m_continuation) {
                 return transfer_to(promise.m_continuation); // inline child: back to the parent
             }
-            if (promise.m_spawned) {
-                task_cell<T>* cell = cell_of_frame<T>(self.address());
-                promise.move_result_into(*cell);
-                // The output lives in the cell now: destroy the frame, so the
-                // task's arguments are gone by the time it reports done.
+            if (task_cell<T>* cell = promise.m_cell) {
+                // The output is in the cell already: destroy the frame now,
+                // so the task's arguments are gone by the time it reports done.
                 self.destroy();
                 complete_task(cell);
             }
@@ -2396,34 +2403,37 @@ public:
 
     void unhandled_exception() noexcept {
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-        m_exception = std::current_exception();
-        m_kind = output_kind::exception;
+        slot_ref out = slot();
+        out.exception = std::current_exception();
+        out.kind = output_kind::exception;
 #else
         std::terminate();
 #endif
     }
 
     void set_continuation(std::coroutine_handle<> parent) noexcept { m_continuation = parent; }
-    void set_spawned(bool spawned) noexcept { m_spawned = spawned; }
+    /// Spawned tasks write their result straight into their cell, which
+    /// outlives the frame; null undoes it (a spawn that failed).
+    void set_spawned(task_cell<T>* cell) noexcept { m_cell = cell; }
     T take_result() { return detail::take_result<T>(m_kind, m_exception, m_storage); }
 
 protected:
-    // A result type whose move constructor throws ends the process here
-    // (std::terminate): there is nobody to report it to.
-    void move_result_into(task_cell<T>& cell) noexcept {
-        if constexpr (!std::is_void_v<T>) {
-            if (m_kind == output_kind::value) {
-                ::new (static_cast<void*>(cell.storage.bytes)) T(std::move(*m_storage.get()));
-                m_storage.get()->~T();
-            }
+    // Where the result goes: the cell of a spawned task, else the promise.
+    struct slot_ref {
+        output_kind& kind;
+        std::exception_ptr& exception;
+        value_storage<T>& storage;
+    };
+    slot_ref slot() noexcept {
+        if (m_cell != nullptr) {
+            return {m_cell->output, m_cell->exception, m_cell->storage};
         }
-        cell.output = std::exchange(m_kind, output_kind::none);
-        cell.exception = std::exchange(m_exception, nullptr);
+        return {m_kind, m_exception, m_storage};
     }
 
     std::coroutine_handle<> m_continuation;
+    task_cell<T>* m_cell = nullptr; // set while spawned
     output_kind m_kind = output_kind::none;
-    bool m_spawned = false;
     std::exception_ptr m_exception;
     value_storage<T> m_storage;
 };
@@ -2436,12 +2446,14 @@ public:
     // Two overloads rather than a forwarding template: a `co_return` of
     // another type converts at the co_return, as a `return` would.
     void return_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
-        ::new (static_cast<void*>(this->m_storage.bytes)) T(value);
-        this->m_kind = output_kind::value;
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(value);
+        out.kind = output_kind::value;
     }
     void return_value(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
-        ::new (static_cast<void*>(this->m_storage.bytes)) T(std::move(value));
-        this->m_kind = output_kind::value;
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(std::move(value));
+        out.kind = output_kind::value;
     }
 };
 
@@ -2449,7 +2461,7 @@ template <>
 class promise<void> final : public promise_base<void> {
 public:
     task<void> get_return_object() noexcept;
-    void return_void() noexcept { m_kind = output_kind::value; }
+    void return_void() noexcept { slot().kind = output_kind::value; }
 };
 
 } // namespace detail
@@ -2532,6 +2544,8 @@ inline task<void> promise<void>::get_return_object() noexcept {
 /// a thread outside the executor (`h.get()`) to get the task's value or its
 /// exception; `detach()` to let it run on its own; `abort()` to cancel it.
 /// Dropping the handle detaches the task. Move-only; joining consumes it.
+/// Like any object, one handle is used from one place at a time; two tasks
+/// awaiting the same handle get errc::invalid_handle.
 template <class T>
 class [[nodiscard]] join_handle {
 public:
@@ -2630,6 +2644,9 @@ private:
             }
             self->resume_point = awaiting;
             if (handle.is_finished()) {
+                if (detail::consume_budget()) {
+                    return false; // it finished since await_ready: resume at once
+                }
                 // Ready, but the budget is spent: yield first (back of the queue).
                 if (detail::t_context.forced_yields != nullptr) {
                     detail::t_context.forced_yields->add();
@@ -2638,12 +2655,16 @@ private:
                 return true;
             }
             detail::ref_inc(self);
-            if (detail::set_join_waker(handle.m_task, self)) {
-                registered = true;
-                return true;
+            switch (detail::set_join_waker(handle.m_task, self)) {
+            case detail::join_register::registered: registered = true; return true;
+            case detail::join_register::completed:
+                detail::ref_dec(self); // finished meanwhile: resume at once
+                return false;
+            case detail::join_register::busy: break;
             }
-            detail::ref_dec(self); // finished meanwhile: resume at once
-            return false;
+            detail::ref_dec(self);
+            detail::raise(errc::invalid_handle, "this join_handle is already being awaited by another task; "
+                                                "a task can be joined once, by one awaiter");
         }
 
         T await_resume() {
@@ -2725,17 +2746,17 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     // A spawned task's frame was allocated by its promise's operator new
     // (its handle escapes here, so no compiler may elide the allocation):
     // the cell sits right in front of it.
-    task_header* cell = cell_of_frame<T>(handle.address());
+    task_cell<T>* cell = cell_of_frame<T>(handle.address());
     cell->owner = &sched;
     cell->resume_point = handle;
     // Before bind: once bound, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(true);
+    handle.promise().set_spawned(cell);
     // References: the frame's (already there), the join handle's, the queue's.
     cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
                       std::memory_order_relaxed);
     if (!sched.bind(cell)) {
         cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-        handle.promise().set_spawned(false);
+        handle.promise().set_spawned(nullptr);
         work.reclaim(handle);
         raise(errc::executor_shut_down,
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
@@ -2975,12 +2996,17 @@ private:
     }
 
     void shutdown_impl() noexcept {
+        if (detail::t_context.shutting_down == this) {
+            return; // a destructor run by this very shutdown asked again
+        }
         detail::lock_hold<detail::spinlock> hold(m_shutdown_lock);
         if (m_shut_down) {
             return;
         }
+        detail::t_context.shutting_down = this;
         stop_threads();
         m_runtime.finish_shutdown();
+        detail::t_context.shutting_down = nullptr;
         m_shut_down = true;
     }
 

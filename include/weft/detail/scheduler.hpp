@@ -61,6 +61,7 @@ struct thread_context {
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
+    const void* shutting_down = nullptr;      // the executor this thread is shutting down
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.

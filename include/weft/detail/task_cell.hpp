@@ -73,7 +73,7 @@ struct task_header {
     std::exception_ptr exception;
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
-    std::uint16_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
@@ -293,24 +293,29 @@ inline bool drop_join_interest(task_header* header) noexcept {
     }
 }
 
+enum class join_register { registered, completed, busy };
+
 /// Registers `waiter` (whose reference the caller made) as the join waker.
-/// Returns false if the task completed first: the caller keeps ownership of
-/// the waker reference and must not suspend.
-inline bool set_join_waker(task_header* header, task_header* waiter) noexcept {
+/// `completed`: the task finished first; `busy`: another waiter is already
+/// registered (two tasks awaiting one handle). In both cases the caller
+/// keeps its waker reference and must not suspend.
+inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     if ((cur & task_state::complete) != 0) {
-        return false;
+        return join_register::completed;
     }
-    assert((cur & task_state::join_waker) == 0);
+    if ((cur & task_state::join_waker) != 0) {
+        return join_register::busy;
+    }
     header->join_waker_task = waiter; // ours until the bit is set
     for (;;) {
         if ((cur & task_state::complete) != 0) {
             header->join_waker_task = nullptr;
-            return false;
+            return join_register::completed;
         }
         if (header->state.compare_exchange_weak(cur, cur | task_state::join_waker, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
-            return true;
+            return join_register::registered;
         }
     }
 }
