@@ -7,10 +7,10 @@
 // The cell in front of the coroutine frame holds the task header (state word,
 // queue links, the coroutine to resume, the join waker) and the join state
 // (the task's result or exception). One allocation per spawn, and the header
-// outlives the coroutine: when a task completes its result moves from the
-// promise into the cell and the frame is destroyed at once (its locals and
-// captured arguments die promptly), while the cell stays until the last
-// reference (join handle, queue, waker) goes.
+// outlives the coroutine: a spawned task's co_return constructs its result
+// in the cell, and when the task completes its frame is destroyed at once
+// (its locals and captured arguments die promptly), while the cell stays
+// until the last reference (join handle, queue, waker) goes.
 //
 // Only a spawned task uses its cell. A task that is only awaited inline may
 // have no cell at all: clang's coroutine elision (HALO) may place its frame
