@@ -86,8 +86,8 @@ struct value_storage {
 template <>
 struct value_storage<void> {};
 
-/// Header plus room for a T result, moved in at completion and destroyed
-/// by drop_output.
+/// Header plus room for a T result, constructed by a spawned task's co_return
+/// and destroyed by drop_output (or moved out by a join).
 template <class T>
 struct task_cell : task_header {
     value_storage<T> storage;
