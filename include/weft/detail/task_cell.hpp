@@ -148,10 +148,21 @@ inline void free_block(task_header* header) noexcept {
     drop_output(header);
     [[maybe_unused]] const std::size_t size = header->block_size;
     header->~task_header();
+    // g++ -O3 inlines promise_base::operator new (which calls ::operator new
+    // for the whole block and returns the frame inside it) and then takes
+    // this delete of the block's start for a mismatch. It is the block
+    // ::operator new returned; the warning is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 #if defined(__cpp_sized_deallocation)
     ::operator delete(static_cast<void*>(header), size);
 #else
     ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
 #endif
 }
 
