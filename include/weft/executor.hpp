@@ -79,7 +79,7 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
     }
     join_handle<T> joiner(cell); // the join reference is already counted
-    sched.schedule_spawn(cell);
+    sched.schedule(cell);
     return joiner;
 }
 

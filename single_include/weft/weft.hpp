@@ -1649,9 +1649,9 @@ class scheduler {
 public:
     /// Lists a new task as owned. False once the executor is shutting down.
     virtual bool bind(task_header* task) noexcept = 0;
-    /// Queues a freshly spawned task (notified, holding its queue reference).
-    virtual void schedule_spawn(task_header* task) noexcept = 0;
-    /// Queues a woken task (notified, holding its queue reference).
+    /// Queues a task that was just spawned or woken (it is notified and
+    /// holds its queue reference): on one of this scheduler's own workers
+    /// into that worker's LIFO slot, from anywhere else into the global queue.
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
@@ -1805,8 +1805,6 @@ public:
     }
 
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
-
-    void schedule_spawn(task_header* task) noexcept override { schedule(task); }
 
     void schedule(task_header* task) noexcept override {
         if (t_context.sched == this) {
@@ -2773,7 +2771,7 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
     }
     join_handle<T> joiner(cell); // the join reference is already counted
-    sched.schedule_spawn(cell);
+    sched.schedule(cell);
     return joiner;
 }
 

@@ -77,8 +77,6 @@ public:
 
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
 
-    void schedule_spawn(task_header* task) noexcept override { schedule(task); }
-
     void schedule(task_header* task) noexcept override {
         if (t_context.sched == this) {
             schedule_local(*static_cast<worker*>(t_context.worker), task, false);

@@ -43,9 +43,9 @@ class scheduler {
 public:
     /// Lists a new task as owned. False once the executor is shutting down.
     virtual bool bind(task_header* task) noexcept = 0;
-    /// Queues a freshly spawned task (notified, holding its queue reference).
-    virtual void schedule_spawn(task_header* task) noexcept = 0;
-    /// Queues a woken task (notified, holding its queue reference).
+    /// Queues a task that was just spawned or woken (it is notified and
+    /// holds its queue reference): on one of this scheduler's own workers
+    /// into that worker's LIFO slot, from anywhere else into the global queue.
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
