@@ -69,6 +69,8 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     // Before bind: once bound, a concurrent shutdown may destroy the frame.
     handle.promise().set_spawned(cell);
     // References: the frame's (already there), the join handle's, the queue's.
+    // Relaxed: no other thread knows the task yet; bind's lock and the
+    // queue push publish it.
     cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
                       std::memory_order_relaxed);
     if (!sched.bind(cell)) {

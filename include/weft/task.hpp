@@ -306,6 +306,8 @@ public:
 
     /// True once the task has finished: returned, thrown, or been aborted.
     bool is_finished() const noexcept {
+        // Acquire: pairs with the completer's acq_rel that set `complete`,
+        // so a caller that sees true also sees the output.
         return m_task != nullptr &&
                (m_task->state.load(std::memory_order_acquire) & detail::task_state::complete) != 0;
     }

@@ -1800,7 +1800,7 @@ public:
         if (!m_owned.bind(task)) {
             return false;
         }
-        m_spawned.fetch_add(1, std::memory_order_relaxed);
+        m_spawned.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
         return true;
     }
 
@@ -1848,6 +1848,8 @@ public:
     void begin_shutdown() noexcept {
         m_owned.close();
         m_inject.close();
+        // Release, and the unpark below: a worker that wakes or loops sees
+        // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
         for (worker& w : m_workers) {
             w.park.unpark();
@@ -2070,7 +2072,7 @@ private:
     }
 
     void schedule_remote(task_header* task) noexcept {
-        m_remote_schedules.fetch_add(1, std::memory_order_relaxed);
+        m_remote_schedules.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
         if (!m_inject.push(task)) {
             ref_dec(task); // shutting down: the sweep cancels it
             return;
@@ -2577,6 +2579,8 @@ public:
 
     /// True once the task has finished: returned, thrown, or been aborted.
     bool is_finished() const noexcept {
+        // Acquire: pairs with the completer's acq_rel that set `complete`,
+        // so a caller that sees true also sees the output.
         return m_task != nullptr &&
                (m_task->state.load(std::memory_order_acquire) & detail::task_state::complete) != 0;
     }
@@ -2761,6 +2765,8 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     // Before bind: once bound, a concurrent shutdown may destroy the frame.
     handle.promise().set_spawned(cell);
     // References: the frame's (already there), the join handle's, the queue's.
+    // Relaxed: no other thread knows the task yet; bind's lock and the
+    // queue push publish it.
     cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
                       std::memory_order_relaxed);
     if (!sched.bind(cell)) {

@@ -71,7 +71,7 @@ public:
         if (!m_owned.bind(task)) {
             return false;
         }
-        m_spawned.fetch_add(1, std::memory_order_relaxed);
+        m_spawned.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
         return true;
     }
 
@@ -119,6 +119,8 @@ public:
     void begin_shutdown() noexcept {
         m_owned.close();
         m_inject.close();
+        // Release, and the unpark below: a worker that wakes or loops sees
+        // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
         for (worker& w : m_workers) {
             w.park.unpark();
@@ -341,7 +343,7 @@ private:
     }
 
     void schedule_remote(task_header* task) noexcept {
-        m_remote_schedules.fetch_add(1, std::memory_order_relaxed);
+        m_remote_schedules.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
         if (!m_inject.push(task)) {
             ref_dec(task); // shutting down: the sweep cancels it
             return;
