@@ -110,9 +110,8 @@ auto as_task(F&& fn) {
     }
 }
 
-inline scheduler& current_scheduler(const char* what) {
+inline scheduler& current_scheduler() {
     if (t_context.sched == nullptr) {
-        (void)what;
         raise(
             errc::no_current_executor,
             "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
@@ -128,13 +127,13 @@ inline scheduler& current_scheduler(const char* what) {
 /// arguments. From other threads use executor::spawn.
 template <class T>
 join_handle<T> spawn(task<T>&& work) {
-    return detail::spawn_on(detail::current_scheduler("spawn"), std::move(work));
+    return detail::spawn_on(detail::current_scheduler(), std::move(work));
 }
 
 /// Spawns a plain callable (or one returning a weft::task) as a task.
 template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
-    return detail::spawn_on(detail::current_scheduler("spawn"), detail::as_task(std::forward<F>(fn)));
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)));
 }
 
 /// Suspends the calling task and puts it at the back of its worker's local

@@ -35,13 +35,6 @@ class task;
 
 namespace detail {
 
-inline constexpr bool exceptions_enabled =
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    true;
-#else
-    false;
-#endif
-
 /// Moves a result out: the value, or the exception rethrown, or an error
 /// if there is none (aborted, or already taken). Shared by inline awaits
 /// (the promise's slot) and joins (the cell).
@@ -331,7 +324,7 @@ public:
     /// or rethrows its exception. Not on a worker thread (it would block the
     /// worker): there, `co_await` the handle instead.
     T get() {
-        check_valid("get()");
+        check_valid();
         if (detail::on_worker_thread()) {
             detail::raise(errc::blocking_on_worker,
                           "join_handle::get() would block a worker thread and stall every task queued on it: "
@@ -371,7 +364,7 @@ private:
         }
 
         bool await_ready() {
-            handle.check_valid("co_await");
+            handle.check_valid();
             return handle.is_finished() && detail::consume_budget();
         }
 
@@ -413,9 +406,8 @@ private:
         }
     };
 
-    void check_valid(const char* what) const {
+    void check_valid() const {
         if (m_task == nullptr) {
-            (void)what;
             detail::raise(errc::invalid_handle,
                           "this join_handle is empty: it was already joined, detached, or "
                           "moved from; a task can be joined once");

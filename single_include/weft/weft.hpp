@@ -688,11 +688,6 @@ public:
         m_closed = true;
     }
 
-    bool is_closed() noexcept {
-        lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        return m_closed;
-    }
-
 private:
     // Under the lock.
     void link(Node* first, Node* last, std::size_t count) noexcept {
@@ -1882,8 +1877,6 @@ public:
         }
     }
 
-    bool is_shut_down() const noexcept { return m_shutdown.load(std::memory_order_acquire); }
-
     // ---- metrics -----------------------------------------------------------------
 
     const worker_counters& counters(std::uint32_t index) const noexcept { return m_workers[index].counters; }
@@ -2308,13 +2301,6 @@ class task;
 
 namespace detail {
 
-inline constexpr bool exceptions_enabled =
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    true;
-#else
-    false;
-#endif
-
 /// Moves a result out: the value, or the exception rethrown, or an error
 /// if there is none (aborted, or already taken). Shared by inline awaits
 /// (the promise's slot) and joins (the cell).
@@ -2604,7 +2590,7 @@ public:
     /// or rethrows its exception. Not on a worker thread (it would block the
     /// worker): there, `co_await` the handle instead.
     T get() {
-        check_valid("get()");
+        check_valid();
         if (detail::on_worker_thread()) {
             detail::raise(errc::blocking_on_worker,
                           "join_handle::get() would block a worker thread and stall every task queued on it: "
@@ -2644,7 +2630,7 @@ private:
         }
 
         bool await_ready() {
-            handle.check_valid("co_await");
+            handle.check_valid();
             return handle.is_finished() && detail::consume_budget();
         }
 
@@ -2686,9 +2672,8 @@ private:
         }
     };
 
-    void check_valid(const char* what) const {
+    void check_valid() const {
         if (m_task == nullptr) {
-            (void)what;
             detail::raise(errc::invalid_handle,
                           "this join_handle is empty: it was already joined, detached, or "
                           "moved from; a task can be joined once");
@@ -2806,9 +2791,8 @@ auto as_task(F&& fn) {
     }
 }
 
-inline scheduler& current_scheduler(const char* what) {
+inline scheduler& current_scheduler() {
     if (t_context.sched == nullptr) {
-        (void)what;
         raise(
             errc::no_current_executor,
             "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
@@ -2824,13 +2808,13 @@ inline scheduler& current_scheduler(const char* what) {
 /// arguments. From other threads use executor::spawn.
 template <class T>
 join_handle<T> spawn(task<T>&& work) {
-    return detail::spawn_on(detail::current_scheduler("spawn"), std::move(work));
+    return detail::spawn_on(detail::current_scheduler(), std::move(work));
 }
 
 /// Spawns a plain callable (or one returning a weft::task) as a task.
 template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
-    return detail::spawn_on(detail::current_scheduler("spawn"), detail::as_task(std::forward<F>(fn)));
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)));
 }
 
 /// Suspends the calling task and puts it at the back of its worker's local

@@ -100,11 +100,6 @@ public:
         m_closed = true;
     }
 
-    bool is_closed() noexcept {
-        lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        return m_closed;
-    }
-
 private:
     // Under the lock.
     void link(Node* first, Node* last, std::size_t count) noexcept {

@@ -153,8 +153,6 @@ public:
         }
     }
 
-    bool is_shut_down() const noexcept { return m_shutdown.load(std::memory_order_acquire); }
-
     // ---- metrics -----------------------------------------------------------------
 
     const worker_counters& counters(std::uint32_t index) const noexcept { return m_workers[index].counters; }
