@@ -36,7 +36,23 @@ enum class errc {
     invalid_argument,
     /// The operating system refused to start a thread.
     thread_start_failed,
+    /// A weft::timeout expired before the operation finished.
+    timed_out,
+    /// The stream ended (the peer closed it) before the expected bytes arrived.
+    unexpected_eof,
+    /// The descriptor (or channel) was closed while a task waited on it.
+    closed,
+    /// Another task already waits for the same thing (one waiter per
+    /// direction of an async_fd).
+    busy,
 };
+
+} // namespace weft
+
+template <>
+struct std::is_error_code_enum<weft::errc> : std::true_type {};
+
+namespace weft {
 
 namespace detail {
 class error_category_impl final : public std::error_category {
@@ -53,6 +69,10 @@ public:
         case errc::capacity_exhausted: return "capacity exhausted";
         case errc::invalid_argument: return "invalid argument";
         case errc::thread_start_failed: return "thread start failed";
+        case errc::timed_out: return "timed out";
+        case errc::unexpected_eof: return "unexpected end of stream";
+        case errc::closed: return "closed while waiting";
+        case errc::busy: return "another task is already waiting";
         }
         return "unknown weft error";
     }
@@ -79,6 +99,7 @@ inline std::error_code make_error_code(errc code) noexcept {
 class error : public std::system_error {
 public:
     error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
+    error(std::error_code code, const char* message) : std::system_error(code, message) {}
 };
 
 /// Receives misuse errors when exceptions are disabled; must not return
@@ -107,9 +128,15 @@ namespace detail {
     panic(static_cast<int>(code), message);
 #endif
 }
+
+/// Raises the error held by a weft::result whose value was asked for.
+[[noreturn]] inline void raise_error_code(std::error_code code) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, "weft::result::value() called on an error; check has_value() first");
+#else
+    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
+#endif
+}
 } // namespace detail
 
 } // namespace weft
-
-template <>
-struct std::is_error_code_enum<weft::errc> : std::true_type {};
