@@ -51,6 +51,35 @@ struct default_options {
     /// Most tasks a worker takes from the global queue in one lock hold.
     static constexpr std::uint32_t max_global_batch = 128;
 
+    /// Timers that can be pending at once (each sleep, timeout and interval
+    /// tick holds one while it waits): a fixed array of about 40 bytes per
+    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_timers = 1024;
+
+    /// Timer resolution in nanoseconds: deadlines are rounded up to it, so a
+    /// timer fires at most one step (plus the wake-up latency) late, never
+    /// early. 1 ms as Tokio; 100 us (100'000) for tighter control loops. The
+    /// wheel spans 2^35 steps (about a year at 1 ms); longer sleeps still
+    /// work, they are re-placed when the wheel reaches them.
+    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
+
+    /// File descriptors registered with the reactor at once (async_fd, each
+    /// socket): a fixed array of 64 bytes per source. When all are in use,
+    /// registration returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_io_sources = 256;
+
+    /// Events taken from epoll in one poll (12 bytes each). More events wait
+    /// for the next poll.
+    static constexpr std::uint32_t max_io_events = 256;
+
+    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
+    /// it was woken for, first wakes a parked peer (if nobody searches) so
+    /// that the peer takes over the reactor. Without it, a task that blocks
+    /// its worker for a long time stalls every timer and socket until
+    /// another worker parks (tokio#4730). It costs one extra wake-up per
+    /// I/O-driven wake-up when the executor is otherwise idle.
+    static constexpr bool driver_handoff = true;
+
     /// Shards of the live-task list (a power of two). More: less contention
     /// between threads spawning at once, a few more bytes.
     static constexpr std::uint32_t live_task_shards = 16;

@@ -151,7 +151,7 @@ auto spawn(F&& fn) {
                 detail::raise(errc::no_current_executor,
                               "weft::yield_now() was awaited outside a task run by a weft executor");
             }
-            task->resume_point = self;
+            detail::suspend_until(task, self, nullptr, 0);
             detail::self_notify(task);
         }
         void await_resume() const noexcept {}
@@ -284,6 +284,10 @@ public:
         out.remote_schedules = m_runtime.remote_schedules();
         out.parked_workers = m_runtime.parked_workers();
         out.searching_workers = m_runtime.searching_workers();
+        const detail::driver& drv = m_runtime.io_driver();
+        out.armed_timers = drv.armed_timers();
+        out.io_sources = drv.registered_sources();
+        out.driver_polls = drv.polls();
         return out;
     }
 

@@ -39,6 +39,9 @@ struct executor_metrics {
     std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
     std::uint32_t parked_workers = 0;    // workers asleep now
     std::uint32_t searching_workers = 0; // workers looking for work to steal now
+    std::uint32_t armed_timers = 0;      // sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;        // descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;      // reactor polls so far (blocking and not)
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {

@@ -375,16 +375,12 @@ private:
                               "a join_handle can only be awaited inside a task run by a weft executor; "
                               "outside one, call get()");
             }
-            self->resume_point = awaiting;
+            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
             if (handle.is_finished()) {
                 if (detail::consume_budget()) {
                     return false; // it finished since await_ready: resume at once
                 }
-                // Ready, but the budget is spent: yield first (back of the queue).
-                if (detail::t_context.forced_yields != nullptr) {
-                    detail::t_context.forced_yields->add();
-                }
-                detail::self_notify(self);
+                detail::forced_yield(self, awaiting); // ready, but the budget is spent
                 return true;
             }
             detail::ref_inc(self);

@@ -85,6 +85,22 @@ public:
         return true;
     }
 
+    /// A parked worker found work of its own without being notified (the
+    /// driver woke tasks onto it). True if it took itself off the sleeper
+    /// list (it counts as unparked, not searching); false if a notifier
+    /// picked it meanwhile (it counts as searching).
+    bool remove_sleeper(std::uint32_t worker) noexcept {
+        lock_hold<basic_spinlock<Policy>> hold(m_lock);
+        for (std::uint32_t i = 0; i < m_num_sleepers; ++i) {
+            if (m_sleepers[i] == worker) {
+                m_sleepers[i] = m_sleepers[--m_num_sleepers];
+                m_state.fetch_add(1u << unpark_shift, std::memory_order_seq_cst);
+                return true;
+            }
+        }
+        return false;
+    }
+
     /// Which sleeper to wake for new work, if any should be: picks one,
     /// counts it unparked and searching, and returns true with its index.
     bool worker_to_notify(std::uint32_t& worker) noexcept {

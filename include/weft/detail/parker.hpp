@@ -6,38 +6,106 @@
 // really asleep, one FUTEX_WAKE.
 //
 // Where it comes from: Tokio's `multi_thread/park.rs` (EMPTY / PARKED /
-// NOTIFIED; the reactor state PARKED_IN_REACTOR joins when the reactor
-// lands) and Rust std's futex-based thread parker.
+// PARKED_DRIVER / NOTIFIED, one driver try-lock shared by the workers) and
+// Rust std's futex-based thread parker.
+//
+// A parking worker that can take the driver's try-lock sleeps inside it
+// (epoll_wait until the next timer), state PARKED_IN_DRIVER, and is woken by
+// an eventfd write; every other parked worker sleeps on its futex word.
 //
 // Invariants:
 //   - Only the owner calls park(); anyone calls unpark().
 //   - An unpark() before park() is not lost: it leaves NOTIFIED behind, and
 //     the next park() consumes it and returns at once (a token, not a count).
 //   - unpark() swaps NOTIFIED in (release); park() consumes it with an
-//     acquire CAS, so whatever the waker wrote before unpark() is visible
+//     acquire RMW, so whatever the waker wrote before unpark() is visible
 //     to the woken worker.
-//   - The sleeper waits on the word while it holds PARKED; the waker changes
-//     the word *before* FUTEX_WAKE, so the kernel's compare closes the
-//     check-then-sleep window.
+//   - The futex sleeper waits on the word while it holds PARKED; the waker
+//     changes the word *before* FUTEX_WAKE, so the kernel's compare closes
+//     the check-then-sleep window. The driver sleeper publishes
+//     PARKED_IN_DRIVER before epoll_wait; a waker that swaps it out writes
+//     the eventfd, which makes that (or the next) epoll_wait return.
+//   - A worker fails the try-lock only while another holds the driver. If
+//     that holder sleeps in it, this worker may sleep on its futex: the
+//     holder delivers I/O and timers. If the holder is only polling, it will
+//     run tasks next and nobody would watch the timers: retry instead.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include "driver.hpp"
 #include "futex.hpp"
+#include "spinlock.hpp"
 
 namespace weft::detail {
 
 class parker {
 public:
-    /// Sleeps until unpark() is (or was already) called.
-    void park() noexcept {
+    /// Sleeps until unpark() is (or was already) called, inside the driver
+    /// if it can take it (then I/O events and timers end the sleep too).
+    /// Returns true if it slept in the driver: the driver was polled, and
+    /// tasks it woke are queued on this thread's worker.
+    bool park(driver* drv) noexcept {
         std::uint32_t cur = notified;
         if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
-            return;
+            return false;
         }
-        cur = empty;
+        if (drv != nullptr) {
+            for (unsigned spins = 0;; ++spins) {
+                if (drv->try_lock()) {
+                    const bool slept = park_in_driver(*drv);
+                    drv->unlock();
+                    return slept;
+                }
+                if (drv->has_sleeper()) {
+                    break; // it watches I/O and timers: sleep on the futex
+                }
+                cpu_relax();
+                if (spins > 64) {
+                    ::sched_yield();
+                }
+            }
+        }
+        park_on_futex();
+        return false;
+    }
+
+    /// Wakes the owner if it sleeps, or makes its next park() return at once.
+    void unpark(driver* drv) noexcept {
+        // Always swap, even if already NOTIFIED: the release makes this
+        // waker's writes visible to the acquire in park().
+        switch (m_state.exchange(notified, std::memory_order_release)) {
+        case parked: futex_wake(&m_state, 1); break;
+        case parked_in_driver: drv->wake(); break;
+        default: break;
+        }
+    }
+
+private:
+    static constexpr std::uint32_t empty = 0;
+    static constexpr std::uint32_t parked = 1;
+    static constexpr std::uint32_t parked_in_driver = 2;
+    static constexpr std::uint32_t notified = 3;
+
+    bool park_in_driver(driver& drv) noexcept {
+        std::uint32_t cur = empty;
+        if (!m_state.compare_exchange_strong(cur, parked_in_driver, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+            // Notified meanwhile: consume it, do not sleep.
+            m_state.exchange(empty, std::memory_order_acquire);
+            return false;
+        }
+        drv.park();
+        // Consumes a notification that arrived during the sleep (acquire:
+        // see the header), or just leaves PARKED_IN_DRIVER.
+        m_state.exchange(empty, std::memory_order_acquire);
+        return true;
+    }
+
+    void park_on_futex() noexcept {
+        std::uint32_t cur = empty;
         if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed,
                                              std::memory_order_relaxed)) {
             // Notified between the two CASes: consume it.
@@ -54,20 +122,6 @@ public:
             // Spurious return (signal, or the word was still PARKED): sleep again.
         }
     }
-
-    /// Wakes the owner if it sleeps, or makes its next park() return at once.
-    void unpark() noexcept {
-        // Always swap, even if already NOTIFIED: the release makes this
-        // waker's writes visible to the acquire in park().
-        if (m_state.exchange(notified, std::memory_order_release) == parked) {
-            futex_wake(&m_state, 1);
-        }
-    }
-
-private:
-    static constexpr std::uint32_t empty = 0;
-    static constexpr std::uint32_t parked = 1;
-    static constexpr std::uint32_t notified = 2;
 
     std::atomic<std::uint32_t> m_state{empty};
 };

@@ -10,14 +10,21 @@
 // run_task, steal_work, park) with Go's scheduler behind it.
 //
 // The worker loop, per tick:
-//   1. every `event_interval` ticks: maintenance (publish metrics, notice
-//      shutdown; the reactor will be polled here);
+//   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
+//      driver (I/O and timers), if nobody else holds it;
 //   2. every `global_queue_interval` ticks: one task from the global queue
 //      first, so remote work cannot starve behind local work;
 //   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
-//   5. still none: park (announce, re-check, sleep; see idle.hpp).
+//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
+//      first worker to park sleeps inside the driver (epoll_wait until the
+//      next timer), the others on their futex (see parker.hpp).
+// A worker woken by the driver with tasks to run was not notified: it takes
+// itself off the sleeper list and, before running them, wakes a parked peer
+// (driver hand-off), so that a task blocking this thread cannot stall I/O
+// and timers for everyone (tokio#4730). While the driver delivers wakes,
+// local scheduling does not notify anyone; one notification follows.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -33,6 +40,7 @@
 #include <cstdint>
 #include <span>
 
+#include "driver.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
 #include "local_queue.hpp"
@@ -61,7 +69,9 @@ class runtime final : public scheduler {
 public:
     using queue_type = local_queue<task_header*, QueueSize>;
 
-    runtime() = default;
+    runtime() noexcept
+        : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
+                   m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns)) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -94,6 +104,7 @@ public:
         w.rng = 0x9E3779B9u * (index + 1);
         t_context.sched = this;
         t_context.worker = &w;
+        t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
             ++w.tick;
@@ -123,7 +134,7 @@ public:
         // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
         for (worker& w : m_workers) {
-            w.park.unpark();
+            w.park.unpark(&m_driver);
         }
     }
 
@@ -167,6 +178,8 @@ public:
     std::uint64_t remote_schedules() const noexcept {
         return m_remote_schedules.load(std::memory_order_relaxed);
     }
+    const driver& io_driver() const noexcept { return m_driver; }
+    driver& io_driver() noexcept { return m_driver; }
 
 private:
     struct alignas(64) worker {
@@ -180,6 +193,7 @@ private:
         std::uint32_t rng = 1;
         bool searching = false;
         bool lifo_enabled = true;
+        bool in_driver = false; // delivering the driver's wakes: schedule without notifying
     };
 
     // ---- finding work ------------------------------------------------------------
@@ -295,9 +309,9 @@ private:
         w.counters.polls.add();
         if (transition_to_running(task) == run_action::cancel) {
             cancel_task(task);
-        } else {
+        } else if (const std::coroutine_handle<> target = resume_target(task)) {
             t_context.current = task;
-            resume_task(task->resume_point);
+            resume_task(target);
             t_context.current = nullptr;
         }
         if (transition_to_idle(task) == idle_action::reschedule) {
@@ -305,9 +319,23 @@ private:
         }
     }
 
-    void maintenance(worker&) noexcept {
-        // Shutdown is noticed by the loop condition; the reactor's
-        // non-blocking poll will go here.
+    // Shutdown is noticed by the loop condition; here the driver is polled
+    // without blocking, unless nobody uses it or another worker holds it.
+    void maintenance(worker& w) noexcept {
+        if (!m_driver.has_interest() || !m_driver.try_lock()) {
+            return;
+        }
+        w.in_driver = true;
+        m_driver.poll_now();
+        w.in_driver = false;
+        m_driver.unlock();
+        if (local_work(w) > 1) {
+            notify_parked(); // the poll queued more than this worker will run next
+        }
+    }
+
+    std::uint32_t local_work(const worker& w) const noexcept {
+        return w.queue.len() + (w.lifo != nullptr ? 1u : 0u);
     }
 
     // ---- scheduling ----------------------------------------------------------------
@@ -325,7 +353,9 @@ private:
             task = prev;
         }
         push_local(w, task);
-        notify_parked();
+        if (!w.in_driver) {
+            notify_parked();
+        }
     }
 
     void push_local(worker& w, task_header* task) noexcept {
@@ -354,7 +384,7 @@ private:
     void notify_parked() noexcept {
         std::uint32_t index = 0;
         if (m_idle.worker_to_notify(index)) {
-            m_workers[index].park.unpark();
+            m_workers[index].park.unpark(&m_driver);
         }
     }
 
@@ -386,15 +416,31 @@ private:
             if (m_shutdown.load(std::memory_order_acquire)) {
                 return;
             }
-            w.park.park();
+            w.in_driver = true;
+            const bool polled = w.park.park(&m_driver);
+            w.in_driver = false;
             if (m_idle.transition_worker_from_parked(w.index)) {
-                break; // a notifier picked us: we are searching
+                w.searching = true; // a notifier picked us
+                break;
             }
+            if (polled && local_work(w) != 0) {
+                // The driver woke tasks onto this worker.
+                if (!m_idle.remove_sleeper(w.index)) {
+                    w.searching = true; // a notifier picked us meanwhile
+                }
+                break;
+            }
+            // Spurious, or the driver woke nothing here: sleep again.
         }
-        w.searching = true;
         w.counters.unparks.add();
+        if (local_work(w) > (Options::driver_handoff ? 0u : 1u)) {
+            // Hand the driver over (see the header), and share a burst.
+            notify_parked();
+        }
     }
 
+    driver_storage<Options::max_timers, Options::max_io_sources, Options::max_io_events> m_driver_storage;
+    driver m_driver;
     std::array<worker, Workers> m_workers;
     inject_queue<task_header> m_inject;
     idle_set<Workers> m_idle;

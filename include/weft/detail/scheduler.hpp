@@ -39,6 +39,8 @@ private:
     std::atomic<std::uint64_t> m_value{0};
 };
 
+class driver;
+
 class scheduler {
 public:
     /// Lists a new task as owned. False once the executor is shutting down.
@@ -62,6 +64,7 @@ struct thread_context {
     relaxed_counter* forced_yields = nullptr; // the worker's metric
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
     const void* shutting_down = nullptr;      // the executor this thread is shutting down
+    driver* drv = nullptr;                    // that scheduler's I/O and timer driver
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.
@@ -104,6 +107,50 @@ inline void resume_task(std::coroutine_handle<> coroutine) {
     }
 }
 
+/// Suspends `task` at `coroutine` until `(*word & mask) != 0`. Wakes are
+/// not exact: a waker may fire after its awaiter is gone (a timeout won the
+/// race), and its wake then reaches whatever the task waits on next. So
+/// every waker sets its word before it wakes the task, and a poll resumes a
+/// task only if the word it waits on says so (resume_target).
+inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
+                          const std::atomic<std::uint32_t>* word, std::uint32_t mask) noexcept {
+    task->resume_point = coroutine;
+    task->wait_word = word;
+    task->wait_mask = mask;
+}
+
+/// What a poll of `task` (which it just made RUNNING) resumes: the handler
+/// of the outermost expired timeout scope the task is inside, else its
+/// resume point if what it waits for happened, else nothing (a stale wake:
+/// the task stays suspended until its real waker comes).
+inline std::coroutine_handle<> resume_target(task_header* task) noexcept {
+    cancel_scope* expired = nullptr;
+    for (cancel_scope* scope = task->scopes; scope != nullptr; scope = scope->outer) {
+        // Acquire: pairs with the timer's release store before its wake.
+        if (scope->fired->load(std::memory_order_acquire) != 0) {
+            expired = scope;
+        }
+    }
+    if (expired != nullptr) {
+        // The coroutines inside the scope are about to be destroyed: forget
+        // where the task was suspended, so a late wake resumes nothing.
+        task->wait_word = nullptr;
+        task->resume_point = nullptr;
+        return expired->handler;
+    }
+    // Acquire: pairs with the waker's release store before its wake (the
+    // wake's RMW and transition_to_running order it too, but a coalesced
+    // wake may have been consumed by an earlier poll).
+    if (task->wait_word != nullptr &&
+        (task->wait_word->load(std::memory_order_acquire) & task->wait_mask) == 0) {
+        return {};
+    }
+    task->wait_word = nullptr;
+    // Taken: a wake that arrives after this resume (and outlives its
+    // awaiter) finds nothing to resume until the task suspends again.
+    return std::exchange(task->resume_point, nullptr);
+}
+
 /// Spends one unit of the current task's budget. False when it is used up:
 /// the caller must yield (suspend, self-notify) even if it could proceed,
 /// so one task cannot monopolise its worker.
@@ -116,6 +163,16 @@ inline bool consume_budget() noexcept {
     }
     --t_context.budget;
     return true;
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    if (t_context.forced_yields != nullptr) {
+        t_context.forced_yields->add();
+    }
+    suspend_until(task, coroutine, nullptr, 0);
+    self_notify(task);
 }
 
 /// Wakes a task, consuming the caller's reference to it.

@@ -60,13 +60,30 @@ inline constexpr std::uint32_t ref_count(std::uint32_t state) noexcept { return 
 
 enum class output_kind : std::uint8_t { none, value, exception, cancelled };
 
+/// A weft::timeout around part of a task. While the task is suspended
+/// inside the scope and `*fired` is nonzero (the timeout's timer expired),
+/// the next poll resumes `handler` (the coroutine awaiting the timeout)
+/// instead of the task's resume point. Scopes form a list, innermost first,
+/// that only the task itself changes (while it runs).
+struct cancel_scope {
+    cancel_scope* outer = nullptr;
+    const std::atomic<std::uint32_t>* fired = nullptr;
+    std::coroutine_handle<> handler;
+};
+
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
     std::uint32_t block_size = 0;                          // bytes of the whole block
     task_header* queue_next = nullptr;                     // global queue link
     task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
-    std::coroutine_handle<> resume_point;   // the innermost suspended coroutine of this task
+    std::coroutine_handle<> resume_point; // the innermost suspended coroutine of this task
+    // What the task waits for: resume only once (*wait_word & wait_mask) != 0.
+    // Null: any wake resumes it. Set by the awaiter that suspends the task,
+    // cleared by the poll that resumes it.
+    const std::atomic<std::uint32_t>* wait_word = nullptr;
+    std::uint32_t wait_mask = 0;
+    cancel_scope* scopes = nullptr;         // innermost timeout scope the task is inside
     task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
     scheduler* owner = nullptr;             // set by spawn
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
