@@ -52,35 +52,6 @@ void lost_wakeup_hunt(std::size_t rounds) {
     REQUIRE(ran.load() == rounds);
 }
 
-// Voluntary context switches of the executor's worker threads, found by
-// their names in /proc/self/task.
-std::uint64_t worker_context_switches(const std::string& prefix) {
-    std::uint64_t total = 0;
-    DIR* dir = ::opendir("/proc/self/task");
-    REQUIRE(dir != nullptr);
-    while (dirent* entry = ::readdir(dir)) {
-        const std::string tid = entry->d_name;
-        if (tid == "." || tid == "..") {
-            continue;
-        }
-        std::ifstream comm("/proc/self/task/" + tid + "/comm");
-        std::string name;
-        std::getline(comm, name);
-        if (name.rfind(prefix, 0) != 0) {
-            continue;
-        }
-        std::ifstream status("/proc/self/task/" + tid + "/status");
-        std::string line;
-        while (std::getline(status, line)) {
-            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
-                total += std::stoull(line.substr(line.find(':') + 1));
-            }
-        }
-    }
-    ::closedir(dir);
-    return total;
-}
-
 } // namespace
 
 TEST_CASE("lost wake-up hunt: 100,000 rounds of spawning onto a parked 2-worker executor", "[parking]") {
@@ -103,9 +74,9 @@ TEST_CASE("an idle executor's workers do not wake up", "[parking]") {
     }
     REQUIRE(weft_test::wait_until([&] { return all_parked(ex) && ex.metrics().live_tasks == 0; }));
     const auto parks_before = ex.metrics().total(&weft::worker_metrics::parks);
-    const std::uint64_t before = worker_context_switches("idlechk");
+    const std::uint64_t before = weft_test::worker_context_switches("idlechk");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    const std::uint64_t after = worker_context_switches("idlechk");
+    const std::uint64_t after = weft_test::worker_context_switches("idlechk");
     // A parked worker sleeps in FUTEX_WAIT until someone has work for it:
     // no timer, no polling, so not a single wake-up in 300 ms.
     CHECK(after == before);

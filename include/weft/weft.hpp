@@ -6,4 +6,6 @@
 #include "error.hpp"
 #include "executor.hpp"
 #include "metrics.hpp"
+#include "result.hpp"
 #include "task.hpp"
+#include "time.hpp"

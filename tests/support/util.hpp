@@ -4,7 +4,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
+
+#include <dirent.h>
 
 namespace weft_test {
 
@@ -31,6 +35,38 @@ bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::second
         std::this_thread::yield();
     }
     return true;
+}
+
+/// Voluntary context switches (times a thread went to sleep) of the threads
+/// whose names start with `prefix`, from /proc/self/task; all-ones if
+/// /proc is not there.
+inline std::uint64_t worker_context_switches(const std::string& prefix) {
+    std::uint64_t total = 0;
+    DIR* dir = ::opendir("/proc/self/task");
+    if (dir == nullptr) {
+        return ~std::uint64_t{0};
+    }
+    while (dirent* entry = ::readdir(dir)) {
+        const std::string tid = entry->d_name;
+        if (tid == "." || tid == "..") {
+            continue;
+        }
+        std::ifstream comm("/proc/self/task/" + tid + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name.rfind(prefix, 0) != 0) {
+            continue;
+        }
+        std::ifstream status("/proc/self/task/" + tid + "/status");
+        std::string line;
+        while (std::getline(status, line)) {
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+                total += std::stoull(line.substr(line.find(':') + 1));
+            }
+        }
+    }
+    ::closedir(dir);
+    return total;
 }
 
 } // namespace weft_test
