@@ -5,6 +5,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "executor.hpp"
+#include "io.hpp"
 #include "metrics.hpp"
 #include "result.hpp"
 #include "task.hpp"
