@@ -33,6 +33,18 @@ weft::task<int> root() {
     co_return co_await h;
 }
 
+// Timers and timeouts report through weft::result, not exceptions.
+weft::task<int> timers() {
+    using namespace std::chrono_literals;
+    int ok = 0;
+    ok += (co_await weft::sleep_for(1ms)).has_value() ? 1 : 0;
+    auto late = co_await weft::timeout(1ms, weft::sleep_for(1h));
+    ok += !late && late.error() == weft::errc::timed_out ? 1 : 0;
+    auto in_time = co_await weft::timeout(1h, child(4));
+    ok += in_time && *in_time == 8 ? 1 : 0;
+    co_return ok;
+}
+
 int g_pipe = -1;
 
 void report_and_exit(int code, const char* message) noexcept {
@@ -78,7 +90,14 @@ int main() {
     {
         weft::executor<2, 64> ex;
         check(ex.block_on(root()) == 42, "block_on runs tasks without exceptions");
+        check(ex.block_on(timers()) == 3, "sleep and timeout work without exceptions");
     }
+    expect_panic(
+        [] {
+            weft::result<int> nothing = weft::errc::timed_out;
+            (void)nothing.value();
+        },
+        weft::errc::timed_out, "result::value() called on an error");
     expect_panic([] { (void)weft::spawn(child(1)); }, weft::errc::no_current_executor,
                  "outside any executor");
     expect_panic(
