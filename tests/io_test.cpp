@@ -11,7 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include <array>
+
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -310,4 +314,76 @@ TEST_CASE("a worker blocked for 500 ms does not stop a socket echo on the other"
     server.get();
     REQUIRE(echoed.load() == 50);
     REQUIRE(echo_end.load() < blocker_end.load());
+}
+
+namespace {
+
+// A socket on 127.0.0.1 with an OS-chosen port, and that address.
+int loopback_socket(int type, sockaddr_in& address) {
+    const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    address = {};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    return fd;
+}
+
+// How often read_with runs its operation while nothing arrives for 20 ms:
+// about once when readiness is cleared as it should be, tens of thousands
+// of times when a bit that nothing clears makes the wait spin.
+weft::task<long> operations_while_idle(weft::async_fd& fd) {
+    long calls = 0;
+    std::array<std::byte, 64> buf{};
+    auto r = co_await weft::timeout(20ms, fd.read_with([&]() noexcept {
+        ++calls;
+        return ::recv(fd.native_handle(), buf.data(), buf.size(), 0);
+    }));
+    REQUIRE(r.error() == weft::errc::timed_out);
+    co_return calls;
+}
+
+} // namespace
+
+TEST_CASE("a socket error is consumed by the receive that reports it (no spinning after it)", "[io]") {
+    weft::executor<2> ex;
+    sockaddr_in nobody{};
+    ::close(loopback_socket(SOCK_DGRAM, nobody)); // a port nobody listens on any more
+    sockaddr_in self{};
+    const int fd = loopback_socket(SOCK_DGRAM, self);
+    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&nobody), sizeof nobody) == 0);
+    const long calls = ex.block_on([&]() -> weft::task<long> {
+        auto io = weft::async_fd::open(fd);
+        REQUIRE(::send(fd, "x", 1, 0) == 1); // answered by ICMP port unreachable: EPOLLERR
+        std::array<std::byte, 8> buf{};
+        auto refused =
+            co_await io->read_with([&]() noexcept { return ::recv(fd, buf.data(), buf.size(), 0); });
+        REQUIRE(refused.error() == std::errc::connection_refused);
+        co_return co_await operations_while_idle(*io);
+    }());
+    ::close(fd);
+    REQUIRE(calls <= 3);
+}
+
+TEST_CASE("an urgent (out-of-band) byte does not make later reads spin", "[io]") {
+    weft::executor<2> ex;
+    sockaddr_in address{};
+    const int listener = loopback_socket(SOCK_STREAM, address);
+    REQUIRE(::listen(listener, 1) == 0);
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(server >= 0);
+    const long calls = ex.block_on([&]() -> weft::task<long> {
+        auto io = weft::async_fd::open(server);
+        REQUIRE(::send(client, "!", 1, MSG_OOB) == 1); // EPOLLPRI on the server side
+        REQUIRE((co_await io->readable()).has_value());
+        co_return co_await operations_while_idle(*io);
+    }());
+    ::close(server);
+    ::close(client);
+    ::close(listener);
+    REQUIRE(calls <= 3);
 }

@@ -20,7 +20,9 @@
 //
 // Readiness is edge-triggered and remembered per direction with the tick of
 // the event that set it; an operation that gets EAGAIN forgets only the
-// readiness it saw, so an event that arrived meanwhile is not lost. One task
+// readiness it saw, so an event that arrived meanwhile is not lost. Hang-up
+// is remembered for good: register a socket only once it is connected or
+// listening (before, the kernel reports it hung up). One task
 // at a time may wait per direction (a second gets errc::busy). Closing the
 // async_fd (close(), release(), or its destructor) wakes a waiting task with
 // errc::closed. Regular files are always "ready" and epoll refuses them
@@ -28,6 +30,7 @@
 // executor.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
@@ -95,7 +98,7 @@ public:
         return false; // ready, or busy: resume at once
     }
 
-    result<std::uint32_t> await_resume() noexcept {
+    result<std::uint64_t> await_resume() noexcept {
         if (m_registered) {
             m_registered = false;
             // Acquire: pairs with the reactor's release in fire().
@@ -118,7 +121,7 @@ private:
     io_key m_key;
     io_direction m_dir;
     bool m_registered = false;
-    std::uint32_t m_observed = 0;
+    std::uint64_t m_observed = 0;
     std::error_code m_error;
     io_waiter m_waiter;
 };
@@ -128,7 +131,7 @@ class readiness_awaiter : public io_awaiter {
 public:
     using io_awaiter::io_awaiter;
     result<void> await_resume() noexcept {
-        result<std::uint32_t> word = io_awaiter::await_resume();
+        result<std::uint64_t> word = io_awaiter::await_resume();
         return word ? result<void>() : result<void>(word.error());
     }
 };
@@ -137,19 +140,22 @@ public:
 
 /// A descriptor registered with the current executor's reactor. Move-only.
 /// It does not own the descriptor: destroying it deregisters, and the
-/// caller closes the descriptor afterwards.
+/// caller closes the descriptor afterwards, once every operation on it has
+/// returned. close() may be called by any task while others wait on it or
+/// start operations on it; moving or destroying it meanwhile may not.
 class async_fd {
 public:
     async_fd() noexcept = default;
     async_fd(async_fd&& other) noexcept
-        : m_driver(std::exchange(other.m_driver, nullptr)), m_key(other.m_key),
-          m_fd(std::exchange(other.m_fd, -1)) {}
+        : m_driver(other.m_driver.exchange(nullptr, std::memory_order_relaxed)), m_key(other.m_key),
+          m_fd(other.m_fd.exchange(-1, std::memory_order_relaxed)) {}
     async_fd& operator=(async_fd&& other) noexcept {
         if (this != &other) {
             close();
-            m_driver = std::exchange(other.m_driver, nullptr);
             m_key = other.m_key;
-            m_fd = std::exchange(other.m_fd, -1);
+            m_fd.store(other.m_fd.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
+            m_driver.store(other.m_driver.exchange(nullptr, std::memory_order_relaxed),
+                           std::memory_order_relaxed);
         }
         return *this;
     }
@@ -178,19 +184,19 @@ public:
     }
 
     /// The descriptor (still owned by the caller), or -1.
-    int native_handle() const noexcept { return m_fd; }
+    int native_handle() const noexcept { return m_fd.load(std::memory_order_acquire); }
     /// True while registered.
-    bool valid() const noexcept { return m_driver != nullptr; }
+    bool valid() const noexcept { return m_driver.load(std::memory_order_relaxed) != nullptr; }
 
     /// Waits until the descriptor is readable, at end of file, or in error.
     /// The readiness may be stale (the data consumed by someone else): the
     /// next read can still fail with EAGAIN. Prefer read() / read_with().
     [[nodiscard]] detail::readiness_awaiter readable() noexcept {
-        return {m_driver, m_key, detail::io_direction::read};
+        return {m_driver.load(std::memory_order_relaxed), m_key, detail::io_direction::read};
     }
     /// Waits until the descriptor is writable (or hung up, or in error).
     [[nodiscard]] detail::readiness_awaiter writable() noexcept {
-        return {m_driver, m_key, detail::io_direction::write};
+        return {m_driver.load(std::memory_order_relaxed), m_key, detail::io_direction::write};
     }
 
     /// Runs `op` once the descriptor is readable: `op()` returns a
@@ -208,27 +214,30 @@ public:
 
     /// read(2) of at most `buffer.size()` bytes; 0 means end of file.
     [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
-        return read_with([fd = m_fd, buffer]() noexcept { return ::read(fd, buffer.data(), buffer.size()); });
+        return read_with(
+            [fd = native_handle(), buffer]() noexcept { return ::read(fd, buffer.data(), buffer.size()); });
     }
     /// write(2) of at most `buffer.size()` bytes; returns how many went.
     [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
         return write_with(
-            [fd = m_fd, buffer]() noexcept { return ::write(fd, buffer.data(), buffer.size()); });
+            [fd = native_handle(), buffer]() noexcept { return ::write(fd, buffer.data(), buffer.size()); });
     }
 
     /// Deregisters: tasks waiting on it wake with errc::closed. The
     /// descriptor stays open (the caller owns it).
-    void close() noexcept {
-        if (detail::driver* drv = std::exchange(m_driver, nullptr)) {
-            drv->io().deregister(m_key);
-        }
-        m_fd = -1;
-    }
+    void close() noexcept { (void)release(); }
 
-    /// Deregisters and returns the descriptor.
+    /// Deregisters and returns the descriptor (-1 if closed already).
     int release() noexcept {
-        const int fd = m_fd;
-        close();
+        // The driver goes first, then the descriptor with release: an
+        // operation that reads the descriptor as -1 (acquire, in
+        // native_handle) then finds no driver and ends with errc::closed,
+        // never running on -1.
+        detail::driver* drv = m_driver.exchange(nullptr, std::memory_order_acq_rel);
+        const int fd = m_fd.exchange(-1, std::memory_order_acq_rel);
+        if (drv != nullptr) {
+            drv->io().deregister(m_key); // the slot's lock orders this against the waiters
+        }
         return fd;
     }
 
@@ -236,12 +245,15 @@ private:
     async_fd(detail::driver* drv, detail::io_key key, int fd) noexcept
         : m_driver(drv), m_key(key), m_fd(fd) {}
 
+    // The loop of read_with / write_with. It reads the members once: close()
+    // from another task may reset them while this waits, and then the wait
+    // ends with errc::closed (a clear with the old key touches nothing).
     template <class Op>
     task<result<std::size_t>> run(detail::io_direction dir, Op op) {
-        const std::uint32_t bits =
-            dir == detail::io_direction::read ? detail::io_ready::readable : detail::io_ready::writable;
+        detail::driver* const drv = m_driver.load(std::memory_order_relaxed);
+        const detail::io_key key = m_key;
         for (;;) {
-            result<std::uint32_t> ready = co_await detail::io_awaiter(m_driver, m_key, dir);
+            result<std::uint64_t> ready = co_await detail::io_awaiter(drv, key, dir);
             if (!ready) {
                 co_return ready.error();
             }
@@ -250,16 +262,18 @@ private:
                 co_return static_cast<std::size_t>(n);
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                m_driver->io().clear_readiness(m_key, *ready, bits);
+                drv->io().clear_readiness(key, *ready, dir);
             } else if (errno != EINTR) {
                 co_return detail::last_error();
             }
         }
     }
 
-    detail::driver* m_driver = nullptr;
+    // Atomic so that close() from one task and an operation starting in
+    // another do not race; the key is only written by construction and moves.
+    std::atomic<detail::driver*> m_driver{nullptr};
     detail::io_key m_key;
-    int m_fd = -1;
+    std::atomic<int> m_fd{-1};
 };
 
 } // namespace weft

@@ -41,8 +41,11 @@ public:
     result(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) : m_ok(true) {
         ::new (static_cast<void*>(&m_value)) T(std::move(value));
     }
-    result(std::error_code error) noexcept : m_ok(false), m_error(error) {}
-    result(errc error) noexcept : result(make_error_code(error)) {}
+    // A result<std::error_code> holds an error_code value; its errors come
+    // from errc only.
+    result(std::error_code error) noexcept requires(!std::is_same_v<T, std::error_code>)
+        : m_ok(false), m_error(error) {}
+    result(errc error) noexcept : m_ok(false), m_error(make_error_code(error)) {}
 
     result(const result& other) noexcept(std::is_nothrow_copy_constructible_v<T>)
         : m_ok(other.m_ok), m_error(other.m_error) {

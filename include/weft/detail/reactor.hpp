@@ -5,7 +5,7 @@
 // the worker sleeping in epoll_wait. Registrations live in a fixed slab
 // (no allocation per descriptor); each one holds
 //   - a readiness word: readiness bits, the reactor tick of the event that
-//     last set them, and a shutdown bit;
+//     last set them, a shutdown bit, and the registration's generation;
 //   - at most one waiting task per direction (read, write).
 //
 // Where it comes from: Tokio's I/O driver and ScheduledIo (readiness word
@@ -16,7 +16,14 @@
 // Invariants:
 //   - The epoll data of a registration is (slot | generation << 32). The
 //     generation changes under the slot's lock when it is deregistered, so
-//     an event still in flight for an old descriptor is dropped.
+//     an event still in flight for an old descriptor is dropped. The
+//     readiness word carries the generation too, so a clear computed from
+//     an old registration's word can never touch a new one's.
+//   - Only the hang-up bits (read closed, write closed) are sticky. An
+//     error or priority event is cleared like readiness by an operation
+//     that then gets EAGAIN: a UDP socket's ICMP error is consumed by the
+//     receive that reports it, and an urgent byte must not make every later
+//     read spin.
 //   - The reactor sets readiness, then takes the waiters under the slot's
 //     lock; a task checks readiness and registers under the same lock. So a
 //     task either sees the new readiness or is taken by the reactor.
@@ -58,11 +65,16 @@ inline constexpr std::uint32_t all = 0xFF;
 inline constexpr std::uint32_t tick_shift = 8;
 inline constexpr std::uint32_t tick_mask = 0xFFFFu << tick_shift;
 inline constexpr std::uint32_t shutdown = 1u << 31; // deregistered: every wait fails
+inline constexpr unsigned generation_shift = 32;    // the registration's generation, above
 // What wakes a reader, and what wakes a writer.
 inline constexpr std::uint32_t read_interest = readable | read_closed | error | priority;
 inline constexpr std::uint32_t write_interest = writable | write_closed | error;
-// Closed bits are sticky: a clear never removes them.
-inline constexpr std::uint32_t sticky = read_closed | write_closed | error;
+// What an operation that got EAGAIN forgets, per direction. The hang-up
+// bits are sticky: nothing clears them.
+inline constexpr std::uint32_t read_clear = readable | error | priority;
+inline constexpr std::uint32_t write_clear = writable | error;
+// The part of a word that says which event set it.
+inline constexpr std::uint64_t event_identity = ~std::uint64_t{0xFFFFFFFFu} | tick_mask;
 } // namespace io_ready
 
 enum class io_direction : std::uint8_t { read = 0, write = 1 };
@@ -71,12 +83,16 @@ inline constexpr std::uint32_t interest_of(io_direction dir) noexcept {
     return dir == io_direction::read ? io_ready::read_interest : io_ready::write_interest;
 }
 
+inline constexpr std::uint32_t clear_of(io_direction dir) noexcept {
+    return dir == io_direction::read ? io_ready::read_clear : io_ready::write_clear;
+}
+
 /// A task waiting for one direction of a registration; lives in the
 /// awaiting coroutine's frame.
 struct io_waiter {
     task_header* task = nullptr;
     std::atomic<std::uint32_t> fired{0}; // 0 waiting, fired_ready, fired_closed
-    std::uint32_t observed = 0;          // the readiness word it was fired with
+    std::uint64_t observed = 0;          // the readiness word it was fired with
 };
 inline constexpr std::uint32_t fired_ready = 1;
 inline constexpr std::uint32_t fired_closed = 2;
@@ -84,7 +100,7 @@ inline constexpr std::uint32_t fired_closed = 2;
 /// One slot of the registration slab (a cache line each: the reactor and
 /// the tasks of different descriptors do not false-share).
 struct alignas(64) io_registration {
-    std::atomic<std::uint32_t> readiness{0};
+    std::atomic<std::uint64_t> readiness{0};
     spinlock lock;
     std::uint32_t generation = 0;        // under lock
     int fd = -1;                         // under lock
@@ -168,7 +184,10 @@ public:
         {
             lock_hold<spinlock> hold(reg.lock);
             reg.fd = fd;
-            reg.readiness.store(0, std::memory_order_relaxed); // under the lock: see deregister
+            // Under the lock; relaxed: the epoll_ctl below publishes nothing
+            // the reactor reads before taking this lock itself.
+            reg.readiness.store(std::uint64_t{reg.generation} << io_ready::generation_shift,
+                                std::memory_order_relaxed);
             key = {slot, reg.generation};
         }
         epoll_event ev{};
@@ -204,18 +223,18 @@ public:
 
     /// The readiness word of a live registration (acquire: pairs with the
     /// reactor's release when it set the bits).
-    std::uint32_t readiness(io_key key) const noexcept {
+    std::uint64_t readiness(io_key key) const noexcept {
         return m_slots[key.slot].readiness.load(std::memory_order_acquire);
     }
 
-    /// Forgets `bits` of the readiness seen in `observed` (an operation
-    /// failed with EAGAIN), unless a newer event has set them since: then
-    /// the tick differs and nothing is cleared. Closed bits are sticky.
-    void clear_readiness(io_key key, std::uint32_t observed, std::uint32_t bits) noexcept {
-        std::atomic<std::uint32_t>& word = m_slots[key.slot].readiness;
-        const std::uint32_t clear = bits & ~io_ready::sticky;
-        std::uint32_t cur = word.load(std::memory_order_relaxed);
-        while ((cur & io_ready::tick_mask) == (observed & io_ready::tick_mask) &&
+    /// Forgets what `dir` saw in `observed` (an operation failed with
+    /// EAGAIN), unless a newer event has set bits since (the tick differs)
+    /// or the registration is gone (shut down, or a new generation).
+    void clear_readiness(io_key key, std::uint64_t observed, io_direction dir) noexcept {
+        std::atomic<std::uint64_t>& word = m_slots[key.slot].readiness;
+        const std::uint64_t clear = clear_of(dir);
+        std::uint64_t cur = word.load(std::memory_order_relaxed);
+        while ((cur & io_ready::event_identity) == (observed & io_ready::event_identity) &&
                (cur & io_ready::shutdown) == 0 &&
                // Relaxed: the word carries no data; the reactor's later set
                // is ordered by its own RMW on the same word.
@@ -228,7 +247,7 @@ public:
     /// Registers `waiter` for `dir` unless waiting is unnecessary: ready
     /// (the readiness word, in `word`, satisfies `dir` or says shut down) or
     /// busy (another task waits for `dir` already).
-    wait_status wait(io_key key, io_direction dir, io_waiter& waiter, std::uint32_t& word) noexcept {
+    wait_status wait(io_key key, io_direction dir, io_waiter& waiter, std::uint64_t& word) noexcept {
         io_registration& reg = m_slots[key.slot];
         lock_hold<spinlock> hold(reg.lock);
         word = reg.readiness.load(std::memory_order_acquire);
@@ -347,9 +366,9 @@ private:
             if (reg.generation != key.generation) {
                 return; // the descriptor was deregistered after epoll reported it
             }
-            const std::uint32_t tick = std::uint32_t{m_tick} << io_ready::tick_shift;
-            std::uint32_t cur = reg.readiness.load(std::memory_order_relaxed);
-            std::uint32_t next = 0;
+            const std::uint64_t tick = std::uint64_t{m_tick} << io_ready::tick_shift;
+            std::uint64_t cur = reg.readiness.load(std::memory_order_relaxed);
+            std::uint64_t next = 0;
             do {
                 next = (cur & ~io_ready::tick_mask) | bits | tick;
                 // Release: a task that sees the bits sees what the kernel
@@ -374,7 +393,7 @@ private:
 
     // Under the slot's lock: the waiter is gone from the slot; after this
     // nobody touches it. Returns the task to wake (with its reference).
-    static task_header* fire(io_waiter& waiter, std::uint32_t word, std::uint32_t how) noexcept {
+    static task_header* fire(io_waiter& waiter, std::uint64_t word, std::uint32_t how) noexcept {
         task_header* task = waiter.task;
         waiter.observed = word;
         // Release: pairs with resume_target's acquire; `observed` travels with it.
@@ -393,7 +412,7 @@ private:
             }
             ++reg.generation;
             reg.fd = -1;
-            const std::uint32_t word =
+            const std::uint64_t word =
                 reg.readiness.fetch_or(io_ready::shutdown, std::memory_order_acq_rel) | io_ready::shutdown;
             for (unsigned dir = 0; dir < 2; ++dir) {
                 if (io_waiter* waiter = std::exchange(reg.waiters[dir], nullptr)) {
