@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/attributes.hpp"
 #include "detail/driver.hpp"
 #include "detail/scheduler.hpp"
 #include "error.hpp"
@@ -133,7 +134,7 @@ using co_await_result_t = await_result_t<decltype(awaiter_of(std::declval<A>()))
 
 /// Runs any awaitable as an inline child task, so a timeout can destroy it.
 template <class A>
-task<co_await_result_t<A>> as_child_task(A awaitable) {
+WEFT_NO_SANITIZE_FUNCTION task<co_await_result_t<A>> as_child_task(A awaitable) {
     co_return co_await std::move(awaitable);
 }
 

@@ -7,6 +7,9 @@
 #include "executor.hpp"
 #include "io.hpp"
 #include "metrics.hpp"
+#include "net.hpp"
 #include "result.hpp"
 #include "task.hpp"
 #include "time.hpp"
+
+#include "detail/attributes_end.hpp"
