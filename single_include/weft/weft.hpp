@@ -63,6 +63,35 @@ struct default_options {
     /// Most tasks a worker takes from the global queue in one lock hold.
     static constexpr std::uint32_t max_global_batch = 128;
 
+    /// Timers that can be pending at once (each sleep, timeout and interval
+    /// tick holds one while it waits): a fixed array of about 40 bytes per
+    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_timers = 1024;
+
+    /// Timer resolution in nanoseconds: deadlines are rounded up to it, so a
+    /// timer fires at most one step (plus the wake-up latency) late, never
+    /// early. 1 ms as Tokio; 100 us (100'000) for tighter control loops. The
+    /// wheel spans 2^35 steps (about a year at 1 ms); longer sleeps still
+    /// work, they are re-placed when the wheel reaches them.
+    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
+
+    /// File descriptors registered with the reactor at once (async_fd, each
+    /// socket): a fixed array of 64 bytes per source. When all are in use,
+    /// registration returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_io_sources = 256;
+
+    /// Events taken from epoll in one poll (12 bytes each). More events wait
+    /// for the next poll.
+    static constexpr std::uint32_t max_io_events = 256;
+
+    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
+    /// it was woken for, first wakes a parked peer (if nobody searches) so
+    /// that the peer takes over the reactor. Without it, a task that blocks
+    /// its worker for a long time stalls every timer and socket until
+    /// another worker parks (tokio#4730). It costs one extra wake-up per
+    /// I/O-driven wake-up when the executor is otherwise idle.
+    static constexpr bool driver_handoff = true;
+
     /// Shards of the live-task list (a power of two). More: less contention
     /// between threads spawning at once, a few more bytes.
     static constexpr std::uint32_t live_task_shards = 16;
@@ -186,7 +215,23 @@ enum class errc {
     invalid_argument,
     /// The operating system refused to start a thread.
     thread_start_failed,
+    /// A weft::timeout expired before the operation finished.
+    timed_out,
+    /// The stream ended (the peer closed it) before the expected bytes arrived.
+    unexpected_eof,
+    /// The descriptor (or channel) was closed while a task waited on it.
+    closed,
+    /// Another task already waits for the same thing (one waiter per
+    /// direction of an async_fd).
+    busy,
 };
+
+} // namespace weft
+
+template <>
+struct std::is_error_code_enum<weft::errc> : std::true_type {};
+
+namespace weft {
 
 namespace detail {
 class error_category_impl final : public std::error_category {
@@ -203,6 +248,10 @@ public:
         case errc::capacity_exhausted: return "capacity exhausted";
         case errc::invalid_argument: return "invalid argument";
         case errc::thread_start_failed: return "thread start failed";
+        case errc::timed_out: return "timed out";
+        case errc::unexpected_eof: return "unexpected end of stream";
+        case errc::closed: return "closed while waiting";
+        case errc::busy: return "another task is already waiting";
         }
         return "unknown weft error";
     }
@@ -229,6 +278,7 @@ inline std::error_code make_error_code(errc code) noexcept {
 class error : public std::system_error {
 public:
     error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
+    error(std::error_code code, const char* message) : std::system_error(code, message) {}
 };
 
 /// Receives misuse errors when exceptions are disabled; must not return
@@ -257,12 +307,18 @@ namespace detail {
     panic(static_cast<int>(code), message);
 #endif
 }
+
+/// Raises the error held by a weft::result whose value was asked for.
+[[noreturn]] inline void raise_error_code(std::error_code code) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, "weft::result::value() called on an error; check has_value() first");
+#else
+    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
+#endif
+}
 } // namespace detail
 
 } // namespace weft
-
-template <>
-struct std::is_error_code_enum<weft::errc> : std::true_type {};
 // ---- end weft/error.hpp ----
 
 // ---- begin weft/executor.hpp ----
@@ -307,14 +363,21 @@ struct std::is_error_code_enum<weft::errc> : std::true_type {};
 // run_task, steal_work, park) with Go's scheduler behind it.
 //
 // The worker loop, per tick:
-//   1. every `event_interval` ticks: maintenance (publish metrics, notice
-//      shutdown; the reactor will be polled here);
+//   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
+//      driver (I/O and timers), if nobody else holds it;
 //   2. every `global_queue_interval` ticks: one task from the global queue
 //      first, so remote work cannot starve behind local work;
 //   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
-//   5. still none: park (announce, re-check, sleep; see idle.hpp).
+//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
+//      first worker to park sleeps inside the driver (epoll_wait until the
+//      next timer), the others on their futex (see parker.hpp).
+// A worker woken by the driver with tasks to run was not notified: it takes
+// itself off the sleeper list and, before running them, wakes a parked peer
+// (driver hand-off), so that a task blocking this thread cannot stall I/O
+// and timers for everyone (tokio#4730). While the driver delivers wakes,
+// local scheduling does not notify anyone; one notification follows.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -330,39 +393,774 @@ struct std::is_error_code_enum<weft::errc> : std::true_type {};
 #include <span>
 
 
-// ---- begin weft/detail/idle.hpp ----
-// weft/detail/idle.hpp
+// ---- begin weft/detail/driver.hpp ----
+// weft/detail/driver.hpp
 //
-// What it is for: deciding who searches for work and who sleeps, so that
-// new work always finds a worker (no lost wake-up) and a burst of work wakes
-// workers one at a time (no thundering herd).
+// What it is for: the one thing per executor that a parked worker sleeps in.
+// It joins the reactor (epoll) and the timers (a hierarchical wheel) behind
+// a try-lock: whoever holds the lock may poll. A worker about to park takes
+// it and sleeps in epoll_wait until the next timer deadline (the other
+// parked workers sleep on their futex); a busy worker takes it now and then
+// for a non-blocking poll; whoever fails the try-lock goes on without it.
 //
-// Where it comes from: Tokio's `multi_thread/idle.rs`, itself Go's
-// `nmspinning` protocol (proc.go).
+// Where it comes from: Tokio's driver stack (time driver around the I/O
+// driver, one TryLock<Driver> shared by the workers) and its time driver
+// (ticks since start, deadlines rounded up, wakes in batches of 32 with the
+// wheel lock dropped in between).
 //
-// The state word packs two counts: (unparked << 16) | searching.
-//   - At most half the workers search at once (a "sloppy" cap, as Tokio's).
-//   - A producer wakes a sleeper only if nobody is searching and somebody
-//     sleeps; the woken worker starts out searching, so while it searches no
-//     other wake is sent: one wake in flight at a time.
-//   - The last searcher to stop searching, because it found work, wakes one
-//     more (parallelism ramps up one worker at a time); because it is going
-//     to park, it re-checks every queue first (notify_if_work_pending).
+// Time: `ticks` of `resolution` since the driver started, on the steady
+// clock. A deadline becomes the first tick at or after it (rounded up) and
+// fires once the tick has been reached (now rounded down), so no timer ever
+// fires early; it may fire up to one resolution step (plus the wake-up
+// latency) late.
 //
-// Memory orders: every access to the state word is seq_cst, and producers
-// read it with an RMW (fetch_add(0)), never a plain load. The handshake is a
-// store-buffering pattern: the producer publishes a task then reads the
-// word; the parker writes the word then reads the queues. With RMWs on both
-// sides, one of the two RMWs reads the other's write and synchronizes with
-// it, so either the producer sees the parker gone or the parker sees the
-// task. A plain load would let x86's store buffer (and ARM) reorder it
-// before the queue write, losing the wake (tokio PR #4383).
+// Invariants:
+//   - The wheel and the timer slots are guarded by m_timer_lock. A slot's
+//     task reference belongs to the wheel while the slot is armed; whoever
+//     disarms it (the firing poll, or the awaiter's cancel) owns it.
+//   - m_sleeper_deadline (under m_timer_lock) is the tick the epoll sleeper
+//     will wake at, or 0 when nobody sleeps: arming an earlier timer wakes it.
+//   - m_sleeping is true only while the lock holder blocks in epoll_wait; a
+//     parker that fails the try-lock while it is false retries, because the
+//     holder is only polling and will release the lock in microseconds.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <span>
+
+#include <linux/time_types.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+// ---- begin weft/detail/reactor.hpp ----
+// weft/detail/reactor.hpp
 //
-// The sleeper list is a fixed array used as a stack, guarded by a spinlock;
-// `unparked` changes only under that lock, so the list and the count agree.
+// What it is for: telling tasks when their file descriptors are ready. One
+// epoll instance per executor, edge-triggered, plus an eventfd that wakes
+// the worker sleeping in epoll_wait. Registrations live in a fixed slab
+// (no allocation per descriptor); each one holds
+//   - a readiness word: readiness bits, the reactor tick of the event that
+//     last set them, a shutdown bit, and the registration's generation;
+//   - at most one waiting task per direction (read, write).
+//
+// Where it comes from: Tokio's I/O driver and ScheduledIo (readiness word
+// with a driver tick; clear only if the tick still matches, so a stale
+// "would block" never erases a newer event) and mio's epoll selector
+// (EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP, eventfd waker).
+//
+// Invariants:
+//   - The epoll data of a registration is (slot | generation << 32). The
+//     generation changes under the slot's lock when it is deregistered, so
+//     an event still in flight for an old descriptor is dropped. The
+//     readiness word carries the generation too, so a clear computed from
+//     an old registration's word can never touch a new one's.
+//   - Only the hang-up bits (read closed, write closed) are sticky. An
+//     error or priority event is cleared like readiness by an operation
+//     that then gets EAGAIN: a UDP socket's ICMP error is consumed by the
+//     receive that reports it, and an urgent byte must not make every later
+//     read spin.
+//   - The reactor sets readiness, then takes the waiters under the slot's
+//     lock; a task checks readiness and registers under the same lock. So a
+//     task either sees the new readiness or is taken by the reactor.
+//   - A waiter is taken, marked fired (with the readiness it was fired for)
+//     and its task woken only by whoever removes it from the slot under the
+//     lock: the reactor, deregistration, or (never fired) the waiter's own
+//     destructor. After removal nobody touches the waiter's memory, so the
+//     awaiting frame may be destroyed at any time.
+//   - Only the thread polling (the driver's lock holder) touches the event
+//     buffer and the tick.
 
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <span>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+
+// ---- begin weft/detail/scheduler.hpp ----
+// weft/detail/scheduler.hpp
+//
+// What it is for: the small, non-template surface between tasks and the
+// executor that runs them, so that awaitables and free functions
+// (weft::spawn, yield_now, join) work without knowing the executor's
+// template arguments (as tokio::spawn finds its runtime through a
+// thread-local).
+//
+//   - `scheduler`: what a task needs from its executor (bind it, wake it,
+//     forget it). One virtual call per operation.
+//   - `thread_context`: the thread-local that says which executor this
+//     thread works for (if it is a worker), which task it is polling, and
+//     how much of that task's budget is left.
+//   - wake() and complete_task(): the task-side halves of scheduling and of
+//     finishing, built on the state machine in task_cell.hpp.
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+
+// ---- begin weft/detail/futex.hpp ----
+// weft/detail/futex.hpp
+//
+// What it is for: sleeping on, and waking, a 32-bit word, with the Linux
+// futex system call issued directly. weft does not park through
+// std::atomic::wait or a condition variable: libc++'s wait could miss
+// notifications (llvm-project#109290) and GCC's had bugs (GCC 106772), and a
+// direct futex lets a parked worker be woken with one system call and no
+// mutex. Callers own the protocol (what value means "sleeping"); this file
+// only issues the calls.
+//
+// FUTEX_WAIT returns at once if the word no longer holds `expected`, which is
+// what closes the check-then-sleep window: a waker changes the word *before*
+// calling wake, so a sleeper either sees the new value or is woken.
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace weft::detail {
+
+// The word must be a plain 32-bit integer in memory for the kernel.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
+              "futex words must be exactly 32 bits");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be lock-free atomics");
+
+namespace futex_sys {
+// A 32-bit target whose time_t is 64-bit (armhf built with _TIME_BITS=64)
+// must use the time64 call, whose timespec matches its own; everywhere else
+// the classic call takes the native timespec.
+#if defined(SYS_futex_time64) && defined(SYS_futex)
+inline constexpr long number = sizeof(std::time_t) > sizeof(long) ? SYS_futex_time64 : SYS_futex;
+#elif defined(SYS_futex_time64)
+inline constexpr long number = SYS_futex_time64;
+#else
+inline constexpr long number = SYS_futex;
+#endif
+} // namespace futex_sys
+
+/// Sleeps while `*word == expected`, at most `timeout` if not null (a
+/// relative time). Returns on a wake, a value change, a signal, a timeout or
+/// spuriously: callers re-check their condition in a loop.
+inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                       const timespec* timeout = nullptr) noexcept {
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+              timeout, nullptr, 0);
+}
+
+/// Wakes at most `count` threads sleeping on `word`.
+inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
+              nullptr, nullptr, 0);
+}
+
+inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }
+
+} // namespace weft::detail
+// ---- end weft/detail/futex.hpp ----
+
+// ---- begin weft/detail/task_cell.hpp ----
+// weft/detail/task_cell.hpp
+//
+// What it is for: the one block a spawned task lives in, and the state
+// machine that decides who runs it, who wakes it, and who frees it.
+//
+// The block: promise_type::operator new allocates [ task_cell<T> | frame ].
+// The cell in front of the coroutine frame holds the task header (state word,
+// queue links, the coroutine to resume, the join waker) and the join state
+// (the task's result or exception). One allocation per spawn, and the header
+// outlives the coroutine: a spawned task's co_return constructs its result
+// in the cell, and when the task completes its frame is destroyed at once
+// (its locals and captured arguments die promptly), while the cell stays
+// until the last reference (join handle, queue, waker) goes.
+//
+// Only a spawned task uses its cell. A task that is only awaited inline may
+// have no cell at all: clang's coroutine elision (HALO) may place its frame
+// inside the parent's frame without calling operator new. A spawned task's
+// handle escapes into the scheduler, which rules elision out.
+//
+// The state word (Tokio's task/state.rs, adapted): flag bits below, and a
+// reference count in the bits above `ref_one`. References are held by:
+//   - the coroutine frame, while it exists (dropped by promise operator delete);
+//   - the join handle, while it exists;
+//   - a queue or a running worker: a task is NOTIFIED (queued) or RUNNING,
+//     and that state owns one reference;
+//   - each registered waker (a join waker is the waiting task's reference).
+// The block is freed when the count reaches zero.
+//
+// Transitions are CAS loops with acq_rel: each one both publishes what this
+// thread wrote to the task (result, resume point) and observes what the last
+// owner wrote.
+
+#include <atomic>
+#include <cassert>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace weft::detail {
+
+class scheduler;
+
+namespace task_state {
+inline constexpr std::uint32_t running = 1u << 0;       // a worker is resuming it now
+inline constexpr std::uint32_t notified = 1u << 1;      // it is (or must be put) in a run queue
+inline constexpr std::uint32_t complete = 1u << 2;      // finished or cancelled; output is final
+inline constexpr std::uint32_t join_interest = 1u << 3; // a join handle still exists
+inline constexpr std::uint32_t join_waker = 1u << 4;    // header.join_waker is set and owned by the completer
+inline constexpr std::uint32_t cancelled = 1u << 5;     // abort requested; the next run destroys it
+inline constexpr std::uint32_t thread_waiter = 1u << 6; // a thread sleeps on this word in join_handle::get()
+inline constexpr std::uint32_t ref_one = 1u << 7;
+inline constexpr std::uint32_t flag_mask = ref_one - 1;
+inline constexpr std::uint32_t ref_count(std::uint32_t state) noexcept { return state / ref_one; }
+} // namespace task_state
+
+enum class output_kind : std::uint8_t { none, value, exception, cancelled };
+
+/// A weft::timeout around part of a task. While the task is suspended
+/// inside the scope and `*fired` is nonzero (the timeout's timer expired),
+/// the next poll resumes `handler` (the coroutine awaiting the timeout)
+/// instead of the task's resume point. Scopes form a list, innermost first,
+/// that only the task itself changes (while it runs).
+struct cancel_scope {
+    cancel_scope* outer = nullptr;
+    const std::atomic<std::uint32_t>* fired = nullptr;
+    std::coroutine_handle<> handler;
+};
+
+struct task_header {
+    std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
+    std::uint32_t block_size = 0;                          // bytes of the whole block
+    task_header* queue_next = nullptr;                     // global queue link
+    task_header* owned_prev = nullptr;                     // live-task list links
+    task_header* owned_next = nullptr;
+    std::coroutine_handle<> resume_point; // the innermost suspended coroutine of this task
+    // What the task waits for: resume only once (*wait_word & wait_mask) != 0.
+    // Null: any wake resumes it. Set by the awaiter that suspends the task,
+    // cleared by the poll that resumes it.
+    const std::atomic<std::uint32_t>* wait_word = nullptr;
+    std::uint32_t wait_mask = 0;
+    cancel_scope* scopes = nullptr;         // innermost timeout scope the task is inside
+    task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
+    scheduler* owner = nullptr;             // set by spawn
+    void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
+    std::exception_ptr exception;
+    output_kind output = output_kind::none;
+    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
+    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
+};
+
+/// Raw room for a T (nothing for void): constructed and destroyed by hand,
+/// with the output_kind beside it saying whether it holds a value.
+template <class T>
+struct value_storage {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T* get() noexcept { return std::launder(reinterpret_cast<T*>(bytes)); }
+};
+template <>
+struct value_storage<void> {};
+
+/// Header plus room for a T result, constructed by a spawned task's co_return
+/// and destroyed by drop_output (or moved out by a join).
+template <class T>
+struct task_cell : task_header {
+    value_storage<T> storage;
+};
+
+/// The alignment operator new gives, which the coroutine frame keeps.
+inline constexpr std::size_t frame_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+constexpr std::size_t round_up(std::size_t bytes, std::size_t alignment) noexcept {
+    return (bytes + alignment - 1) / alignment * alignment;
+}
+
+/// Bytes between the start of the block and the coroutine frame: the cell,
+/// rounded up to the frame's alignment.
+template <class T>
+inline constexpr std::size_t cell_prefix = round_up(sizeof(task_cell<T>), frame_alignment);
+
+inline void* frame_of(task_header* header, std::size_t prefix) noexcept {
+    return reinterpret_cast<unsigned char*>(header) + prefix;
+}
+
+/// The task's outermost coroutine (the one spawned). Destroying it destroys
+/// every coroutine it awaits inline, innermost last.
+inline std::coroutine_handle<> root_of(task_header* header) noexcept {
+    return std::coroutine_handle<>::from_address(frame_of(header, header->frame_offset));
+}
+
+template <class T>
+task_cell<T>* cell_of_frame(void* frame) noexcept {
+    return reinterpret_cast<task_cell<T>*>(static_cast<unsigned char*>(frame) - cell_prefix<T>);
+}
+
+/// The typed destructor of a cell's result, installed by the promise.
+template <class T>
+void drop_value_of(task_header* header) noexcept {
+    if constexpr (!std::is_void_v<T>) {
+        static_cast<task_cell<T>*>(header)->storage.get()->~T();
+    }
+}
+
+/// Destroys whatever output the cell holds (value or exception).
+inline void drop_output(task_header* header) noexcept {
+    if (header->output == output_kind::value && header->drop_value != nullptr) {
+        header->drop_value(header);
+    }
+    header->exception = nullptr;
+    header->output = output_kind::none;
+}
+
+inline void ref_inc(task_header* header) noexcept {
+    // Relaxed: a new reference is made from an existing one, which already
+    // keeps the block alive (as std::shared_ptr's increment).
+    header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
+}
+
+/// Frees the block; only called once the reference count is zero.
+inline void free_block(task_header* header) noexcept {
+    drop_output(header);
+    [[maybe_unused]] const std::size_t size = header->block_size;
+    header->~task_header();
+    // g++ -O3 inlines promise_base::operator new (which calls ::operator new
+    // for the whole block and returns the frame inside it) and then takes
+    // this delete of the block's start for a mismatch. It is the block
+    // ::operator new returned; the warning is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(static_cast<void*>(header), size);
+#else
+    ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+}
+
+/// Drops one reference; the last one frees the block.
+inline void ref_dec(task_header* header) noexcept {
+    // acq_rel: release our writes to the task before a possible free; the
+    // thread that frees acquires everyone's.
+    const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
+    assert(task_state::ref_count(prev) >= 1);
+    if (task_state::ref_count(prev) == 1) {
+        free_block(header);
+    }
+}
+
+/// What a worker must do with a task it popped from a queue.
+enum class run_action { poll, cancel };
+
+/// Queued -> running. The queue's reference becomes the running reference.
+inline run_action transition_to_running(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
+        const std::uint32_t next = (cur & ~task_state::notified) | task_state::running;
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return (cur & task_state::cancelled) != 0 ? run_action::cancel : run_action::poll;
+        }
+    }
+}
+
+/// What happens after a poll returned.
+enum class idle_action { done, reschedule };
+
+/// Running -> idle. If the task was woken while it ran (yield, budget, a
+/// fast wake), it keeps the running reference and goes back to a queue;
+/// if it completed, the running reference is dropped.
+inline idle_action transition_to_idle(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            ref_dec(header);
+            return idle_action::done;
+        }
+        if ((cur & task_state::notified) != 0) {
+            const std::uint32_t next = cur & ~task_state::running;
+            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire)) {
+                return idle_action::reschedule;
+            }
+            continue;
+        }
+        // Idle and not complete: the frame reference keeps the block alive,
+        // so dropping ours in the same CAS cannot reach zero.
+        const std::uint32_t next = (cur & ~task_state::running) - task_state::ref_one;
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return idle_action::done;
+        }
+    }
+}
+
+/// What a waker must do after marking a task notified.
+enum class wake_action { none, submit };
+
+/// Marks a task woken. Consumes the caller's reference: it either becomes
+/// the queue's (submit: the caller must schedule the task) or is dropped.
+inline wake_action transition_to_notified(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & (task_state::complete | task_state::notified)) != 0) {
+            ref_dec(header);
+            return wake_action::none;
+        }
+        if ((cur & task_state::running) != 0) {
+            // The runner reschedules it after the poll with its own
+            // reference; ours goes now (it cannot be the last: running holds one).
+            const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
+            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire)) {
+                return wake_action::none;
+            }
+            continue;
+        }
+        if (header->state.compare_exchange_weak(cur, cur | task_state::notified, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return wake_action::submit;
+        }
+    }
+}
+
+/// Marks the running task (the caller) woken by itself: it goes back to a
+/// queue after this poll, with the running reference.
+inline void self_notify(task_header* header) noexcept {
+    header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
+}
+
+/// Requests cancellation. Returns submit if the caller must schedule the
+/// task (it was idle; a reference was added for the queue).
+inline wake_action transition_to_cancelled(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
+            return wake_action::none;
+        }
+        std::uint32_t next = cur | task_state::cancelled;
+        wake_action action = wake_action::none;
+        if ((cur & task_state::running) != 0) {
+            next |= task_state::notified; // the runner requeues it; the next run cancels
+        } else if ((cur & task_state::notified) == 0) {
+            next = (next | task_state::notified) + task_state::ref_one;
+            action = wake_action::submit;
+        }
+        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return action;
+        }
+    }
+}
+
+/// Publishes completion and returns the state just before it. After this
+/// the joiner may read the output; the completer must no longer touch it
+/// unless the previous state had no join interest.
+inline std::uint32_t transition_to_complete(task_header* header) noexcept {
+    return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
+}
+
+/// Join handle gone. Returns true if the task had already completed, in
+/// which case the handle owns the output and must dispose of it.
+inline bool drop_join_interest(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            return true;
+        }
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest,
+                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
+            return false;
+        }
+    }
+}
+
+enum class join_register { registered, completed, busy };
+
+/// Registers `waiter` (whose reference the caller made) as the join waker.
+/// `completed`: the task finished first; `busy`: another waiter is already
+/// registered (two tasks awaiting one handle). In both cases the caller
+/// keeps its waker reference and must not suspend.
+inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    if ((cur & task_state::complete) != 0) {
+        return join_register::completed;
+    }
+    if ((cur & task_state::join_waker) != 0) {
+        return join_register::busy;
+    }
+    header->join_waker_task = waiter; // ours until the bit is set
+    for (;;) {
+        if ((cur & task_state::complete) != 0) {
+            header->join_waker_task = nullptr;
+            return join_register::completed;
+        }
+        if (header->state.compare_exchange_weak(cur, cur | task_state::join_waker, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            return join_register::registered;
+        }
+    }
+}
+
+/// Takes the join waker back before completion (the waiting task is being
+/// cancelled). Returns the waker, whose reference is now the caller's, or
+/// null if the task completed first (the completer owns and wakes it).
+inline task_header* unset_join_waker(task_header* header) noexcept {
+    std::uint32_t cur = header->state.load(std::memory_order_acquire);
+    for (;;) {
+        if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
+            return nullptr;
+        }
+        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_waker, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+            task_header* waiter = header->join_waker_task;
+            header->join_waker_task = nullptr;
+            return waiter;
+        }
+    }
+}
+
+} // namespace weft::detail
+// ---- end weft/detail/task_cell.hpp ----
+
+namespace weft::detail {
+
+/// A counter with a single writer: increments are a load and a store (no
+/// RMW), and other threads read it for metrics.
+class relaxed_counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> m_value{0};
+};
+
+class driver;
+
+class scheduler {
+public:
+    /// Lists a new task as owned. False once the executor is shutting down.
+    virtual bool bind(task_header* task) noexcept = 0;
+    /// Queues a task that was just spawned or woken (it is notified and
+    /// holds its queue reference): on one of this scheduler's own workers
+    /// into that worker's LIFO slot, from anywhere else into the global queue.
+    virtual void schedule(task_header* task) noexcept = 0;
+    /// Forgets a finished task.
+    virtual void unbind(task_header* task) noexcept = 0;
+
+protected:
+    ~scheduler() = default;
+};
+
+struct thread_context {
+    scheduler* sched = nullptr;               // set on worker threads only
+    void* worker = nullptr;                   // that scheduler's state for this worker
+    task_header* current = nullptr;           // the task being polled, if any
+    std::uint32_t budget = 0;                 // operations left before a forced yield
+    relaxed_counter* forced_yields = nullptr; // the worker's metric
+    std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
+    const void* shutting_down = nullptr;      // the executor this thread is shutting down
+    driver* drv = nullptr;                    // that scheduler's I/O and timer driver
+};
+
+// constinit: no dynamic initialisation, so access needs no TLS wrapper call.
+constinit inline thread_local thread_context t_context{};
+
+inline bool on_worker_thread() noexcept { return t_context.sched != nullptr; }
+
+// Symmetric transfer (await_suspend returning the next coroutine) must be a
+// tail call, or a chain of a million inline awaits grows the stack by a
+// million frames. clang guarantees the tail call at every optimisation
+// level. g++ makes it only as a sibling-call optimisation (-O2 and up, and
+// not under AddressSanitizer), which no macro reveals, so g++ builds use a
+// trampoline instead: the awaiter parks the next coroutine in the thread
+// context and returns, and the worker's poll loop resumes it.
+#if defined(__clang__)
+inline constexpr bool use_trampoline = false;
+#else
+inline constexpr bool use_trampoline = true;
+#endif
+
+/// What an await_suspend returns to continue with `next`.
+inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
+    if constexpr (use_trampoline) {
+        if (t_context.current != nullptr) { // inside a worker's poll: it drains `next`
+            t_context.next = next;
+            return std::noop_coroutine();
+        }
+    }
+    return next;
+}
+
+/// Resumes a task's coroutine and, with the trampoline, every coroutine it
+/// transfers to, until the task suspends.
+inline void resume_task(std::coroutine_handle<> coroutine) {
+    coroutine.resume();
+    if constexpr (use_trampoline) {
+        while (t_context.next) {
+            std::exchange(t_context.next, nullptr).resume();
+        }
+    }
+}
+
+/// Suspends `task` at `coroutine` until `(*word & mask) != 0`. Wakes are
+/// not exact: a waker may fire after its awaiter is gone (a timeout won the
+/// race), and its wake then reaches whatever the task waits on next. So
+/// every waker sets its word before it wakes the task, and a poll resumes a
+/// task only if the word it waits on says so (resume_target).
+inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
+                          const std::atomic<std::uint32_t>* word, std::uint32_t mask) noexcept {
+    task->resume_point = coroutine;
+    task->wait_word = word;
+    task->wait_mask = mask;
+}
+
+/// What a poll of `task` (which it just made RUNNING) resumes: the handler
+/// of the outermost expired timeout scope the task is inside, else its
+/// resume point if what it waits for happened, else nothing (a stale wake:
+/// the task stays suspended until its real waker comes).
+inline std::coroutine_handle<> resume_target(task_header* task) noexcept {
+    cancel_scope* expired = nullptr;
+    for (cancel_scope* scope = task->scopes; scope != nullptr; scope = scope->outer) {
+        // Acquire: pairs with the timer's release store before its wake.
+        if (scope->fired->load(std::memory_order_acquire) != 0) {
+            expired = scope;
+        }
+    }
+    if (expired != nullptr) {
+        // The coroutines inside the scope are about to be destroyed: forget
+        // where the task was suspended, so a late wake resumes nothing.
+        task->wait_word = nullptr;
+        task->resume_point = nullptr;
+        return expired->handler;
+    }
+    // Acquire: pairs with the waker's release store before its wake (the
+    // wake's RMW and transition_to_running order it too, but a coalesced
+    // wake may have been consumed by an earlier poll).
+    if (task->wait_word != nullptr &&
+        (task->wait_word->load(std::memory_order_acquire) & task->wait_mask) == 0) {
+        return {};
+    }
+    task->wait_word = nullptr;
+    // Taken: a wake that arrives after this resume (and outlives its
+    // awaiter) finds nothing to resume until the task suspends again.
+    return std::exchange(task->resume_point, nullptr);
+}
+
+/// Spends one unit of the current task's budget. False when it is used up:
+/// the caller must yield (suspend, self-notify) even if it could proceed,
+/// so one task cannot monopolise its worker.
+inline bool consume_budget() noexcept {
+    if (t_context.current == nullptr) {
+        return true; // not inside a weft task: no budget applies
+    }
+    if (t_context.budget == 0) {
+        return false;
+    }
+    --t_context.budget;
+    return true;
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    if (t_context.forced_yields != nullptr) {
+        t_context.forced_yields->add();
+    }
+    suspend_until(task, coroutine, nullptr, 0);
+    self_notify(task);
+}
+
+/// Wakes a task, consuming the caller's reference to it.
+inline void wake(task_header* task) noexcept {
+    if (transition_to_notified(task) == wake_action::submit) {
+        task->owner->schedule(task);
+    }
+}
+
+/// A spawned task finished (its frame is already destroyed) or was
+/// cancelled. Publishes the output to the joiner, or disposes of it if
+/// nobody will ever join.
+inline void complete_task(task_header* task) noexcept {
+    task->owner->unbind(task);
+    const std::uint32_t prev = transition_to_complete(task);
+    if ((prev & task_state::join_interest) == 0) {
+        // Nobody can observe the output: an exception must not vanish.
+        if (task->output == output_kind::exception) {
+            report_unhandled_exception(task->exception);
+        }
+        drop_output(task);
+        return;
+    }
+    if ((prev & task_state::join_waker) != 0) {
+        // Set before COMPLETE and never touched by the joiner since.
+        task_header* waiter = task->join_waker_task;
+        task->join_waker_task = nullptr;
+        wake(waiter);
+    }
+    if ((prev & task_state::thread_waiter) != 0) {
+        futex_wake_all(&task->state);
+    }
+}
+
+/// Destroys a task's coroutines without resuming them (abort, shutdown),
+/// then completes it as cancelled. The caller holds the running reference.
+inline void cancel_task(task_header* task) noexcept {
+    task_header* const outer = t_context.current;
+    t_context.current = task; // destructors that spawn or wake see their task
+    root_of(task).destroy();
+    t_context.current = outer;
+    task->output = output_kind::cancelled;
+    complete_task(task);
+}
+
+} // namespace weft::detail
+// ---- end weft/detail/scheduler.hpp ----
+
+// ---- begin weft/detail/spinlock.hpp ----
+// weft/detail/spinlock.hpp
+//
+// What it is for: the short critical sections of the scheduler (splicing a
+// batch onto the global queue, the sleeper list of the idle set, a shard of
+// the live-task list). Each hold is a handful of pointer writes, so a
+// spinning test-and-test-and-set lock beats a futex mutex, and it never
+// allocates or enters the kernel.
+//
+// Invariants: `m_locked` is true while a thread is inside. lock() acquires
+// (pairs with unlock()'s release), so everything written inside one hold is
+// visible inside the next. Waiters spin on a relaxed load (no cache-line
+// ping-pong) with the CPU's pause/yield hint, and after a while also yield
+// the CPU: on a 2-core board the holder may have been preempted.
+
+#include <sched.h>
 
 
 // ---- begin weft/detail/atomic_policy.hpp ----
@@ -430,24 +1228,6 @@ struct std_policy {
 } // namespace weft::detail
 // ---- end weft/detail/atomic_policy.hpp ----
 
-// ---- begin weft/detail/spinlock.hpp ----
-// weft/detail/spinlock.hpp
-//
-// What it is for: the short critical sections of the scheduler (splicing a
-// batch onto the global queue, the sleeper list of the idle set, a shard of
-// the live-task list). Each hold is a handful of pointer writes, so a
-// spinning test-and-test-and-set lock beats a futex mutex, and it never
-// allocates or enters the kernel.
-//
-// Invariants: `m_locked` is true while a thread is inside. lock() acquires
-// (pairs with unlock()'s release), so everything written inside one hold is
-// visible inside the next. Waiters spin on a relaxed load (no cache-line
-// ping-pong) with the CPU's pause/yield hint, and after a while also yield
-// the CPU: on a 2-core board the holder may have been preempted.
-
-#include <sched.h>
-
-
 namespace weft::detail {
 
 template <class Policy = std_policy>
@@ -498,6 +1278,1090 @@ private:
 
 namespace weft::detail {
 
+/// Bits of a registration's readiness word.
+namespace io_ready {
+inline constexpr std::uint32_t readable = 1u << 0;
+inline constexpr std::uint32_t writable = 1u << 1;
+inline constexpr std::uint32_t read_closed = 1u << 2;  // peer shut down its writing side (EOF)
+inline constexpr std::uint32_t write_closed = 1u << 3; // hang-up: nothing more can be written
+inline constexpr std::uint32_t error = 1u << 4;        // EPOLLERR: a pending socket error
+inline constexpr std::uint32_t priority = 1u << 5;     // EPOLLPRI: out-of-band / exceptional
+inline constexpr std::uint32_t all = 0xFF;
+inline constexpr std::uint32_t tick_shift = 8;
+inline constexpr std::uint32_t tick_mask = 0xFFFFu << tick_shift;
+inline constexpr std::uint32_t shutdown = 1u << 31; // deregistered: every wait fails
+inline constexpr unsigned generation_shift = 32;    // the registration's generation, above
+// What wakes a reader, and what wakes a writer.
+inline constexpr std::uint32_t read_interest = readable | read_closed | error | priority;
+inline constexpr std::uint32_t write_interest = writable | write_closed | error;
+// What an operation that got EAGAIN forgets, per direction. The hang-up
+// bits are sticky: nothing clears them.
+inline constexpr std::uint32_t read_clear = readable | error | priority;
+inline constexpr std::uint32_t write_clear = writable | error;
+// The part of a word that says which event set it.
+inline constexpr std::uint64_t event_identity = ~std::uint64_t{0xFFFFFFFFu} | tick_mask;
+} // namespace io_ready
+
+enum class io_direction : std::uint8_t { read = 0, write = 1 };
+
+inline constexpr std::uint32_t interest_of(io_direction dir) noexcept {
+    return dir == io_direction::read ? io_ready::read_interest : io_ready::write_interest;
+}
+
+inline constexpr std::uint32_t clear_of(io_direction dir) noexcept {
+    return dir == io_direction::read ? io_ready::read_clear : io_ready::write_clear;
+}
+
+/// A task waiting for one direction of a registration; lives in the
+/// awaiting coroutine's frame.
+struct io_waiter {
+    task_header* task = nullptr;
+    std::atomic<std::uint32_t> fired{0}; // 0 waiting, fired_ready, fired_closed
+    std::uint64_t observed = 0;          // the readiness word it was fired with
+};
+inline constexpr std::uint32_t fired_ready = 1;
+inline constexpr std::uint32_t fired_closed = 2;
+
+/// One slot of the registration slab (a cache line each: the reactor and
+/// the tasks of different descriptors do not false-share).
+struct alignas(64) io_registration {
+    std::atomic<std::uint64_t> readiness{0};
+    spinlock lock;
+    std::uint32_t generation = 0;        // under lock
+    int fd = -1;                         // under lock
+    std::array<io_waiter*, 2> waiters{}; // by io_direction; under lock
+    std::uint32_t next_free = 0;         // under the slab lock
+};
+
+/// Where a registration lives: its slot and the generation it was given.
+struct io_key {
+    std::uint32_t slot = 0;
+    std::uint32_t generation = 0;
+};
+
+class reactor {
+public:
+    static constexpr std::uint32_t no_slot = 0xFFFFFFFFu;
+
+    /// Creates the epoll instance and the waker eventfd. On failure
+    /// ok() is false and error() says why.
+    explicit reactor(std::span<io_registration> slots, std::span<epoll_event> events) noexcept
+        : m_slots(slots), m_events(events) {
+        for (std::uint32_t i = 0; i < m_slots.size(); ++i) {
+            m_slots[i].next_free = i + 1 < m_slots.size() ? i + 1 : no_slot;
+        }
+        m_free = m_slots.empty() ? no_slot : 0;
+        m_epoll = ::epoll_create1(EPOLL_CLOEXEC);
+        if (m_epoll < 0) {
+            m_error = errno;
+            return;
+        }
+        m_waker = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m_waker < 0) {
+            m_error = errno;
+            return;
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET;
+        ev.data.u64 = waker_token;
+        if (::epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_waker, &ev) != 0) {
+            m_error = errno;
+        }
+    }
+
+    reactor(const reactor&) = delete;
+    reactor& operator=(const reactor&) = delete;
+
+    ~reactor() {
+        if (m_waker >= 0) {
+            ::close(m_waker);
+        }
+        if (m_epoll >= 0) {
+            ::close(m_epoll);
+        }
+    }
+
+    bool ok() const noexcept { return m_error == 0; }
+    int error() const noexcept { return m_error; }
+
+    /// Registrations in use (a metric, and "is anyone listening?").
+    std::uint32_t registered() const noexcept { return m_registered.load(std::memory_order_relaxed); }
+
+    // ---- registrations (any thread) --------------------------------------------------
+
+    /// register_fd's result when every slot of the slab is in use.
+    static constexpr int slab_full = -1;
+
+    /// Registers `fd` (made non-blocking) for edge-triggered read and write
+    /// readiness. Returns 0, slab_full, or an errno: EBADF (not an open
+    /// descriptor), EPERM (a regular file or directory: always ready, epoll
+    /// refuses it), EEXIST (already registered here).
+    int register_fd(int fd, io_key& key) noexcept {
+        const int flags = ::fcntl(fd, F_GETFL);
+        if (flags < 0 || ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
+            return errno;
+        }
+        const std::uint32_t slot = allocate();
+        if (slot == no_slot) {
+            return slab_full;
+        }
+        io_registration& reg = m_slots[slot];
+        {
+            lock_hold<spinlock> hold(reg.lock);
+            reg.fd = fd;
+            // Under the lock; relaxed: the epoll_ctl below publishes nothing
+            // the reactor reads before taking this lock itself.
+            reg.readiness.store(std::uint64_t{reg.generation} << io_ready::generation_shift,
+                                std::memory_order_relaxed);
+            key = {slot, reg.generation};
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+        ev.data.u64 = token_of(key);
+        if (::epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            const int err = errno;
+            retire(key);
+            return err;
+        }
+        m_registered.fetch_add(1, std::memory_order_relaxed); // a count: orders nothing
+        return 0;
+    }
+
+    /// Removes a registration: epoll forgets the descriptor, every waiting
+    /// task wakes with fired_closed, and the slot is free again. The caller
+    /// still owns (and closes) the descriptor.
+    void deregister(io_key key) noexcept {
+        io_registration& reg = m_slots[key.slot];
+        int fd = -1;
+        {
+            lock_hold<spinlock> hold(reg.lock);
+            if (reg.generation != key.generation) {
+                return;
+            }
+            fd = reg.fd;
+        }
+        epoll_event ev{}; // non-null for kernels before 2.6.9
+        ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, &ev);
+        m_registered.fetch_sub(1, std::memory_order_relaxed); // a count: orders nothing
+        retire(key);
+    }
+
+    /// The readiness word of a live registration (acquire: pairs with the
+    /// reactor's release when it set the bits).
+    std::uint64_t readiness(io_key key) const noexcept {
+        return m_slots[key.slot].readiness.load(std::memory_order_acquire);
+    }
+
+    /// Forgets what `dir` saw in `observed` (an operation failed with
+    /// EAGAIN), unless a newer event has set bits since (the tick differs)
+    /// or the registration is gone (shut down, or a new generation).
+    void clear_readiness(io_key key, std::uint64_t observed, io_direction dir) noexcept {
+        std::atomic<std::uint64_t>& word = m_slots[key.slot].readiness;
+        const std::uint64_t clear = clear_of(dir);
+        std::uint64_t cur = word.load(std::memory_order_relaxed);
+        while ((cur & io_ready::event_identity) == (observed & io_ready::event_identity) &&
+               (cur & io_ready::shutdown) == 0 &&
+               // Relaxed: the word carries no data; the reactor's later set
+               // is ordered by its own RMW on the same word.
+               !word.compare_exchange_weak(cur, cur & ~clear, std::memory_order_relaxed)) {
+        }
+    }
+
+    enum class wait_status : std::uint8_t { registered, ready, busy };
+
+    /// Registers `waiter` for `dir` unless waiting is unnecessary: ready
+    /// (the readiness word, in `word`, satisfies `dir` or says shut down) or
+    /// busy (another task waits for `dir` already).
+    wait_status wait(io_key key, io_direction dir, io_waiter& waiter, std::uint64_t& word) noexcept {
+        io_registration& reg = m_slots[key.slot];
+        lock_hold<spinlock> hold(reg.lock);
+        word = reg.readiness.load(std::memory_order_acquire);
+        if (reg.generation != key.generation) {
+            word = io_ready::shutdown;
+            return wait_status::ready;
+        }
+        if ((word & (interest_of(dir) | io_ready::shutdown)) != 0) {
+            return wait_status::ready;
+        }
+        io_waiter*& slot = reg.waiters[static_cast<unsigned>(dir)];
+        if (slot != nullptr) {
+            return wait_status::busy;
+        }
+        slot = &waiter;
+        return wait_status::registered;
+    }
+
+    /// Takes back a waiter that was never fired (its task was cancelled or
+    /// timed out). True if it was still registered: then the caller owns the
+    /// task reference the waiter held.
+    bool cancel_wait(io_key key, io_direction dir, io_waiter& waiter) noexcept {
+        io_registration& reg = m_slots[key.slot];
+        lock_hold<spinlock> hold(reg.lock);
+        io_waiter*& slot = reg.waiters[static_cast<unsigned>(dir)];
+        if (slot != &waiter) {
+            return false; // fired: its firer wakes the task
+        }
+        slot = nullptr;
+        return true;
+    }
+
+    // ---- polling (the driver's lock holder only) ----------------------------------------
+
+    /// Waits for events (timeout in nanoseconds; negative: indefinitely)
+    /// and dispatches them. Returns the number of descriptor events.
+    template <class Wait>
+    std::size_t poll(Wait&& wait_fn) noexcept {
+        const int n = wait_fn(m_epoll, m_events.data(), static_cast<int>(m_events.size()));
+        if (n <= 0) {
+            return 0;
+        }
+        m_tick = static_cast<std::uint16_t>(m_tick + 1);
+        std::size_t dispatched = 0;
+        for (int i = 0; i < n; ++i) {
+            const epoll_event& ev = m_events[static_cast<std::size_t>(i)];
+            if (ev.data.u64 == waker_token) {
+                // Not read: each write is a new edge (as mio does). Reading
+                // here could swallow a write made between the clear and the
+                // read, and with it every later wake (they are deduplicated).
+                m_wake_pending.store(false, std::memory_order_seq_cst);
+                continue;
+            }
+            dispatch(key_of(ev.data.u64), ready_bits(ev.events));
+            ++dispatched;
+        }
+        return dispatched;
+    }
+
+    /// Wakes the thread blocked in poll (or makes its next poll return at
+    /// once). Writes to the eventfd only once per wake-up.
+    void wake() noexcept {
+        if (!m_wake_pending.exchange(true, std::memory_order_seq_cst)) {
+            const std::uint64_t one = 1;
+            if (::write(m_waker, &one, sizeof one) < 0 && errno == EAGAIN) {
+                // The counter is full (after 2^64 - 2 wakes): empty it and write again.
+                std::uint64_t count = 0;
+                [[maybe_unused]] const ssize_t r = ::read(m_waker, &count, sizeof count);
+                [[maybe_unused]] const ssize_t w = ::write(m_waker, &one, sizeof one);
+            }
+        }
+    }
+
+private:
+    static constexpr std::uint64_t waker_token = ~std::uint64_t{0};
+
+    static std::uint64_t token_of(io_key key) noexcept {
+        return key.slot | (std::uint64_t{key.generation} << 32);
+    }
+    static io_key key_of(std::uint64_t token) noexcept {
+        return {static_cast<std::uint32_t>(token), static_cast<std::uint32_t>(token >> 32)};
+    }
+
+    static std::uint32_t ready_bits(std::uint32_t events) noexcept {
+        std::uint32_t bits = 0;
+        if ((events & EPOLLIN) != 0) {
+            bits |= io_ready::readable;
+        }
+        if ((events & EPOLLOUT) != 0) {
+            bits |= io_ready::writable;
+        }
+        if ((events & EPOLLRDHUP) != 0) {
+            bits |= io_ready::readable | io_ready::read_closed;
+        }
+        if ((events & EPOLLHUP) != 0) {
+            bits |= io_ready::readable | io_ready::read_closed | io_ready::writable | io_ready::write_closed;
+        }
+        if ((events & EPOLLERR) != 0) {
+            bits |= io_ready::readable | io_ready::writable | io_ready::error;
+        }
+        if ((events & EPOLLPRI) != 0) {
+            bits |= io_ready::priority;
+        }
+        return bits;
+    }
+
+    // Sets readiness with the current tick and fires the waiters it satisfies.
+    void dispatch(io_key key, std::uint32_t bits) noexcept {
+        if (key.slot >= m_slots.size()) {
+            return;
+        }
+        io_registration& reg = m_slots[key.slot];
+        std::array<task_header*, 2> woken{};
+        {
+            lock_hold<spinlock> hold(reg.lock);
+            if (reg.generation != key.generation) {
+                return; // the descriptor was deregistered after epoll reported it
+            }
+            const std::uint64_t tick = std::uint64_t{m_tick} << io_ready::tick_shift;
+            std::uint64_t cur = reg.readiness.load(std::memory_order_relaxed);
+            std::uint64_t next = 0;
+            do {
+                next = (cur & ~io_ready::tick_mask) | bits | tick;
+                // Release: a task that sees the bits sees what the kernel
+                // reported before them (nothing else to publish, but the
+                // clear's CAS must order after this set).
+            } while (!reg.readiness.compare_exchange_weak(cur, next, std::memory_order_release,
+                                                          std::memory_order_relaxed));
+            for (unsigned dir = 0; dir < 2; ++dir) {
+                io_waiter* waiter = reg.waiters[dir];
+                if (waiter != nullptr && (next & interest_of(static_cast<io_direction>(dir))) != 0) {
+                    reg.waiters[dir] = nullptr;
+                    woken[dir] = fire(*waiter, next, fired_ready);
+                }
+            }
+        }
+        for (task_header* task : woken) {
+            if (task != nullptr) {
+                detail::wake(task);
+            }
+        }
+    }
+
+    // Under the slot's lock: the waiter is gone from the slot; after this
+    // nobody touches it. Returns the task to wake (with its reference).
+    static task_header* fire(io_waiter& waiter, std::uint64_t word, std::uint32_t how) noexcept {
+        task_header* task = waiter.task;
+        waiter.observed = word;
+        // Release: pairs with resume_target's acquire; `observed` travels with it.
+        waiter.fired.store(how, std::memory_order_release);
+        return task;
+    }
+
+    // Ends a generation: fails every waiter, frees the slot.
+    void retire(io_key key) noexcept {
+        io_registration& reg = m_slots[key.slot];
+        std::array<task_header*, 2> woken{};
+        {
+            lock_hold<spinlock> hold(reg.lock);
+            if (reg.generation != key.generation) {
+                return;
+            }
+            ++reg.generation;
+            reg.fd = -1;
+            const std::uint64_t word =
+                reg.readiness.fetch_or(io_ready::shutdown, std::memory_order_acq_rel) | io_ready::shutdown;
+            for (unsigned dir = 0; dir < 2; ++dir) {
+                if (io_waiter* waiter = std::exchange(reg.waiters[dir], nullptr)) {
+                    woken[dir] = fire(*waiter, word, fired_closed);
+                }
+            }
+        }
+        release(key.slot);
+        for (task_header* task : woken) {
+            if (task != nullptr) {
+                detail::wake(task);
+            }
+        }
+    }
+
+    std::uint32_t allocate() noexcept {
+        lock_hold<spinlock> hold(m_slab_lock);
+        const std::uint32_t slot = m_free;
+        if (slot != no_slot) {
+            m_free = m_slots[slot].next_free;
+        }
+        return slot;
+    }
+
+    void release(std::uint32_t slot) noexcept {
+        lock_hold<spinlock> hold(m_slab_lock);
+        m_slots[slot].next_free = m_free;
+        m_free = slot;
+    }
+
+    std::span<io_registration> m_slots;
+    std::span<epoll_event> m_events;
+    spinlock m_slab_lock;
+    std::uint32_t m_free = no_slot; // under m_slab_lock
+    int m_epoll = -1;
+    int m_waker = -1;
+    int m_error = 0;
+    std::uint16_t m_tick = 0; // polling thread only
+    std::atomic<bool> m_wake_pending{false};
+    std::atomic<std::uint32_t> m_registered{0};
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/reactor.hpp ----
+
+// ---- begin weft/detail/timer_wheel.hpp ----
+// weft/detail/timer_wheel.hpp
+//
+// What it is for: the timer driver's store of armed deadlines. Arming,
+// disarming and re-arming are O(1); the driver asks when it next has work
+// (O(levels)) and advances the wheel to the current time, which fires what is
+// due in deadline order. Not thread-safe: the driver holds its lock around
+// every call. No allocation: the nodes live in a span the caller provides,
+// linked by 32-bit indices, and a free list threads through the unused ones.
+// Times are unsigned 64-bit ticks; the driver picks the tick (1 ms or 100 us
+// of steady_clock) and converts.
+//
+// Where it comes from: Varghese & Lauck, "Hashed and Hierarchical Timing
+// Wheels" (SOSP 1987, scheme 7). Tokio's time driver (`runtime/time/wheel`)
+// has the same shape: 6 levels of 64 slots, one `occupied` bitmap per level,
+// the next slot found by rotating the bitmap to the current slot and counting
+// trailing zeros.
+//
+// Layout:
+//   - Level L has 64 slots of 64^L ticks each; 64 slots make the level's lap,
+//     64^(L+1) ticks. Slot k of level L holds entries whose placement tick p
+//     has digit k at level L: (p >> 6L) & 63 == k. Each slot is a doubly
+//     linked FIFO of node indices (head and tail arrays below), and bit k of
+//     `m_occupied[L]` is set exactly when slot k is not empty.
+//   - An entry is filed under its placement tick p, not always its deadline
+//     w: p = w when w - elapsed < max_distance; a further entry uses the first
+//     point of its grid w, w - D, w - 2D, ... (D = max_distance) at or after
+//     elapsed. Reaching a placement that is not the deadline re-places the
+//     entry further along the same grid, so nothing fires early.
+//   - The level is level_for(elapsed, p): the 6-bit digit of the highest bit
+//     in which elapsed and p differ (at least level 0, at most the top).
+//   - A node's `m_list` is its slot (level * 64 + slot) while armed,
+//     `not_armed` while allocated but not armed, `in_free_list` while free.
+//
+// Invariants (between calls, and at every step of poll):
+//   1. Window. An entry at level L >= 1 has its placement in elapsed's
+//      level-L lap, in a slot after elapsed's own; an entry at level 0 has it
+//      in elapsed's 64-tick lap, at or after elapsed. (The top level is the
+//      exception that wraps: a placement up to max_distance ahead may lie in
+//      the next top lap, in a slot before elapsed's own; see max_distance.)
+//   2. Levels are ordered in time. Every entry below level L lies in
+//      elapsed's level-(L-1) lap, which is elapsed's own level-L slot; every
+//      level-L slot that holds something starts after that slot ends. So an
+//      entry at level L is never earlier than any entry at a lower level, and
+//      the earliest slot of the lowest occupied level is the next thing to do:
+//      next_deadline() looks at one bitmap per level and stops at the first
+//      one that is not empty.
+//   3. Elapsed may jump. poll moves elapsed to the start of the next occupied
+//      slot, or straight to `now` when that start is later. No occupied slot
+//      starts in between, so the jump leaves invariant 1 true for every entry:
+//      an entry's level only has to change when elapsed reaches the start of
+//      its slot, and there poll cascades it (re-places it relative to the new
+//      elapsed, which moves it to a lower level, since it now lies within one
+//      slot span of elapsed).
+//   4. Order. Entries fire from the level-0 slot at elapsed, so in
+//      non-decreasing deadline order. Equal deadlines fire in arm order: slots
+//      are FIFOs, a cascade re-appends a slot's entries in list order, and an
+//      entry armed later with the same deadline never sits at a higher level
+//      than one armed earlier (for a fixed placement the level only falls as
+//      elapsed grows; far entries with the same deadline share one grid).
+
+#include <array>
+#include <bit>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+namespace weft::detail {
+
+class timer_wheel;
+
+/// One timer's bookkeeping in a timer_wheel: its deadline and its links.
+/// Opaque: users provide the storage (a std::array or std::vector of them)
+/// and refer to nodes by index.
+struct wheel_node {
+private:
+    friend class timer_wheel;
+
+    std::uint64_t m_when = 0; // the deadline last passed to arm
+    std::uint32_t m_prev = 0; // previous node in its slot, or npos
+    std::uint32_t m_next = 0; // next node in its slot or in the free list, or npos
+    std::uint16_t m_list = 0; // its slot while armed, else not_armed or in_free_list
+};
+
+/// A hierarchical hashed timer wheel over caller-provided nodes.
+///
+///     std::array<weft::detail::wheel_node, 64> nodes;
+///     weft::detail::timer_wheel wheel(nodes);
+///     const std::uint32_t id = wheel.allocate();
+///     wheel.arm(id, 250);             // due at tick 250
+///     wheel.poll(300, 32, [](std::uint32_t due) { /* wake the timer `due` */ });
+class timer_wheel {
+public:
+    static constexpr std::uint32_t npos = 0xFFFFFFFFu;
+    static constexpr unsigned levels = 6;
+    static constexpr unsigned slots_per_level = 64;
+    /// A deadline less than this many ticks after elapsed() is placed directly.
+    /// Further deadlines are not an error: they are placed at a stop on the way
+    /// and re-placed when that stop is reached (see the header), so they never
+    /// fire early.
+    ///
+    /// Why 2^35, half a lap of the top level: a placement at most this far
+    /// ahead that wraps into the next top lap lands at least 32 top-level
+    /// slots behind elapsed's own, in a slot that holds nothing from the
+    /// current lap, so rotating the bitmap from elapsed's slot finds its start
+    /// unambiguously. Any value up to a lap minus one top-level slot would do.
+    /// At 1 ms a tick 2^35 ticks are 398 days, at 100 us 40 days: re-placing
+    /// is rare. The cost: a poll that moves time by J ticks stops at each far
+    /// entry about J / max_distance times (plus its cascades), which only a
+    /// test clock jumping years ahead would notice.
+    static constexpr std::uint64_t max_distance = std::uint64_t{1} << 35;
+
+    /// Every node starts free; elapsed() starts at 0. At most 2^32 - 2 nodes.
+    explicit timer_wheel(std::span<wheel_node> nodes) noexcept : m_nodes(nodes) {
+        assert(nodes.size() < npos && "node ids are 32-bit and npos is reserved");
+        m_head.fill(npos);
+        m_tail.fill(npos);
+        const std::uint32_t count = capacity();
+        for (std::uint32_t id = 0; id < count; ++id) {
+            m_nodes[id].m_next = id + 1 < count ? id + 1 : npos;
+            m_nodes[id].m_list = in_free_list;
+        }
+        m_free = count > 0 ? 0 : npos;
+    }
+
+    timer_wheel(const timer_wheel&) = delete;
+    timer_wheel& operator=(const timer_wheel&) = delete;
+
+    std::uint32_t capacity() const noexcept { return static_cast<std::uint32_t>(m_nodes.size()); }
+
+    /// Entries currently armed.
+    std::uint32_t armed_count() const noexcept { return m_armed; }
+
+    /// A free node's id, not armed, or npos when every node is in use.
+    std::uint32_t allocate() noexcept {
+        const std::uint32_t id = m_free;
+        if (id == npos) {
+            return npos;
+        }
+        wheel_node& node = m_nodes[id];
+        m_free = node.m_next;
+        node.m_when = 0;
+        node.m_list = not_armed;
+        return id;
+    }
+
+    /// Returns `id` to the free list, disarming it first if it is armed.
+    void release(std::uint32_t id) noexcept {
+        assert(is_allocated(id));
+        disarm(id);
+        wheel_node& node = m_nodes[id];
+        node.m_list = in_free_list;
+        node.m_next = m_free;
+        m_free = id;
+    }
+
+    /// Arms `id` to expire at tick `when`. Returns false, and leaves it
+    /// disarmed, if when <= elapsed(): the deadline is already due and the
+    /// caller fires it itself. Re-arming an armed id moves it (and counts as a
+    /// new arm for the order of equal deadlines).
+    bool arm(std::uint32_t id, std::uint64_t when) noexcept {
+        assert(is_allocated(id));
+        disarm(id);
+        m_nodes[id].m_when = when;
+        if (when <= m_elapsed) {
+            return false;
+        }
+        place(id, m_elapsed);
+        ++m_armed;
+        return true;
+    }
+
+    /// Disarms `id`; true if it was armed.
+    bool disarm(std::uint32_t id) noexcept {
+        assert(is_allocated(id));
+        if (!is_armed(id)) {
+            return false;
+        }
+        unlink(id);
+        m_nodes[id].m_list = not_armed;
+        --m_armed;
+        return true;
+    }
+
+    bool is_armed(std::uint32_t id) const noexcept {
+        assert(id < capacity());
+        return m_nodes[id].m_list < list_count;
+    }
+
+    /// The `when` last passed to arm (also once it fired or was disarmed).
+    std::uint64_t deadline(std::uint32_t id) const noexcept {
+        assert(id < capacity());
+        return m_nodes[id].m_when;
+    }
+
+    /// The wheel's current time: where the last poll got to.
+    std::uint64_t elapsed() const noexcept { return m_elapsed; }
+
+    /// The earliest tick at which poll() has something to do (an entry to fire,
+    /// a slot to cascade, or a far entry to re-place), or UINT64_MAX when
+    /// nothing is armed. Never later than the earliest armed deadline, may be
+    /// earlier; never earlier than elapsed(). O(levels), by invariant 2.
+    std::uint64_t next_deadline() const noexcept {
+        const std::optional<expiration> next = next_expiration();
+        return next ? next->start : UINT64_MAX;
+    }
+
+    /// Advances the wheel to `now`: calls fire(id) for each armed entry whose
+    /// deadline is <= now, disarming it just before the call, in
+    /// non-decreasing deadline order, and entries with equal deadlines in the
+    /// order they were armed. Cascades higher levels down on the way.
+    ///
+    /// Stops before the (limit + 1)-th call: returns true if it finished
+    /// (nothing with deadline <= now is still armed; elapsed() is then
+    /// max(elapsed(), now)), false if it stopped at the limit, with elapsed()
+    /// at the deadline of the next entry to fire. The caller then drops its
+    /// lock, does its work, and calls poll again: nothing is lost or
+    /// reordered, and entries it arms meanwhile (all later than elapsed())
+    /// take their place in the order. `fire` may not call into the wheel. A
+    /// `now` below elapsed() does nothing and returns true.
+    template <class Fire>
+    bool poll(std::uint64_t now, std::size_t limit, Fire&& fire) noexcept(noexcept(fire(std::uint32_t{0}))) {
+        if (now < m_elapsed) {
+            return true;
+        }
+        std::size_t fired = 0;
+        for (;;) {
+            const std::optional<expiration> next = next_expiration();
+            if (!next || next->start > now) {
+                m_elapsed = now; // safe by invariant 3: nothing starts before `now`
+                return true;
+            }
+            m_elapsed = next->start;
+            const std::uint16_t list = next->list;
+            if (list >= slots_per_level) {
+                cascade(list);
+                continue;
+            }
+            // Level 0: every entry here has its placement at elapsed. One at a
+            // time, so that stopping at the limit leaves the rest in order.
+            while (m_head[list] != npos) {
+                const std::uint32_t id = m_head[list];
+                wheel_node& node = m_nodes[id];
+                if (node.m_when > m_elapsed) {
+                    // A far entry's stop on the way: on to its next grid point.
+                    unlink(id);
+                    place(id, m_elapsed + 1);
+                    continue;
+                }
+                if (fired == limit) {
+                    return false;
+                }
+                unlink(id);
+                node.m_list = not_armed;
+                --m_armed;
+                ++fired;
+                fire(id);
+            }
+        }
+    }
+
+private:
+    static constexpr unsigned bits_per_level = 6;
+    static constexpr std::uint64_t slot_mask = slots_per_level - 1;
+    static constexpr std::uint16_t list_count = levels * slots_per_level;
+    static constexpr std::uint16_t not_armed = 0xFFFF;
+    static constexpr std::uint16_t in_free_list = 0xFFFE;
+
+    static_assert(slots_per_level == (1u << bits_per_level), "a level's digit is 6 bits of the tick");
+    static_assert(levels * bits_per_level < 64, "the levels must fit in a 64-bit tick");
+    static_assert((max_distance & (max_distance - 1)) == 0,
+                  "max_distance must be a power of two: grid points are found with a mask");
+    static_assert(max_distance <= (std::uint64_t{1} << (levels * bits_per_level)) -
+                                      (std::uint64_t{1} << ((levels - 1) * bits_per_level)),
+                  "max_distance must stay a top-level slot short of a full top lap, so a wrapped "
+                  "placement never shares elapsed's own top-level slot");
+
+    // The next slot poll has to deal with and the tick at which it starts.
+    struct expiration {
+        std::uint64_t start;
+        std::uint16_t list;
+    };
+
+    bool is_allocated(std::uint32_t id) const noexcept {
+        return id < capacity() && m_nodes[id].m_list != in_free_list;
+    }
+
+    static unsigned level_for(std::uint64_t elapsed, std::uint64_t placement) noexcept {
+        // `| slot_mask`: a placement in elapsed's own 64-tick lap is level 0.
+        const std::uint64_t differing = (elapsed ^ placement) | slot_mask;
+        const auto highest_bit = static_cast<unsigned>(63 - std::countl_zero(differing));
+        const unsigned level = highest_bit / bits_per_level;
+        // Beyond the top lap only when wrapping into the next one: see max_distance.
+        return level < levels ? level : levels - 1;
+    }
+
+    // The first point of the grid when, when - D, when - 2D, ... that is at or
+    // after `from`. Entries with the same deadline share the grid, so they
+    // meet in the same slots and keep their arm order (invariant 4).
+    static std::uint64_t placement(std::uint64_t when, std::uint64_t from) noexcept {
+        assert(when >= from);
+        return when - ((when - from) & ~(max_distance - 1));
+    }
+
+    // Files armed entry `id` under its placement for elapsed, searching its
+    // grid from `from` (elapsed, or elapsed + 1 to move past a stop).
+    void place(std::uint32_t id, std::uint64_t from) noexcept {
+        const std::uint64_t at = placement(m_nodes[id].m_when, from);
+        assert(at >= m_elapsed && at - m_elapsed <= max_distance);
+        const unsigned level = level_for(m_elapsed, at);
+        const auto slot = static_cast<unsigned>((at >> (level * bits_per_level)) & slot_mask);
+        push_back(static_cast<std::uint16_t>(level * slots_per_level + slot), id);
+    }
+
+    // Re-places every entry of a level >= 1 slot that elapsed has just
+    // reached. Each lands at a lower level (it lies within one slot span of
+    // elapsed now), so the loop never meets its own entries again.
+    void cascade(std::uint16_t list) noexcept {
+        while (m_head[list] != npos) {
+            const std::uint32_t id = m_head[list];
+            unlink(id);
+            place(id, m_elapsed);
+            assert(m_nodes[id].m_list != list);
+        }
+    }
+
+    // The first occupied slot of the lowest occupied level (invariant 2).
+    std::optional<expiration> next_expiration() const noexcept {
+        for (unsigned level = 0; level < levels; ++level) {
+            const std::uint64_t occupied = m_occupied[level];
+            if (occupied == 0) {
+                continue;
+            }
+            const unsigned shift = level * bits_per_level;
+            const auto current = static_cast<int>((m_elapsed >> shift) & slot_mask);
+            // Slots ahead of elapsed's own, counting from it and wrapping.
+            const auto ahead = static_cast<unsigned>(std::countr_zero(std::rotr(occupied, current)));
+            // Only level 0 may hold entries in elapsed's own slot (invariant 1).
+            assert(level == 0 || ahead != 0);
+            const std::uint64_t slot_span = std::uint64_t{1} << shift;
+            const std::uint64_t start = (m_elapsed & ~(slot_span - 1)) + ahead * slot_span;
+            const auto slot = (static_cast<unsigned>(current) + ahead) & slot_mask;
+            return expiration{start, static_cast<std::uint16_t>(level * slots_per_level + slot)};
+        }
+        return std::nullopt;
+    }
+
+    void push_back(std::uint16_t list, std::uint32_t id) noexcept {
+        wheel_node& node = m_nodes[id];
+        const std::uint32_t tail = m_tail[list];
+        node.m_list = list;
+        node.m_prev = tail;
+        node.m_next = npos;
+        if (tail == npos) {
+            m_head[list] = id;
+            m_occupied[list / slots_per_level] |= std::uint64_t{1} << (list % slots_per_level);
+        } else {
+            m_nodes[tail].m_next = id;
+        }
+        m_tail[list] = id;
+    }
+
+    // O(1). Leaves the node's own `m_list` for the caller to set.
+    void unlink(std::uint32_t id) noexcept {
+        const wheel_node& node = m_nodes[id];
+        const std::uint16_t list = node.m_list;
+        assert(list < list_count);
+        if (node.m_prev == npos) {
+            m_head[list] = node.m_next;
+        } else {
+            m_nodes[node.m_prev].m_next = node.m_next;
+        }
+        if (node.m_next == npos) {
+            m_tail[list] = node.m_prev;
+        } else {
+            m_nodes[node.m_next].m_prev = node.m_prev;
+        }
+        if (m_head[list] == npos) {
+            m_occupied[list / slots_per_level] &= ~(std::uint64_t{1} << (list % slots_per_level));
+        }
+    }
+
+    std::span<wheel_node> m_nodes;
+    std::uint64_t m_elapsed = 0;
+    std::uint32_t m_free = npos; // head of the free list, linked through m_next
+    std::uint32_t m_armed = 0;
+    std::array<std::uint64_t, levels> m_occupied{}; // bit k of [L]: slot k of level L is not empty
+    std::array<std::uint32_t, list_count> m_head{}; // first node of each slot, or npos
+    std::array<std::uint32_t, list_count> m_tail{}; // last node of each slot, or npos
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/timer_wheel.hpp ----
+
+namespace weft::detail {
+
+/// The waiting side of one timer: the task to wake and the word its
+/// awaiter waits on (parallel to the wheel's node of the same id).
+struct timer_slot {
+    std::atomic<std::uint32_t> fired{0};
+    task_header* task = nullptr;
+};
+
+enum class arm_result : std::uint8_t { armed, due, full };
+
+class driver {
+public:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::uint64_t no_deadline = ~std::uint64_t{0};
+    static constexpr std::size_t wake_batch = 32;
+
+    driver(std::span<wheel_node> nodes, std::span<timer_slot> timers, std::span<io_registration> sources,
+           std::span<epoll_event> events, std::chrono::nanoseconds resolution) noexcept
+        : m_reactor(sources, events), m_wheel(nodes), m_timers(timers),
+          m_resolution(static_cast<std::uint64_t>(resolution.count())), m_start(clock::now()) {}
+
+    driver(const driver&) = delete;
+    driver& operator=(const driver&) = delete;
+
+    bool ok() const noexcept { return m_reactor.ok(); }
+    int error() const noexcept { return m_reactor.error(); }
+    class reactor& io() noexcept {
+        return m_reactor;
+    }
+
+    // ---- time ------------------------------------------------------------------------
+
+    /// The first tick at or after `deadline`.
+    std::uint64_t tick_at(clock::time_point deadline) const noexcept {
+        if (deadline <= m_start) {
+            return 0;
+        }
+        const auto ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - m_start).count());
+        return ns / m_resolution + (ns % m_resolution != 0 ? 1 : 0);
+    }
+
+    /// The last tick at or before now.
+    std::uint64_t now_tick() const noexcept {
+        const auto ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - m_start).count());
+        return ns / m_resolution;
+    }
+
+    // ---- timers (any thread) -------------------------------------------------------------
+
+    /// Arms a timer that wakes `task` (giving it the caller's reference)
+    /// at tick `when`. armed: `id` names it and the task must suspend on
+    /// timer_word(id). due: the deadline has passed. full: no free timer.
+    /// Neither keeps the reference.
+    arm_result arm_timer(std::uint64_t when, task_header* task, std::uint32_t& id) noexcept {
+        bool wake_sleeper = false;
+        {
+            lock_hold<spinlock> hold(m_timer_lock);
+            id = m_wheel.allocate();
+            if (id == timer_wheel::npos) {
+                return arm_result::full;
+            }
+            timer_slot& slot = m_timers[id];
+            slot.fired.store(0, std::memory_order_relaxed); // under the lock; the task reads it after
+            slot.task = task;
+            if (!m_wheel.arm(id, when)) {
+                slot.task = nullptr;
+                m_wheel.release(id);
+                id = timer_wheel::npos;
+                return arm_result::due;
+            }
+            wake_sleeper = m_sleeper_deadline != 0 && when < m_sleeper_deadline;
+            m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
+        }
+        if (wake_sleeper) {
+            m_reactor.wake(); // it sleeps past the new deadline: let it sleep again, shorter
+        }
+        return arm_result::armed;
+    }
+
+    /// The word a task waits on for timer `id`: nonzero once it fired.
+    const std::atomic<std::uint32_t>* timer_word(std::uint32_t id) const noexcept {
+        return &m_timers[id].fired;
+    }
+
+    /// Frees timer `id`. If it had not fired, returns the task whose
+    /// reference it held (the caller drops it); else null.
+    task_header* release_timer(std::uint32_t id) noexcept {
+        lock_hold<spinlock> hold(m_timer_lock);
+        timer_slot& slot = m_timers[id];
+        task_header* task = m_wheel.disarm(id) ? std::exchange(slot.task, nullptr) : nullptr;
+        m_wheel.release(id);
+        m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
+        return task;
+    }
+
+    /// Timers armed now (a metric).
+    std::uint32_t armed_timers() const noexcept { return m_armed.load(std::memory_order_relaxed); }
+    /// Descriptors registered now (a metric).
+    std::uint32_t registered_sources() const noexcept { return m_reactor.registered(); }
+
+    /// Is there anything a poll could deliver? (Lets busy workers skip the
+    /// non-blocking poll when nobody uses timers or I/O.)
+    bool has_interest() const noexcept { return armed_timers() != 0 || m_reactor.registered() != 0; }
+
+    // ---- polling (the lock holder only) ------------------------------------------------
+
+    bool try_lock() noexcept {
+        return !m_locked.load(std::memory_order_relaxed) &&
+               !m_locked.exchange(true, std::memory_order_acquire);
+    }
+    void unlock() noexcept { m_locked.store(false, std::memory_order_release); }
+
+    /// True while the lock holder blocks in epoll_wait (see the header).
+    bool has_sleeper() const noexcept { return m_sleeping.load(std::memory_order_seq_cst); }
+
+    /// Blocks in epoll_wait until an event, a wake() or the next timer
+    /// deadline, then delivers what is ready: tasks waiting for I/O and
+    /// expired timers are woken (on this thread, so into this worker's queue).
+    void park() noexcept {
+        std::uint64_t deadline = no_deadline;
+        {
+            lock_hold<spinlock> hold(m_timer_lock);
+            deadline = m_wheel.next_deadline();
+            m_sleeper_deadline = deadline;
+        }
+        m_sleeping.store(true, std::memory_order_seq_cst);
+        const std::int64_t timeout = deadline == no_deadline ? -1 : nanoseconds_until(deadline);
+        m_reactor.poll([timeout](int epfd, epoll_event* events, int max) noexcept {
+            return wait_for_events(epfd, events, max, timeout);
+        });
+        m_sleeping.store(false, std::memory_order_seq_cst);
+        {
+            lock_hold<spinlock> hold(m_timer_lock);
+            m_sleeper_deadline = 0;
+        }
+        fire_timers();
+        m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
+    }
+
+    /// Delivers what is ready without blocking.
+    void poll_now() noexcept {
+        m_reactor.poll([](int epfd, epoll_event* events, int max) noexcept {
+            return wait_for_events(epfd, events, max, 0);
+        });
+        fire_timers();
+        m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
+    }
+
+    /// Wakes the worker blocked in park().
+    void wake() noexcept { m_reactor.wake(); }
+
+    /// Polls so far (park or poll_now), a metric.
+    std::uint64_t polls() const noexcept { return m_polls.load(std::memory_order_relaxed); }
+
+private:
+    std::int64_t nanoseconds_until(std::uint64_t tick) const noexcept {
+        const auto at =
+            m_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                          std::min<std::uint64_t>(tick, INT64_MAX / m_resolution) * m_resolution));
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at - clock::now()).count();
+        return std::max<std::int64_t>(ns, 0);
+    }
+
+    // epoll_pwait2 takes a nanosecond timeout (Linux 5.11); older kernels
+    // (and qemu-user) answer ENOSYS, and epoll_wait's milliseconds, rounded
+    // up so that no timer fires early, do instead.
+    static int wait_for_events(int epfd, epoll_event* events, int max, std::int64_t timeout_ns) noexcept {
+#if defined(SYS_epoll_pwait2)
+        static std::atomic<bool> no_pwait2{false};
+        if (!no_pwait2.load(std::memory_order_relaxed)) { // a cache of the kernel's answer
+            __kernel_timespec ts{};
+            ts.tv_sec = timeout_ns / 1'000'000'000;
+            ts.tv_nsec = timeout_ns % 1'000'000'000;
+            const long n =
+                ::syscall(SYS_epoll_pwait2, epfd, events, max, timeout_ns < 0 ? nullptr : &ts, nullptr, 0);
+            if (n >= 0) {
+                return static_cast<int>(n);
+            }
+            if (errno != ENOSYS) {
+                return 0; // EINTR: the caller loops
+            }
+            no_pwait2.store(true, std::memory_order_relaxed);
+        }
+#endif
+        int ms = -1;
+        if (timeout_ns >= 0) {
+            ms = static_cast<int>(std::min<std::int64_t>((timeout_ns + 999'999) / 1'000'000, INT_MAX));
+        }
+        const int n = ::epoll_wait(epfd, events, max, ms);
+        return n < 0 ? 0 : n;
+    }
+
+    // Fires every timer due by now, waking their tasks in batches with the
+    // wheel lock dropped in between.
+    void fire_timers() noexcept {
+        if (armed_timers() == 0) {
+            return;
+        }
+        const std::uint64_t now = now_tick();
+        for (bool done = false; !done;) {
+            std::array<task_header*, wake_batch> batch{};
+            std::size_t count = 0;
+            {
+                lock_hold<spinlock> hold(m_timer_lock);
+                done = m_wheel.poll(now, wake_batch, [&](std::uint32_t id) noexcept {
+                    timer_slot& slot = m_timers[id];
+                    batch[count++] = std::exchange(slot.task, nullptr);
+                    // Release: pairs with resume_target's acquire.
+                    slot.fired.store(1, std::memory_order_release);
+                });
+                m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
+            }
+            for (std::size_t i = 0; i < count; ++i) {
+                detail::wake(batch[i]);
+            }
+        }
+    }
+
+    class reactor m_reactor;
+    spinlock m_timer_lock;
+    timer_wheel m_wheel;                  // under m_timer_lock
+    std::span<timer_slot> m_timers;       // under m_timer_lock (fired: atomic)
+    std::uint64_t m_sleeper_deadline = 0; // under m_timer_lock
+    std::atomic<std::uint32_t> m_armed{0};
+    const std::uint64_t m_resolution;
+    const clock::time_point m_start;
+    std::atomic<bool> m_locked{false};
+    std::atomic<bool> m_sleeping{false};
+    std::atomic<std::uint64_t> m_polls{0};
+};
+
+/// Storage for a driver sized at compile time.
+template <std::uint32_t Timers, std::uint32_t Sources, std::uint32_t Events>
+struct driver_storage {
+    std::array<wheel_node, Timers> nodes{};
+    std::array<timer_slot, Timers> timers{};
+    std::array<io_registration, Sources> sources{};
+    std::array<epoll_event, Events> events{};
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/driver.hpp ----
+
+// ---- begin weft/detail/idle.hpp ----
+// weft/detail/idle.hpp
+//
+// What it is for: deciding who searches for work and who sleeps, so that
+// new work always finds a worker (no lost wake-up) and a burst of work wakes
+// workers one at a time (no thundering herd).
+//
+// Where it comes from: Tokio's `multi_thread/idle.rs`, itself Go's
+// `nmspinning` protocol (proc.go).
+//
+// The state word packs two counts: (unparked << 16) | searching.
+//   - At most half the workers search at once (a "sloppy" cap, as Tokio's).
+//   - A producer wakes a sleeper only if nobody is searching and somebody
+//     sleeps; the woken worker starts out searching, so while it searches no
+//     other wake is sent: one wake in flight at a time.
+//   - The last searcher to stop searching, because it found work, wakes one
+//     more (parallelism ramps up one worker at a time); because it is going
+//     to park, it re-checks every queue first (notify_if_work_pending).
+//
+// Memory orders: every access to the state word is seq_cst, and producers
+// read it with an RMW (fetch_add(0)), never a plain load. The handshake is a
+// store-buffering pattern: the producer publishes a task then reads the
+// word; the parker writes the word then reads the queues. With RMWs on both
+// sides, one of the two RMWs reads the other's write and synchronizes with
+// it, so either the producer sees the parker gone or the parker sees the
+// task. A plain load would let x86's store buffer (and ARM) reorder it
+// before the queue write, losing the wake (tokio PR #4383).
+//
+// The sleeper list is a fixed array used as a stack, guarded by a spinlock;
+// `unparked` changes only under that lock, so the list and the count agree.
+
+#include <array>
+#include <cstdint>
+
+
+namespace weft::detail {
+
 template <std::uint32_t Workers, class Policy = std_policy>
 class idle_set {
     static_assert(Workers >= 1 && Workers < (1u << 15), "the idle set packs worker counts in 16 bits");
@@ -544,6 +2408,22 @@ public:
             }
         }
         return true;
+    }
+
+    /// A parked worker found work of its own without being notified (the
+    /// driver woke tasks onto it). True if it took itself off the sleeper
+    /// list (it counts as unparked, not searching); false if a notifier
+    /// picked it meanwhile (it counts as searching).
+    bool remove_sleeper(std::uint32_t worker) noexcept {
+        lock_hold<basic_spinlock<Policy>> hold(m_lock);
+        for (std::uint32_t i = 0; i < m_num_sleepers; ++i) {
+            if (m_sleepers[i] == worker) {
+                m_sleepers[i] = m_sleepers[--m_num_sleepers];
+                m_state.fetch_add(1u << unpark_shift, std::memory_order_seq_cst);
+                return true;
+            }
+        }
+        return false;
     }
 
     /// Which sleeper to wake for new work, if any should be: picks one,
@@ -1007,360 +2887,6 @@ private:
 #include <cstdint>
 
 
-// ---- begin weft/detail/task_cell.hpp ----
-// weft/detail/task_cell.hpp
-//
-// What it is for: the one block a spawned task lives in, and the state
-// machine that decides who runs it, who wakes it, and who frees it.
-//
-// The block: promise_type::operator new allocates [ task_cell<T> | frame ].
-// The cell in front of the coroutine frame holds the task header (state word,
-// queue links, the coroutine to resume, the join waker) and the join state
-// (the task's result or exception). One allocation per spawn, and the header
-// outlives the coroutine: a spawned task's co_return constructs its result
-// in the cell, and when the task completes its frame is destroyed at once
-// (its locals and captured arguments die promptly), while the cell stays
-// until the last reference (join handle, queue, waker) goes.
-//
-// Only a spawned task uses its cell. A task that is only awaited inline may
-// have no cell at all: clang's coroutine elision (HALO) may place its frame
-// inside the parent's frame without calling operator new. A spawned task's
-// handle escapes into the scheduler, which rules elision out.
-//
-// The state word (Tokio's task/state.rs, adapted): flag bits below, and a
-// reference count in the bits above `ref_one`. References are held by:
-//   - the coroutine frame, while it exists (dropped by promise operator delete);
-//   - the join handle, while it exists;
-//   - a queue or a running worker: a task is NOTIFIED (queued) or RUNNING,
-//     and that state owns one reference;
-//   - each registered waker (a join waker is the waiting task's reference).
-// The block is freed when the count reaches zero.
-//
-// Transitions are CAS loops with acq_rel: each one both publishes what this
-// thread wrote to the task (result, resume point) and observes what the last
-// owner wrote.
-
-#include <atomic>
-#include <cassert>
-#include <coroutine>
-#include <cstddef>
-#include <cstdint>
-#include <exception>
-#include <new>
-#include <type_traits>
-#include <utility>
-
-namespace weft::detail {
-
-class scheduler;
-
-namespace task_state {
-inline constexpr std::uint32_t running = 1u << 0;       // a worker is resuming it now
-inline constexpr std::uint32_t notified = 1u << 1;      // it is (or must be put) in a run queue
-inline constexpr std::uint32_t complete = 1u << 2;      // finished or cancelled; output is final
-inline constexpr std::uint32_t join_interest = 1u << 3; // a join handle still exists
-inline constexpr std::uint32_t join_waker = 1u << 4;    // header.join_waker is set and owned by the completer
-inline constexpr std::uint32_t cancelled = 1u << 5;     // abort requested; the next run destroys it
-inline constexpr std::uint32_t thread_waiter = 1u << 6; // a thread sleeps on this word in join_handle::get()
-inline constexpr std::uint32_t ref_one = 1u << 7;
-inline constexpr std::uint32_t flag_mask = ref_one - 1;
-inline constexpr std::uint32_t ref_count(std::uint32_t state) noexcept { return state / ref_one; }
-} // namespace task_state
-
-enum class output_kind : std::uint8_t { none, value, exception, cancelled };
-
-struct task_header {
-    std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_size = 0;                          // bytes of the whole block
-    task_header* queue_next = nullptr;                     // global queue link
-    task_header* owned_prev = nullptr;                     // live-task list links
-    task_header* owned_next = nullptr;
-    std::coroutine_handle<> resume_point;   // the innermost suspended coroutine of this task
-    task_header* join_waker_task = nullptr; // the task to wake on completion (holds its reference)
-    scheduler* owner = nullptr;             // set by spawn
-    void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
-    std::exception_ptr exception;
-    output_kind output = output_kind::none;
-    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
-    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
-};
-
-/// Raw room for a T (nothing for void): constructed and destroyed by hand,
-/// with the output_kind beside it saying whether it holds a value.
-template <class T>
-struct value_storage {
-    alignas(T) unsigned char bytes[sizeof(T)];
-    T* get() noexcept { return std::launder(reinterpret_cast<T*>(bytes)); }
-};
-template <>
-struct value_storage<void> {};
-
-/// Header plus room for a T result, constructed by a spawned task's co_return
-/// and destroyed by drop_output (or moved out by a join).
-template <class T>
-struct task_cell : task_header {
-    value_storage<T> storage;
-};
-
-/// The alignment operator new gives, which the coroutine frame keeps.
-inline constexpr std::size_t frame_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-
-constexpr std::size_t round_up(std::size_t bytes, std::size_t alignment) noexcept {
-    return (bytes + alignment - 1) / alignment * alignment;
-}
-
-/// Bytes between the start of the block and the coroutine frame: the cell,
-/// rounded up to the frame's alignment.
-template <class T>
-inline constexpr std::size_t cell_prefix = round_up(sizeof(task_cell<T>), frame_alignment);
-
-inline void* frame_of(task_header* header, std::size_t prefix) noexcept {
-    return reinterpret_cast<unsigned char*>(header) + prefix;
-}
-
-/// The task's outermost coroutine (the one spawned). Destroying it destroys
-/// every coroutine it awaits inline, innermost last.
-inline std::coroutine_handle<> root_of(task_header* header) noexcept {
-    return std::coroutine_handle<>::from_address(frame_of(header, header->frame_offset));
-}
-
-template <class T>
-task_cell<T>* cell_of_frame(void* frame) noexcept {
-    return reinterpret_cast<task_cell<T>*>(static_cast<unsigned char*>(frame) - cell_prefix<T>);
-}
-
-/// The typed destructor of a cell's result, installed by the promise.
-template <class T>
-void drop_value_of(task_header* header) noexcept {
-    if constexpr (!std::is_void_v<T>) {
-        static_cast<task_cell<T>*>(header)->storage.get()->~T();
-    }
-}
-
-/// Destroys whatever output the cell holds (value or exception).
-inline void drop_output(task_header* header) noexcept {
-    if (header->output == output_kind::value && header->drop_value != nullptr) {
-        header->drop_value(header);
-    }
-    header->exception = nullptr;
-    header->output = output_kind::none;
-}
-
-inline void ref_inc(task_header* header) noexcept {
-    // Relaxed: a new reference is made from an existing one, which already
-    // keeps the block alive (as std::shared_ptr's increment).
-    header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
-}
-
-/// Frees the block; only called once the reference count is zero.
-inline void free_block(task_header* header) noexcept {
-    drop_output(header);
-    [[maybe_unused]] const std::size_t size = header->block_size;
-    header->~task_header();
-    // g++ -O3 inlines promise_base::operator new (which calls ::operator new
-    // for the whole block and returns the frame inside it) and then takes
-    // this delete of the block's start for a mismatch. It is the block
-    // ::operator new returned; the warning is a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-#if defined(__cpp_sized_deallocation)
-    ::operator delete(static_cast<void*>(header), size);
-#else
-    ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-}
-
-/// Drops one reference; the last one frees the block.
-inline void ref_dec(task_header* header) noexcept {
-    // acq_rel: release our writes to the task before a possible free; the
-    // thread that frees acquires everyone's.
-    const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
-    assert(task_state::ref_count(prev) >= 1);
-    if (task_state::ref_count(prev) == 1) {
-        free_block(header);
-    }
-}
-
-/// What a worker must do with a task it popped from a queue.
-enum class run_action { poll, cancel };
-
-/// Queued -> running. The queue's reference becomes the running reference.
-inline run_action transition_to_running(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
-        const std::uint32_t next = (cur & ~task_state::notified) | task_state::running;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            return (cur & task_state::cancelled) != 0 ? run_action::cancel : run_action::poll;
-        }
-    }
-}
-
-/// What happens after a poll returned.
-enum class idle_action { done, reschedule };
-
-/// Running -> idle. If the task was woken while it ran (yield, budget, a
-/// fast wake), it keeps the running reference and goes back to a queue;
-/// if it completed, the running reference is dropped.
-inline idle_action transition_to_idle(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        if ((cur & task_state::complete) != 0) {
-            ref_dec(header);
-            return idle_action::done;
-        }
-        if ((cur & task_state::notified) != 0) {
-            const std::uint32_t next = cur & ~task_state::running;
-            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                                    std::memory_order_acquire)) {
-                return idle_action::reschedule;
-            }
-            continue;
-        }
-        // Idle and not complete: the frame reference keeps the block alive,
-        // so dropping ours in the same CAS cannot reach zero.
-        const std::uint32_t next = (cur & ~task_state::running) - task_state::ref_one;
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            return idle_action::done;
-        }
-    }
-}
-
-/// What a waker must do after marking a task notified.
-enum class wake_action { none, submit };
-
-/// Marks a task woken. Consumes the caller's reference: it either becomes
-/// the queue's (submit: the caller must schedule the task) or is dropped.
-inline wake_action transition_to_notified(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        if ((cur & (task_state::complete | task_state::notified)) != 0) {
-            ref_dec(header);
-            return wake_action::none;
-        }
-        if ((cur & task_state::running) != 0) {
-            // The runner reschedules it after the poll with its own
-            // reference; ours goes now (it cannot be the last: running holds one).
-            const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
-            if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                                    std::memory_order_acquire)) {
-                return wake_action::none;
-            }
-            continue;
-        }
-        if (header->state.compare_exchange_weak(cur, cur | task_state::notified, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            return wake_action::submit;
-        }
-    }
-}
-
-/// Marks the running task (the caller) woken by itself: it goes back to a
-/// queue after this poll, with the running reference.
-inline void self_notify(task_header* header) noexcept {
-    header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
-}
-
-/// Requests cancellation. Returns submit if the caller must schedule the
-/// task (it was idle; a reference was added for the queue).
-inline wake_action transition_to_cancelled(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
-            return wake_action::none;
-        }
-        std::uint32_t next = cur | task_state::cancelled;
-        wake_action action = wake_action::none;
-        if ((cur & task_state::running) != 0) {
-            next |= task_state::notified; // the runner requeues it; the next run cancels
-        } else if ((cur & task_state::notified) == 0) {
-            next = (next | task_state::notified) + task_state::ref_one;
-            action = wake_action::submit;
-        }
-        if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            return action;
-        }
-    }
-}
-
-/// Publishes completion and returns the state just before it. After this
-/// the joiner may read the output; the completer must no longer touch it
-/// unless the previous state had no join interest.
-inline std::uint32_t transition_to_complete(task_header* header) noexcept {
-    return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
-}
-
-/// Join handle gone. Returns true if the task had already completed, in
-/// which case the handle owns the output and must dispose of it.
-inline bool drop_join_interest(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        if ((cur & task_state::complete) != 0) {
-            return true;
-        }
-        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_interest,
-                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
-            return false;
-        }
-    }
-}
-
-enum class join_register { registered, completed, busy };
-
-/// Registers `waiter` (whose reference the caller made) as the join waker.
-/// `completed`: the task finished first; `busy`: another waiter is already
-/// registered (two tasks awaiting one handle). In both cases the caller
-/// keeps its waker reference and must not suspend.
-inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    if ((cur & task_state::complete) != 0) {
-        return join_register::completed;
-    }
-    if ((cur & task_state::join_waker) != 0) {
-        return join_register::busy;
-    }
-    header->join_waker_task = waiter; // ours until the bit is set
-    for (;;) {
-        if ((cur & task_state::complete) != 0) {
-            header->join_waker_task = nullptr;
-            return join_register::completed;
-        }
-        if (header->state.compare_exchange_weak(cur, cur | task_state::join_waker, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            return join_register::registered;
-        }
-    }
-}
-
-/// Takes the join waker back before completion (the waiting task is being
-/// cancelled). Returns the waker, whose reference is now the caller's, or
-/// null if the task completed first (the completer owns and wakes it).
-inline task_header* unset_join_waker(task_header* header) noexcept {
-    std::uint32_t cur = header->state.load(std::memory_order_acquire);
-    for (;;) {
-        if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
-            return nullptr;
-        }
-        if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_waker, std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            task_header* waiter = header->join_waker_task;
-            header->join_waker_task = nullptr;
-            return waiter;
-        }
-    }
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/task_cell.hpp ----
-
 namespace weft::detail {
 
 template <std::uint32_t Shards>
@@ -1470,101 +2996,102 @@ private:
 // really asleep, one FUTEX_WAKE.
 //
 // Where it comes from: Tokio's `multi_thread/park.rs` (EMPTY / PARKED /
-// NOTIFIED; the reactor state PARKED_IN_REACTOR joins when the reactor
-// lands) and Rust std's futex-based thread parker.
+// PARKED_DRIVER / NOTIFIED, one driver try-lock shared by the workers) and
+// Rust std's futex-based thread parker.
+//
+// A parking worker that can take the driver's try-lock sleeps inside it
+// (epoll_wait until the next timer), state PARKED_IN_DRIVER, and is woken by
+// an eventfd write; every other parked worker sleeps on its futex word.
 //
 // Invariants:
 //   - Only the owner calls park(); anyone calls unpark().
 //   - An unpark() before park() is not lost: it leaves NOTIFIED behind, and
 //     the next park() consumes it and returns at once (a token, not a count).
 //   - unpark() swaps NOTIFIED in (release); park() consumes it with an
-//     acquire CAS, so whatever the waker wrote before unpark() is visible
+//     acquire RMW, so whatever the waker wrote before unpark() is visible
 //     to the woken worker.
-//   - The sleeper waits on the word while it holds PARKED; the waker changes
-//     the word *before* FUTEX_WAKE, so the kernel's compare closes the
-//     check-then-sleep window.
+//   - The futex sleeper waits on the word while it holds PARKED; the waker
+//     changes the word *before* FUTEX_WAKE, so the kernel's compare closes
+//     the check-then-sleep window. The driver sleeper publishes
+//     PARKED_IN_DRIVER before epoll_wait; a waker that swaps it out writes
+//     the eventfd, which makes that (or the next) epoll_wait return.
+//   - A worker fails the try-lock only while another holds the driver. If
+//     that holder sleeps in it, this worker may sleep on its futex: the
+//     holder delivers I/O and timers. If the holder is only polling, it will
+//     run tasks next and nobody would watch the timers: retry instead.
 
 #include <atomic>
 #include <cstdint>
 
-
-// ---- begin weft/detail/futex.hpp ----
-// weft/detail/futex.hpp
-//
-// What it is for: sleeping on, and waking, a 32-bit word, with the Linux
-// futex system call issued directly. weft does not park through
-// std::atomic::wait or a condition variable: libc++'s wait could miss
-// notifications (llvm-project#109290) and GCC's had bugs (GCC 106772), and a
-// direct futex lets a parked worker be woken with one system call and no
-// mutex. Callers own the protocol (what value means "sleeping"); this file
-// only issues the calls.
-//
-// FUTEX_WAIT returns at once if the word no longer holds `expected`, which is
-// what closes the check-then-sleep window: a waker changes the word *before*
-// calling wake, so a sleeper either sees the new value or is woken.
-
-#include <atomic>
-#include <cerrno>
-#include <climits>
-#include <cstdint>
-#include <ctime>
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-namespace weft::detail {
-
-// The word must be a plain 32-bit integer in memory for the kernel.
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
-              "futex words must be exactly 32 bits");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be lock-free atomics");
-
-namespace futex_sys {
-// A 32-bit target whose time_t is 64-bit (armhf built with _TIME_BITS=64)
-// must use the time64 call, whose timespec matches its own; everywhere else
-// the classic call takes the native timespec.
-#if defined(SYS_futex_time64) && defined(SYS_futex)
-inline constexpr long number = sizeof(std::time_t) > sizeof(long) ? SYS_futex_time64 : SYS_futex;
-#elif defined(SYS_futex_time64)
-inline constexpr long number = SYS_futex_time64;
-#else
-inline constexpr long number = SYS_futex;
-#endif
-} // namespace futex_sys
-
-/// Sleeps while `*word == expected`, at most `timeout` if not null (a
-/// relative time). Returns on a wake, a value change, a signal, a timeout or
-/// spuriously: callers re-check their condition in a loop.
-inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                       const timespec* timeout = nullptr) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
-              timeout, nullptr, 0);
-}
-
-/// Wakes at most `count` threads sleeping on `word`.
-inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
-              nullptr, nullptr, 0);
-}
-
-inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }
-
-} // namespace weft::detail
-// ---- end weft/detail/futex.hpp ----
 
 namespace weft::detail {
 
 class parker {
 public:
-    /// Sleeps until unpark() is (or was already) called.
-    void park() noexcept {
+    /// Sleeps until unpark() is (or was already) called, inside the driver
+    /// if it can take it (then I/O events and timers end the sleep too).
+    /// Returns true if it slept in the driver: the driver was polled, and
+    /// tasks it woke are queued on this thread's worker.
+    bool park(driver* drv) noexcept {
         std::uint32_t cur = notified;
         if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
-            return;
+            return false;
         }
-        cur = empty;
+        if (drv != nullptr) {
+            for (unsigned spins = 0;; ++spins) {
+                if (drv->try_lock()) {
+                    const bool slept = park_in_driver(*drv);
+                    drv->unlock();
+                    return slept;
+                }
+                if (drv->has_sleeper()) {
+                    break; // it watches I/O and timers: sleep on the futex
+                }
+                cpu_relax();
+                if (spins > 64) {
+                    ::sched_yield();
+                }
+            }
+        }
+        park_on_futex();
+        return false;
+    }
+
+    /// Wakes the owner if it sleeps, or makes its next park() return at once.
+    void unpark(driver* drv) noexcept {
+        // Always swap, even if already NOTIFIED: the release makes this
+        // waker's writes visible to the acquire in park().
+        switch (m_state.exchange(notified, std::memory_order_release)) {
+        case parked: futex_wake(&m_state, 1); break;
+        case parked_in_driver: drv->wake(); break;
+        default: break;
+        }
+    }
+
+private:
+    static constexpr std::uint32_t empty = 0;
+    static constexpr std::uint32_t parked = 1;
+    static constexpr std::uint32_t parked_in_driver = 2;
+    static constexpr std::uint32_t notified = 3;
+
+    bool park_in_driver(driver& drv) noexcept {
+        std::uint32_t cur = empty;
+        if (!m_state.compare_exchange_strong(cur, parked_in_driver, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+            // Notified meanwhile: consume it, do not sleep.
+            m_state.exchange(empty, std::memory_order_acquire);
+            return false;
+        }
+        drv.park();
+        // Consumes a notification that arrived during the sleep (acquire:
+        // see the header), or just leaves PARKED_IN_DRIVER.
+        m_state.exchange(empty, std::memory_order_acquire);
+        return true;
+    }
+
+    void park_on_futex() noexcept {
+        std::uint32_t cur = empty;
         if (!m_state.compare_exchange_strong(cur, parked, std::memory_order_relaxed,
                                              std::memory_order_relaxed)) {
             // Notified between the two CASes: consume it.
@@ -1582,188 +3109,11 @@ public:
         }
     }
 
-    /// Wakes the owner if it sleeps, or makes its next park() return at once.
-    void unpark() noexcept {
-        // Always swap, even if already NOTIFIED: the release makes this
-        // waker's writes visible to the acquire in park().
-        if (m_state.exchange(notified, std::memory_order_release) == parked) {
-            futex_wake(&m_state, 1);
-        }
-    }
-
-private:
-    static constexpr std::uint32_t empty = 0;
-    static constexpr std::uint32_t parked = 1;
-    static constexpr std::uint32_t notified = 2;
-
     std::atomic<std::uint32_t> m_state{empty};
 };
 
 } // namespace weft::detail
 // ---- end weft/detail/parker.hpp ----
-
-// ---- begin weft/detail/scheduler.hpp ----
-// weft/detail/scheduler.hpp
-//
-// What it is for: the small, non-template surface between tasks and the
-// executor that runs them, so that awaitables and free functions
-// (weft::spawn, yield_now, join) work without knowing the executor's
-// template arguments (as tokio::spawn finds its runtime through a
-// thread-local).
-//
-//   - `scheduler`: what a task needs from its executor (bind it, wake it,
-//     forget it). One virtual call per operation.
-//   - `thread_context`: the thread-local that says which executor this
-//     thread works for (if it is a worker), which task it is polling, and
-//     how much of that task's budget is left.
-//   - wake() and complete_task(): the task-side halves of scheduling and of
-//     finishing, built on the state machine in task_cell.hpp.
-
-#include <atomic>
-#include <coroutine>
-#include <cstdint>
-#include <utility>
-
-
-namespace weft::detail {
-
-/// A counter with a single writer: increments are a load and a store (no
-/// RMW), and other threads read it for metrics.
-class relaxed_counter {
-public:
-    void add(std::uint64_t n = 1) noexcept {
-        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
-
-private:
-    std::atomic<std::uint64_t> m_value{0};
-};
-
-class scheduler {
-public:
-    /// Lists a new task as owned. False once the executor is shutting down.
-    virtual bool bind(task_header* task) noexcept = 0;
-    /// Queues a task that was just spawned or woken (it is notified and
-    /// holds its queue reference): on one of this scheduler's own workers
-    /// into that worker's LIFO slot, from anywhere else into the global queue.
-    virtual void schedule(task_header* task) noexcept = 0;
-    /// Forgets a finished task.
-    virtual void unbind(task_header* task) noexcept = 0;
-
-protected:
-    ~scheduler() = default;
-};
-
-struct thread_context {
-    scheduler* sched = nullptr;               // set on worker threads only
-    void* worker = nullptr;                   // that scheduler's state for this worker
-    task_header* current = nullptr;           // the task being polled, if any
-    std::uint32_t budget = 0;                 // operations left before a forced yield
-    relaxed_counter* forced_yields = nullptr; // the worker's metric
-    std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
-    const void* shutting_down = nullptr;      // the executor this thread is shutting down
-};
-
-// constinit: no dynamic initialisation, so access needs no TLS wrapper call.
-constinit inline thread_local thread_context t_context{};
-
-inline bool on_worker_thread() noexcept { return t_context.sched != nullptr; }
-
-// Symmetric transfer (await_suspend returning the next coroutine) must be a
-// tail call, or a chain of a million inline awaits grows the stack by a
-// million frames. clang guarantees the tail call at every optimisation
-// level. g++ makes it only as a sibling-call optimisation (-O2 and up, and
-// not under AddressSanitizer), which no macro reveals, so g++ builds use a
-// trampoline instead: the awaiter parks the next coroutine in the thread
-// context and returns, and the worker's poll loop resumes it.
-#if defined(__clang__)
-inline constexpr bool use_trampoline = false;
-#else
-inline constexpr bool use_trampoline = true;
-#endif
-
-/// What an await_suspend returns to continue with `next`.
-inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
-    if constexpr (use_trampoline) {
-        if (t_context.current != nullptr) { // inside a worker's poll: it drains `next`
-            t_context.next = next;
-            return std::noop_coroutine();
-        }
-    }
-    return next;
-}
-
-/// Resumes a task's coroutine and, with the trampoline, every coroutine it
-/// transfers to, until the task suspends.
-inline void resume_task(std::coroutine_handle<> coroutine) {
-    coroutine.resume();
-    if constexpr (use_trampoline) {
-        while (t_context.next) {
-            std::exchange(t_context.next, nullptr).resume();
-        }
-    }
-}
-
-/// Spends one unit of the current task's budget. False when it is used up:
-/// the caller must yield (suspend, self-notify) even if it could proceed,
-/// so one task cannot monopolise its worker.
-inline bool consume_budget() noexcept {
-    if (t_context.current == nullptr) {
-        return true; // not inside a weft task: no budget applies
-    }
-    if (t_context.budget == 0) {
-        return false;
-    }
-    --t_context.budget;
-    return true;
-}
-
-/// Wakes a task, consuming the caller's reference to it.
-inline void wake(task_header* task) noexcept {
-    if (transition_to_notified(task) == wake_action::submit) {
-        task->owner->schedule(task);
-    }
-}
-
-/// A spawned task finished (its frame is already destroyed) or was
-/// cancelled. Publishes the output to the joiner, or disposes of it if
-/// nobody will ever join.
-inline void complete_task(task_header* task) noexcept {
-    task->owner->unbind(task);
-    const std::uint32_t prev = transition_to_complete(task);
-    if ((prev & task_state::join_interest) == 0) {
-        // Nobody can observe the output: an exception must not vanish.
-        if (task->output == output_kind::exception) {
-            report_unhandled_exception(task->exception);
-        }
-        drop_output(task);
-        return;
-    }
-    if ((prev & task_state::join_waker) != 0) {
-        // Set before COMPLETE and never touched by the joiner since.
-        task_header* waiter = task->join_waker_task;
-        task->join_waker_task = nullptr;
-        wake(waiter);
-    }
-    if ((prev & task_state::thread_waiter) != 0) {
-        futex_wake_all(&task->state);
-    }
-}
-
-/// Destroys a task's coroutines without resuming them (abort, shutdown),
-/// then completes it as cancelled. The caller holds the running reference.
-inline void cancel_task(task_header* task) noexcept {
-    task_header* const outer = t_context.current;
-    t_context.current = task; // destructors that spawn or wake see their task
-    root_of(task).destroy();
-    t_context.current = outer;
-    task->output = output_kind::cancelled;
-    complete_task(task);
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/scheduler.hpp ----
 
 namespace weft::detail {
 
@@ -1785,7 +3135,9 @@ class runtime final : public scheduler {
 public:
     using queue_type = local_queue<task_header*, QueueSize>;
 
-    runtime() = default;
+    runtime() noexcept
+        : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
+                   m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns)) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -1818,6 +3170,7 @@ public:
         w.rng = 0x9E3779B9u * (index + 1);
         t_context.sched = this;
         t_context.worker = &w;
+        t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
             ++w.tick;
@@ -1847,7 +3200,7 @@ public:
         // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
         for (worker& w : m_workers) {
-            w.park.unpark();
+            w.park.unpark(&m_driver);
         }
     }
 
@@ -1891,6 +3244,8 @@ public:
     std::uint64_t remote_schedules() const noexcept {
         return m_remote_schedules.load(std::memory_order_relaxed);
     }
+    const driver& io_driver() const noexcept { return m_driver; }
+    driver& io_driver() noexcept { return m_driver; }
 
 private:
     struct alignas(64) worker {
@@ -1904,6 +3259,7 @@ private:
         std::uint32_t rng = 1;
         bool searching = false;
         bool lifo_enabled = true;
+        bool in_driver = false; // delivering the driver's wakes: schedule without notifying
     };
 
     // ---- finding work ------------------------------------------------------------
@@ -2019,9 +3375,9 @@ private:
         w.counters.polls.add();
         if (transition_to_running(task) == run_action::cancel) {
             cancel_task(task);
-        } else {
+        } else if (const std::coroutine_handle<> target = resume_target(task)) {
             t_context.current = task;
-            resume_task(task->resume_point);
+            resume_task(target);
             t_context.current = nullptr;
         }
         if (transition_to_idle(task) == idle_action::reschedule) {
@@ -2029,9 +3385,23 @@ private:
         }
     }
 
-    void maintenance(worker&) noexcept {
-        // Shutdown is noticed by the loop condition; the reactor's
-        // non-blocking poll will go here.
+    // Shutdown is noticed by the loop condition; here the driver is polled
+    // without blocking, unless nobody uses it or another worker holds it.
+    void maintenance(worker& w) noexcept {
+        if (!m_driver.has_interest() || !m_driver.try_lock()) {
+            return;
+        }
+        w.in_driver = true;
+        m_driver.poll_now();
+        w.in_driver = false;
+        m_driver.unlock();
+        if (local_work(w) > 1) {
+            notify_parked(); // the poll queued more than this worker will run next
+        }
+    }
+
+    std::uint32_t local_work(const worker& w) const noexcept {
+        return w.queue.len() + (w.lifo != nullptr ? 1u : 0u);
     }
 
     // ---- scheduling ----------------------------------------------------------------
@@ -2049,7 +3419,9 @@ private:
             task = prev;
         }
         push_local(w, task);
-        notify_parked();
+        if (!w.in_driver) {
+            notify_parked();
+        }
     }
 
     void push_local(worker& w, task_header* task) noexcept {
@@ -2078,7 +3450,7 @@ private:
     void notify_parked() noexcept {
         std::uint32_t index = 0;
         if (m_idle.worker_to_notify(index)) {
-            m_workers[index].park.unpark();
+            m_workers[index].park.unpark(&m_driver);
         }
     }
 
@@ -2110,15 +3482,31 @@ private:
             if (m_shutdown.load(std::memory_order_acquire)) {
                 return;
             }
-            w.park.park();
+            w.in_driver = true;
+            const bool polled = w.park.park(&m_driver);
+            w.in_driver = false;
             if (m_idle.transition_worker_from_parked(w.index)) {
-                break; // a notifier picked us: we are searching
+                w.searching = true; // a notifier picked us
+                break;
             }
+            if (polled && local_work(w) != 0) {
+                // The driver woke tasks onto this worker.
+                if (!m_idle.remove_sleeper(w.index)) {
+                    w.searching = true; // a notifier picked us meanwhile
+                }
+                break;
+            }
+            // Spurious, or the driver woke nothing here: sleep again.
         }
-        w.searching = true;
         w.counters.unparks.add();
+        if (local_work(w) > (Options::driver_handoff ? 0u : 1u)) {
+            // Hand the driver over (see the header), and share a burst.
+            notify_parked();
+        }
     }
 
+    driver_storage<Options::max_timers, Options::max_io_sources, Options::max_io_events> m_driver_storage;
+    driver m_driver;
     std::array<worker, Workers> m_workers;
     inject_queue<task_header> m_inject;
     idle_set<Workers> m_idle;
@@ -2254,6 +3642,9 @@ struct executor_metrics {
     std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
     std::uint32_t parked_workers = 0;    // workers asleep now
     std::uint32_t searching_workers = 0; // workers looking for work to steal now
+    std::uint32_t armed_timers = 0;      // sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;        // descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;      // reactor polls so far (blocking and not)
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {
@@ -2641,16 +4032,12 @@ private:
                               "a join_handle can only be awaited inside a task run by a weft executor; "
                               "outside one, call get()");
             }
-            self->resume_point = awaiting;
+            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
             if (handle.is_finished()) {
                 if (detail::consume_budget()) {
                     return false; // it finished since await_ready: resume at once
                 }
-                // Ready, but the budget is spent: yield first (back of the queue).
-                if (detail::t_context.forced_yields != nullptr) {
-                    detail::t_context.forced_yields->add();
-                }
-                detail::self_notify(self);
+                detail::forced_yield(self, awaiting); // ready, but the budget is spent
                 return true;
             }
             detail::ref_inc(self);
@@ -2832,7 +4219,7 @@ auto spawn(F&& fn) {
                 detail::raise(errc::no_current_executor,
                               "weft::yield_now() was awaited outside a task run by a weft executor");
             }
-            task->resume_point = self;
+            detail::suspend_until(task, self, nullptr, 0);
             detail::self_notify(task);
         }
         void await_resume() const noexcept {}
@@ -2965,6 +4352,10 @@ public:
         out.remote_schedules = m_runtime.remote_schedules();
         out.parked_workers = m_runtime.parked_workers();
         out.searching_workers = m_runtime.searching_workers();
+        const detail::driver& drv = m_runtime.io_driver();
+        out.armed_timers = drv.armed_timers();
+        out.io_sources = drv.registered_sources();
+        out.driver_polls = drv.polls();
         return out;
     }
 
@@ -3032,4 +4423,1891 @@ private:
 
 } // namespace weft
 // ---- end weft/executor.hpp ----
+
+// ---- begin weft/io.hpp ----
+// weft/io.hpp: waiting for any pollable file descriptor.
+//
+// `weft::async_fd` registers a descriptor you own (a pipe, a tty or UART, a
+// CAN or raw socket, an eventfd, a timerfd, ...) with the executor's
+// reactor: tasks then await its readiness, or run read/write operations
+// that retry on EAGAIN, without blocking a worker.
+//
+// ```cpp
+// weft::task<> echo_uart(int fd) {
+//     auto uart = weft::async_fd::open(fd); // made non-blocking
+//     if (!uart) co_return;
+//     std::array<std::byte, 256> buf;
+//     for (;;) {
+//         auto n = co_await uart->read(buf);
+//         if (!n || *n == 0) co_return; // error or end of file
+//         co_await uart->write(std::span(buf).first(*n));
+//     }
+// }
+// ```
+//
+// Readiness is edge-triggered and remembered per direction with the tick of
+// the event that set it; an operation that gets EAGAIN forgets only the
+// readiness it saw, so an event that arrived meanwhile is not lost. Hang-up
+// is remembered for good: register a socket only once it is connected or
+// listening (before, the kernel reports it hung up). One task
+// at a time may wait per direction (a second gets errc::busy). Closing the
+// async_fd (close(), release(), or its destructor) wakes a waiting task with
+// errc::closed. Regular files are always "ready" and epoll refuses them
+// (EPERM): read those with spawn_blocking. An async_fd must not outlive its
+// executor.
+
+#include <atomic>
+#include <cerrno>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+#include <unistd.h>
+
+
+// ---- begin weft/result.hpp ----
+// weft/result.hpp: the value of an operation that can fail at run time.
+//
+// Expected failures (I/O errors, timeouts, closed descriptors, exhausted
+// capacity) are values, not exceptions: `weft::result<T>` holds either a T
+// or a std::error_code. An errno from the OS arrives as
+// std::error_code(errno, std::generic_category()), which compares equal to
+// std::errc values; weft's own conditions compare equal to weft::errc.
+//
+// ```cpp
+// weft::result<std::size_t> n = co_await stream.read(buffer);
+// if (!n) {
+//     if (n.error() == std::errc::connection_reset) { /* ... */ }
+//     co_return;
+// }
+// consume(buffer.first(*n));
+// ```
+
+#include <cerrno>
+#include <new>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+
+namespace weft {
+
+/// A T or the std::error_code saying why there is none. Works with
+/// -fno-exceptions: value() on an error goes to the panic handler.
+template <class T>
+class result {
+    static_assert(!std::is_reference_v<T>, "weft::result<T&> is not supported: hold a pointer");
+
+public:
+    using value_type = T;
+
+    result(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) : m_ok(true) {
+        ::new (static_cast<void*>(&m_value)) T(value);
+    }
+    result(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) : m_ok(true) {
+        ::new (static_cast<void*>(&m_value)) T(std::move(value));
+    }
+    // A result<std::error_code> holds an error_code value; its errors come
+    // from errc only.
+    result(std::error_code error) noexcept requires(!std::is_same_v<T, std::error_code>)
+        : m_ok(false), m_error(error) {}
+    result(errc error) noexcept : m_ok(false), m_error(make_error_code(error)) {}
+
+    result(const result& other) noexcept(std::is_nothrow_copy_constructible_v<T>)
+        : m_ok(other.m_ok), m_error(other.m_error) {
+        if (m_ok) {
+            ::new (static_cast<void*>(&m_value)) T(other.m_value);
+        }
+    }
+    result(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : m_ok(other.m_ok), m_error(other.m_error) {
+        if (m_ok) {
+            ::new (static_cast<void*>(&m_value)) T(std::move(other.m_value));
+        }
+    }
+    result& operator=(result other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+        if (this != &other) {
+            reset();
+            m_ok = other.m_ok;
+            m_error = other.m_error;
+            if (m_ok) {
+                ::new (static_cast<void*>(&m_value)) T(std::move(other.m_value));
+            }
+        }
+        return *this;
+    }
+    ~result() { reset(); }
+
+    bool has_value() const noexcept { return m_ok; }
+    explicit operator bool() const noexcept { return m_ok; }
+
+    /// The error; a default (zero) error_code when there is a value.
+    std::error_code error() const noexcept { return m_error; }
+
+    /// The value. On an error this is a programming error: it raises a
+    /// weft::error carrying the error's message (or panics without exceptions).
+    T& value() & {
+        check();
+        return m_value;
+    }
+    const T& value() const& {
+        check();
+        return m_value;
+    }
+    T&& value() && {
+        check();
+        return std::move(m_value);
+    }
+    T& operator*() & noexcept { return m_value; }
+    const T& operator*() const& noexcept { return m_value; }
+    T&& operator*() && noexcept { return std::move(m_value); }
+    T* operator->() noexcept { return &m_value; }
+    const T* operator->() const noexcept { return &m_value; }
+
+    /// The value, or `fallback` on an error.
+    template <class U>
+    T value_or(U&& fallback) const& {
+        return m_ok ? m_value : static_cast<T>(std::forward<U>(fallback));
+    }
+
+private:
+    void reset() noexcept {
+        if (m_ok) {
+            m_value.~T();
+            m_ok = false;
+        }
+    }
+    void check() const {
+        if (!m_ok) {
+            detail::raise_error_code(m_error);
+        }
+    }
+
+    bool m_ok;
+    std::error_code m_error;
+    union {
+        T m_value;
+    };
+};
+
+/// Success, or the error saying why not.
+template <>
+class result<void> {
+public:
+    using value_type = void;
+
+    result() noexcept = default;
+    result(std::error_code error) noexcept : m_error(error) {}
+    result(errc error) noexcept : m_error(make_error_code(error)) {}
+
+    bool has_value() const noexcept { return !m_error; }
+    explicit operator bool() const noexcept { return !m_error; }
+    std::error_code error() const noexcept { return m_error; }
+    /// Raises a weft::error (or panics) if this holds an error.
+    void value() const {
+        if (m_error) {
+            detail::raise_error_code(m_error);
+        }
+    }
+
+private:
+    std::error_code m_error;
+};
+
+namespace detail {
+/// The error of the last failed system call, as a result.
+inline std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+} // namespace detail
+
+} // namespace weft
+// ---- end weft/result.hpp ----
+
+// ---- begin weft/time.hpp ----
+// weft/time.hpp: sleeping, timeouts and intervals, on the steady clock.
+//
+// ```cpp
+// weft::task<> blink(led& l) {
+//     weft::interval every(std::chrono::milliseconds(500));
+//     for (;;) {
+//         co_await every.tick();
+//         l.toggle();
+//     }
+// }
+//
+// weft::task<> read_with_deadline(weft::tcp_stream& s, std::span<std::byte> buf) {
+//     auto n = co_await weft::timeout(std::chrono::seconds(2), s.read(buf));
+//     if (!n && n.error() == weft::errc::timed_out) { /* the peer is silent */ }
+// }
+// ```
+//
+// Timers live in the executor's fixed timer wheel (Options::max_timers
+// entries, Options::timer_resolution_ns per step). A deadline is rounded up
+// to the next step, so nothing fires early; it fires at most one step plus
+// the wake-up latency late. Each sleep returns weft::result<void>: the only
+// error is errc::capacity_exhausted (every timer is in use), and then the
+// sleep returns at once. A deadline in the past (or a negative duration)
+// completes at once. Aborting a task removes its timers at once.
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+
+// ---- begin weft/detail/attributes.hpp ----
+// weft/detail/attributes.hpp: the few macros weft's headers need, defined in
+// one place. weft.hpp #undefs them at its end (detail/attributes_end.hpp),
+// so the umbrella header and the single header leak no macro.
+
+// clang 14 cannot compile a free or static coroutine that is inline or a
+// template under -fsanitize=function (part of -fsanitize=undefined): "Cannot
+// represent a difference across sections" (llvm/llvm-project#49689). Such
+// coroutines opt out of that one check.
+#if defined(__clang__)
+#define WEFT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define WEFT_NO_SANITIZE_FUNCTION
+#endif
+// ---- end weft/detail/attributes.hpp ----
+
+namespace weft {
+
+/// The clock of every weft deadline.
+using clock = std::chrono::steady_clock;
+
+namespace detail {
+
+inline driver& current_driver(const char* what) {
+    if (t_context.drv == nullptr || t_context.current == nullptr) {
+        raise(errc::no_current_executor, what);
+    }
+    return *t_context.drv;
+}
+
+/// Awaits a deadline. Holds a timer of the wheel while suspended; its
+/// destructor gives it back (the task was aborted or timed out).
+class sleep_awaiter {
+public:
+    explicit sleep_awaiter(clock::time_point deadline) noexcept : m_deadline(deadline) {}
+    /// Movable until awaited (so it can be handed to weft::timeout).
+    sleep_awaiter(sleep_awaiter&& other) noexcept
+        : m_deadline(other.m_deadline), m_driver(other.m_driver),
+          m_id(std::exchange(other.m_id, timer_wheel::npos)), m_error(other.m_error) {}
+    sleep_awaiter& operator=(const sleep_awaiter&) = delete;
+    ~sleep_awaiter() { release(); }
+
+    bool await_ready() const noexcept { return m_deadline <= clock::now() && consume_budget(); }
+
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+        driver& drv = current_driver("weft::sleep_for / sleep_until was awaited outside a task run by a weft "
+                                     "executor; use std::this_thread::sleep_for on other threads");
+        task_header* self = t_context.current;
+        if (m_deadline <= clock::now()) {
+            forced_yield(self, awaiting); // due, but await_ready found the budget spent
+            return true;
+        }
+        m_driver = &drv;
+        ref_inc(self); // the timer's reference
+        switch (drv.arm_timer(drv.tick_at(m_deadline), self, m_id)) {
+        case arm_result::armed: suspend_until(self, awaiting, drv.timer_word(m_id), 1); return true;
+        case arm_result::full: m_error = make_error_code(errc::capacity_exhausted); break;
+        case arm_result::due: break;
+        }
+        ref_dec(self);
+        return false;
+    }
+
+    result<void> await_resume() noexcept {
+        release();
+        return m_error;
+    }
+
+private:
+    void release() noexcept {
+        if (m_id != timer_wheel::npos) {
+            if (task_header* task = m_driver->release_timer(std::exchange(m_id, timer_wheel::npos))) {
+                ref_dec(task); // it never fired: its reference is ours
+            }
+        }
+    }
+
+    clock::time_point m_deadline;
+    driver* m_driver = nullptr;
+    std::uint32_t m_id = timer_wheel::npos;
+    std::error_code m_error;
+};
+
+/// The deadline `d` from now, saturating instead of overflowing.
+template <class Rep, class Period>
+clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+    const clock::time_point now = clock::now();
+    if (d <= d.zero()) {
+        return now;
+    }
+    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(clock::time_point::max() - now)) {
+        return clock::time_point::max();
+    }
+    return now + std::chrono::ceil<clock::duration>(d);
+}
+
+template <class A>
+using await_result_t = decltype(std::declval<A>().await_resume());
+
+template <class A>
+auto awaiter_of(A&& awaitable) {
+    if constexpr (requires { std::forward<A>(awaitable).operator co_await(); }) {
+        return std::forward<A>(awaitable).operator co_await();
+    } else {
+        return std::forward<A>(awaitable);
+    }
+}
+
+template <class A>
+using co_await_result_t = await_result_t<decltype(awaiter_of(std::declval<A>()))>;
+
+/// Runs any awaitable as an inline child task, so a timeout can destroy it.
+template <class A>
+WEFT_NO_SANITIZE_FUNCTION task<co_await_result_t<A>> as_child_task(A awaitable) {
+    co_return co_await std::move(awaitable);
+}
+
+/// Awaits a child task with a deadline: if the deadline passes while the
+/// child is suspended, the child's coroutines are destroyed (their
+/// awaiters give back timers, I/O waits and join waits) and the result is
+/// errc::timed_out. If the child finishes first, its result (or exception)
+/// is the result.
+template <class T>
+class timeout_awaiter {
+public:
+    using child_handle = std::coroutine_handle<promise<T>>;
+
+    timeout_awaiter(clock::time_point deadline, task<T>&& child) noexcept
+        : m_deadline(deadline), m_child(child.release()) {}
+    timeout_awaiter(const timeout_awaiter&) = delete;
+    timeout_awaiter& operator=(const timeout_awaiter&) = delete;
+    ~timeout_awaiter() { finish(); }
+
+    bool await_ready() const noexcept { return false; }
+
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
+        driver& drv = current_driver("weft::timeout was awaited outside a task run by a weft executor");
+        if (!m_child) {
+            raise(errc::invalid_handle,
+                  "weft::timeout was given an empty weft::task (moved from or spawned)");
+        }
+        m_self = t_context.current;
+        m_driver = &drv;
+        ref_inc(m_self); // the timer's reference
+        switch (drv.arm_timer(drv.tick_at(m_deadline), m_self, m_id)) {
+        case arm_result::armed: break;
+        case arm_result::due:
+            ref_dec(m_self);
+            m_error = make_error_code(errc::timed_out); // expired before it started
+            return awaiting;
+        case arm_result::full:
+            ref_dec(m_self);
+            m_error = make_error_code(errc::capacity_exhausted);
+            return awaiting;
+        }
+        m_scope.fired = drv.timer_word(m_id);
+        m_scope.handler = awaiting;
+        m_scope.outer = m_self->scopes;
+        m_self->scopes = &m_scope;
+        m_child.promise().set_continuation(awaiting);
+        return transfer_to(m_child);
+    }
+
+    result<T> await_resume() {
+        if (m_error) {
+            finish();
+            return m_error;
+        }
+        if (!m_child.done()) {
+            finish(); // expired while the child was suspended: destroy it
+            return make_error_code(errc::timed_out);
+        }
+        child_handle child = m_child;
+        m_child = nullptr;
+        finish();
+        struct destroy_child {
+            child_handle handle;
+            ~destroy_child() { handle.destroy(); }
+        } guard{child};
+        if constexpr (std::is_void_v<T>) {
+            child.promise().take_result();
+            return {};
+        } else {
+            return child.promise().take_result();
+        }
+    }
+
+private:
+    // Destroys the child (if any) first, so the scopes and timers inside it
+    // go before this one; then leaves the scope and gives the timer back.
+    void finish() noexcept {
+        if (m_child) {
+            std::exchange(m_child, nullptr).destroy();
+        }
+        if (m_self != nullptr && m_scope.fired != nullptr) {
+            for (cancel_scope** link = &m_self->scopes; *link != nullptr; link = &(*link)->outer) {
+                if (*link == &m_scope) {
+                    *link = m_scope.outer;
+                    break;
+                }
+            }
+            m_scope.fired = nullptr;
+        }
+        if (m_id != timer_wheel::npos) {
+            if (task_header* task = m_driver->release_timer(std::exchange(m_id, timer_wheel::npos))) {
+                ref_dec(task); // it never fired: its reference is ours
+            }
+        }
+    }
+
+    clock::time_point m_deadline;
+    child_handle m_child;
+    task_header* m_self = nullptr;
+    driver* m_driver = nullptr;
+    std::uint32_t m_id = timer_wheel::npos;
+    cancel_scope m_scope;
+    std::error_code m_error;
+};
+
+template <class T>
+struct is_task_type : std::false_type {};
+template <class T>
+struct is_task_type<task<T>> : std::true_type {};
+
+} // namespace detail
+
+/// Suspends the calling task until `deadline` (steady clock). A deadline
+/// already past completes at once (still spending one unit of budget).
+///
+/// ```cpp
+/// co_await weft::sleep_until(weft::clock::now() + std::chrono::milliseconds(10));
+/// ```
+[[nodiscard]] inline detail::sleep_awaiter sleep_until(clock::time_point deadline) noexcept {
+    return detail::sleep_awaiter(deadline);
+}
+
+/// Suspends the calling task for at least `duration`; zero or negative
+/// completes at once. Very long durations saturate (they still never fire
+/// early).
+///
+/// ```cpp
+/// co_await weft::sleep_for(std::chrono::milliseconds(10));
+/// ```
+template <class Rep, class Period>
+[[nodiscard]] detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> duration) noexcept {
+    return detail::sleep_awaiter(detail::deadline_after(duration));
+}
+
+/// As timeout(), with an absolute deadline.
+template <class Awaitable>
+[[nodiscard]] auto timeout_at(clock::time_point deadline, Awaitable&& awaitable) {
+    using plain = std::remove_cvref_t<Awaitable>;
+    if constexpr (detail::is_task_type<plain>::value) {
+        return detail::timeout_awaiter<typename plain::value_type>(deadline, std::move(awaitable));
+    } else {
+        using value = detail::co_await_result_t<plain>;
+        return detail::timeout_awaiter<value>(
+            deadline, detail::as_child_task(plain(std::forward<Awaitable>(awaitable))));
+    }
+}
+
+/// Awaits `awaitable` (a weft::task or anything co_await-able in a task)
+/// for at most `duration`: result<T> holds its value, or
+/// errc::timed_out if the time ran out first (the operation is then
+/// cancelled: its coroutines are destroyed, releasing what they waited
+/// on), or errc::capacity_exhausted if no timer was free. An exception of
+/// the operation propagates. If the operation finishes in the same instant
+/// the timer fires, the operation wins. A non-task awaitable is wrapped in
+/// a child task (one allocation).
+///
+/// ```cpp
+/// weft::result<std::size_t> n = co_await weft::timeout(std::chrono::seconds(1), stream.read(buf));
+/// ```
+template <class Rep, class Period, class Awaitable>
+[[nodiscard]] auto timeout(std::chrono::duration<Rep, Period> duration, Awaitable&& awaitable) {
+    return timeout_at(detail::deadline_after(duration), std::forward<Awaitable>(awaitable));
+}
+
+/// What an interval does when ticks were missed (the task came late).
+enum class missed_tick {
+    /// Fire the missed ticks back to back until caught up, then keep the
+    /// original schedule (Tokio's default).
+    burst,
+    /// Restart the schedule from now: the next tick is one period after the
+    /// late one.
+    delay,
+    /// Drop the missed ticks and fire on the next multiple of the period of
+    /// the original schedule.
+    skip,
+};
+
+/// Ticks at a fixed period. The first tick completes at once (or at the
+/// given start); each `co_await tick()` waits for the next one and returns
+/// the instant it was scheduled for.
+///
+/// ```cpp
+/// weft::interval every(std::chrono::milliseconds(100), weft::missed_tick::skip);
+/// for (;;) {
+///     co_await every.tick();
+///     sample();
+/// }
+/// ```
+class interval {
+public:
+    /// Ticks every `period` (must be positive), starting now.
+    template <class Rep, class Period>
+    explicit interval(std::chrono::duration<Rep, Period> period, missed_tick policy = missed_tick::burst)
+        : interval(clock::now(), period, policy) {}
+
+    /// Ticks every `period`, the first at `start`.
+    template <class Rep, class Period>
+    interval(clock::time_point start, std::chrono::duration<Rep, Period> period,
+             missed_tick policy = missed_tick::burst)
+        : m_next(start), m_period(std::chrono::ceil<clock::duration>(period)), m_policy(policy) {
+        if (m_period <= clock::duration::zero()) {
+            detail::raise(errc::invalid_argument, "weft::interval needs a positive period");
+        }
+    }
+
+    class tick_awaiter {
+    public:
+        explicit tick_awaiter(interval& owner) noexcept : m_owner(owner), m_sleep(owner.m_next) {}
+        bool await_ready() const noexcept { return m_sleep.await_ready(); }
+        bool await_suspend(std::coroutine_handle<> awaiting) { return m_sleep.await_suspend(awaiting); }
+        result<clock::time_point> await_resume() noexcept {
+            result<void> slept = m_sleep.await_resume();
+            if (!slept) {
+                return slept.error();
+            }
+            return m_owner.advance();
+        }
+
+    private:
+        interval& m_owner;
+        detail::sleep_awaiter m_sleep;
+    };
+
+    /// Waits for the next tick; returns the instant it was scheduled for.
+    [[nodiscard]] tick_awaiter tick() noexcept { return tick_awaiter(*this); }
+
+    /// When the next tick is due.
+    clock::time_point next() const noexcept { return m_next; }
+    clock::duration period() const noexcept { return m_period; }
+
+    /// Restarts the schedule: the next tick is one period from now.
+    void reset() noexcept { m_next = clock::now() + m_period; }
+
+private:
+    // The tick scheduled for m_next fired: schedule the one after it.
+    clock::time_point advance() noexcept {
+        const clock::time_point fired = m_next;
+        const clock::time_point now = clock::now();
+        switch (m_policy) {
+        case missed_tick::burst: m_next = fired + m_period; break;
+        case missed_tick::delay:
+            m_next = (now - fired >= m_period ? now : fired) + m_period;
+            break; // late: restart
+        case missed_tick::skip: {
+            m_next = fired + m_period;
+            if (m_next <= now) {
+                m_next += ((now - m_next) / m_period + 1) * m_period;
+            }
+            break;
+        }
+        }
+        return fired;
+    }
+
+    clock::time_point m_next;
+    clock::duration m_period;
+    missed_tick m_policy;
+};
+
+} // namespace weft
+// ---- end weft/time.hpp ----
+
+namespace weft {
+
+namespace detail {
+
+/// Awaits one direction of a registration. Resumes with the readiness word
+/// that satisfied it (for clear_readiness), or an error: errc::closed if
+/// the registration went away, errc::busy if another task waits already.
+class io_awaiter {
+public:
+    io_awaiter(driver* drv, io_key key, io_direction dir) noexcept : m_driver(drv), m_key(key), m_dir(dir) {}
+    io_awaiter(const io_awaiter&) = delete;
+    io_awaiter& operator=(const io_awaiter&) = delete;
+    ~io_awaiter() {
+        if (m_registered && m_driver->io().cancel_wait(m_key, m_dir, m_waiter)) {
+            ref_dec(m_waiter.task); // never fired: its reference is ours
+        }
+    }
+
+    bool await_ready() noexcept {
+        if (m_driver == nullptr) {
+            m_observed = io_ready::shutdown;
+            return true;
+        }
+        m_observed = m_driver->io().readiness(m_key);
+        return (m_observed & (interest_of(m_dir) | io_ready::shutdown)) != 0 && consume_budget();
+    }
+
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+        task_header* self = t_context.current;
+        if (self == nullptr) {
+            raise(errc::no_current_executor, "an async_fd was awaited outside a task run by a weft executor");
+        }
+        ref_inc(self); // the waiter's reference
+        m_waiter.task = self;
+        switch (m_driver->io().wait(m_key, m_dir, m_waiter, m_observed)) {
+        case reactor::wait_status::registered:
+            m_registered = true;
+            suspend_until(self, awaiting, &m_waiter.fired, fired_ready | fired_closed);
+            return true;
+        case reactor::wait_status::busy: m_error = make_error_code(errc::busy); break;
+        case reactor::wait_status::ready: break;
+        }
+        ref_dec(self);
+        if (!m_error && !consume_budget()) {
+            forced_yield(self, awaiting); // ready, but the budget is spent
+            return true;
+        }
+        return false; // ready, or busy: resume at once
+    }
+
+    result<std::uint64_t> await_resume() noexcept {
+        if (m_registered) {
+            m_registered = false;
+            // Acquire: pairs with the reactor's release in fire().
+            if (m_waiter.fired.load(std::memory_order_acquire) == fired_closed) {
+                return make_error_code(errc::closed);
+            }
+            m_observed = m_waiter.observed;
+        }
+        if (m_error) {
+            return m_error;
+        }
+        if ((m_observed & io_ready::shutdown) != 0) {
+            return make_error_code(errc::closed);
+        }
+        return m_observed;
+    }
+
+private:
+    driver* m_driver;
+    io_key m_key;
+    io_direction m_dir;
+    bool m_registered = false;
+    std::uint64_t m_observed = 0;
+    std::error_code m_error;
+    io_waiter m_waiter;
+};
+
+/// io_awaiter for users: says only whether the descriptor is ready.
+class readiness_awaiter : public io_awaiter {
+public:
+    using io_awaiter::io_awaiter;
+    result<void> await_resume() noexcept {
+        result<std::uint64_t> word = io_awaiter::await_resume();
+        return word ? result<void>() : result<void>(word.error());
+    }
+};
+
+} // namespace detail
+
+/// A descriptor registered with the current executor's reactor. Move-only.
+/// It does not own the descriptor: destroying it deregisters, and the
+/// caller closes the descriptor afterwards, once every operation on it has
+/// returned. close() may be called by any task while others wait on it or
+/// start operations on it; moving or destroying it meanwhile may not.
+class async_fd {
+public:
+    async_fd() noexcept = default;
+    async_fd(async_fd&& other) noexcept
+        : m_driver(other.m_driver.exchange(nullptr, std::memory_order_relaxed)), m_key(other.m_key),
+          m_fd(other.m_fd.exchange(-1, std::memory_order_relaxed)) {}
+    async_fd& operator=(async_fd&& other) noexcept {
+        if (this != &other) {
+            close();
+            m_key = other.m_key;
+            m_fd.store(other.m_fd.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
+            m_driver.store(other.m_driver.exchange(nullptr, std::memory_order_relaxed),
+                           std::memory_order_relaxed);
+        }
+        return *this;
+    }
+    async_fd(const async_fd&) = delete;
+    async_fd& operator=(const async_fd&) = delete;
+    ~async_fd() { close(); }
+
+    /// Registers `fd` (and makes it non-blocking) with the executor running
+    /// the calling task. Errors: EBADF for a descriptor that is not open,
+    /// EPERM for one epoll cannot watch (a regular file), EEXIST if it is
+    /// registered already, errc::capacity_exhausted when all
+    /// Options::max_io_sources registrations are in use. Raises
+    /// errc::no_current_executor outside a weft task.
+    static result<async_fd> open(int fd) {
+        detail::driver& drv =
+            detail::current_driver("weft::async_fd::open was called outside a task run by a weft executor");
+        detail::io_key key;
+        const int rc = drv.io().register_fd(fd, key);
+        if (rc == detail::reactor::slab_full) {
+            return make_error_code(errc::capacity_exhausted);
+        }
+        if (rc != 0) {
+            return std::error_code(rc, std::generic_category());
+        }
+        return async_fd(&drv, key, fd);
+    }
+
+    /// The descriptor (still owned by the caller), or -1.
+    int native_handle() const noexcept { return m_fd.load(std::memory_order_acquire); }
+    /// True while registered.
+    bool valid() const noexcept { return m_driver.load(std::memory_order_relaxed) != nullptr; }
+
+    /// Waits until the descriptor is readable, at end of file, or in error.
+    /// The readiness may be stale (the data consumed by someone else): the
+    /// next read can still fail with EAGAIN. Prefer read() / read_with().
+    [[nodiscard]] detail::readiness_awaiter readable() noexcept {
+        return {m_driver.load(std::memory_order_relaxed), m_key, detail::io_direction::read};
+    }
+    /// Waits until the descriptor is writable (or hung up, or in error).
+    [[nodiscard]] detail::readiness_awaiter writable() noexcept {
+        return {m_driver.load(std::memory_order_relaxed), m_key, detail::io_direction::write};
+    }
+
+    /// Runs `op` once the descriptor is readable: `op()` returns a
+    /// byte count (>= 0) or -1 with errno set. On EAGAIN it forgets the
+    /// readiness it saw and waits again; on EINTR it retries.
+    template <class Op>
+    [[nodiscard]] task<result<std::size_t>> read_with(Op op) {
+        return run(detail::io_direction::read, std::move(op));
+    }
+    /// As read_with(), for writing.
+    template <class Op>
+    [[nodiscard]] task<result<std::size_t>> write_with(Op op) {
+        return run(detail::io_direction::write, std::move(op));
+    }
+
+    /// read(2) of at most `buffer.size()` bytes; 0 means end of file.
+    [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
+        return read_with(
+            [fd = native_handle(), buffer]() noexcept { return ::read(fd, buffer.data(), buffer.size()); });
+    }
+    /// write(2) of at most `buffer.size()` bytes; returns how many went.
+    [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
+        return write_with(
+            [fd = native_handle(), buffer]() noexcept { return ::write(fd, buffer.data(), buffer.size()); });
+    }
+
+    /// Deregisters: tasks waiting on it wake with errc::closed. The
+    /// descriptor stays open (the caller owns it).
+    void close() noexcept { (void)release(); }
+
+    /// Deregisters and returns the descriptor (-1 if closed already).
+    int release() noexcept {
+        // The driver goes first, then the descriptor with release: an
+        // operation that reads the descriptor as -1 (acquire, in
+        // native_handle) then finds no driver and ends with errc::closed,
+        // never running on -1.
+        detail::driver* drv = m_driver.exchange(nullptr, std::memory_order_acq_rel);
+        const int fd = m_fd.exchange(-1, std::memory_order_acq_rel);
+        if (drv != nullptr) {
+            drv->io().deregister(m_key); // the slot's lock orders this against the waiters
+        }
+        return fd;
+    }
+
+private:
+    async_fd(detail::driver* drv, detail::io_key key, int fd) noexcept
+        : m_driver(drv), m_key(key), m_fd(fd) {}
+
+    // The loop of read_with / write_with. It reads the members once: close()
+    // from another task may reset them while this waits, and then the wait
+    // ends with errc::closed (a clear with the old key touches nothing).
+    template <class Op>
+    task<result<std::size_t>> run(detail::io_direction dir, Op op) {
+        detail::driver* const drv = m_driver.load(std::memory_order_relaxed);
+        const detail::io_key key = m_key;
+        for (;;) {
+            result<std::uint64_t> ready = co_await detail::io_awaiter(drv, key, dir);
+            if (!ready) {
+                co_return ready.error();
+            }
+            const auto n = op();
+            if (n >= 0) {
+                co_return static_cast<std::size_t>(n);
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                drv->io().clear_readiness(key, *ready, dir);
+            } else if (errno != EINTR) {
+                co_return detail::last_error();
+            }
+        }
+    }
+
+    // Atomic so that close() from one task and an operation starting in
+    // another do not race; the key is only written by construction and moves.
+    std::atomic<detail::driver*> m_driver{nullptr};
+    detail::io_key m_key;
+    std::atomic<int> m_fd{-1};
+};
+
+} // namespace weft
+// ---- end weft/io.hpp ----
+
+// ---- begin weft/net.hpp ----
+// weft/net.hpp: TCP and UDP sockets on the executor's reactor.
+//
+// `weft::tcp_listener`, `weft::tcp_stream` and `weft::udp_socket` each own a
+// non-blocking, close-on-exec socket registered (through weft::async_fd)
+// with the executor running the task that created it. `weft::socket_address`
+// is an IPv4 or IPv6 address and port.
+//
+// ```cpp
+// weft::task<> echo(weft::tcp_stream stream) {
+//     std::array<std::byte, 4096> buf;
+//     for (;;) {
+//         auto n = co_await stream.read(buf);
+//         if (!n || *n == 0) co_return; // error, or the peer closed
+//         if (!co_await stream.write_all(std::span(buf).first(*n))) co_return;
+//     }
+// }
+//
+// weft::task<> serve() {
+//     auto listener = weft::tcp_listener::bind(weft::socket_address::ipv4_loopback(7000));
+//     if (!listener) co_return; // listener.error() says why, e.g. std::errc::address_in_use
+//     for (;;) {
+//         auto stream = co_await listener->accept();
+//         if (!stream) co_return;
+//         weft::spawn(echo(std::move(*stream))).detach();
+//     }
+// }
+// ```
+//
+// Errors are values: every operation returns a weft::result. An errno comes
+// as std::error_code(errno, std::generic_category()), equal to the matching
+// std::errc; weft's own conditions as weft::errc. Nothing is thrown for a
+// run-time failure. Creating a socket outside a task run by a weft executor
+// is a programming error: it raises errc::no_current_executor.
+//
+// The rules:
+//   - A socket belongs to the executor that created it and must not outlive
+//     it. The task returned by an operation refers to the socket and to the
+//     buffer it was given: both must outlive it.
+//   - Several tasks may use one socket at once, but only one at a time per
+//     direction: a second concurrent reader (or accept) or writer gets
+//     errc::busy.
+//   - close() may be called by any task at any time, also while others wait
+//     on the socket: they wake with errc::closed. Until the last operation
+//     in flight has returned, the socket is only shut down (shutdown(2),
+//     which sends the peer a FIN and wakes the waiters); the descriptor is
+//     closed by whoever leaves last, so no operation can ever reach a
+//     descriptor number that was closed and reused. An operation on a closed
+//     (or moved-from) socket returns errc::closed.
+//   - Moving or destroying a socket while an operation on it is in flight is
+//     undefined behaviour, as for any object.
+//   - Writes use MSG_NOSIGNAL: a peer that went away gives EPIPE, never SIGPIPE.
+//   - An operation can be cancelled (weft::timeout, join_handle::abort):
+//     a cancelled read or accept loses nothing, and the socket stays usable;
+//     a cancelled write_all may have sent a prefix of its buffer.
+//
+// Registration happens after connect(2) / listen(2), never before: a TCP
+// socket that is neither connected nor listening polls as hung up, and the
+// reactor would remember that.
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+
+namespace weft {
+
+/// An IPv4 or IPv6 socket address (address and port), held in a
+/// sockaddr_storage that can be passed to the socket API as it is.
+///
+/// ```cpp
+/// auto a = weft::socket_address::parse("[::1]:8080");
+/// if (a && a->is_ipv6() && a->port() == 8080) { /* a->to_string() == "[::1]:8080" */ }
+/// ```
+class socket_address {
+public:
+    /// 0.0.0.0:0, the IPv4 wildcard address with port 0.
+    socket_address() noexcept { set_ipv4(INADDR_ANY, 0); }
+
+    /// Parses a numeric address: "127.0.0.1:8080", "[::1]:8080",
+    /// "[fe80::1%eth0]:80" (a scope as an interface name or index). Host
+    /// names are not resolved. Anything else, a port above 65535 included,
+    /// gives errc::invalid_argument.
+    static result<socket_address> parse(std::string_view text) {
+        constexpr errc invalid = errc::invalid_argument;
+        const bool bracketed = !text.empty() && text.front() == '[';
+        std::string_view host;
+        std::string_view port_text;
+        if (bracketed) {
+            const std::size_t close = text.find(']');
+            if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+                return invalid;
+            }
+            host = text.substr(1, close - 1);
+            port_text = text.substr(close + 2);
+        } else {
+            const std::size_t colon = text.rfind(':');
+            if (colon == std::string_view::npos) {
+                return invalid;
+            }
+            host = text.substr(0, colon);
+            port_text = text.substr(colon + 1);
+        }
+        std::uint32_t port = 0;
+        if (port_text.size() > 5 || !parse_decimal(port_text, port) || port > 65535) {
+            return invalid;
+        }
+        // The longest IPv6 text (45 characters) and a scope (at most
+        // IF_NAMESIZE - 1) fit, with the terminating NUL inet_pton needs.
+        std::array<char, 64> buffer{};
+        socket_address address;
+        if (!bracketed) {
+            // inet_pton(AF_INET) takes exactly a.b.c.d, so "::1:80" fails here.
+            in_addr v4{};
+            if (!copy_terminated(host, buffer) || ::inet_pton(AF_INET, buffer.data(), &v4) != 1) {
+                return invalid;
+            }
+            address.set_ipv4(ntohl(v4.s_addr), static_cast<std::uint16_t>(port));
+            return address;
+        }
+        std::uint32_t scope = 0;
+        if (const std::size_t percent = host.find('%'); percent != std::string_view::npos) {
+            const std::string_view scope_text = host.substr(percent + 1);
+            host = host.substr(0, percent);
+            if (!parse_decimal(scope_text, scope)) {
+                if (!copy_terminated(scope_text, buffer)) {
+                    return invalid;
+                }
+                scope = ::if_nametoindex(buffer.data()); // 0: no such interface
+                if (scope == 0) {
+                    return invalid;
+                }
+            }
+        }
+        in6_addr v6{};
+        if (!copy_terminated(host, buffer) || ::inet_pton(AF_INET6, buffer.data(), &v6) != 1) {
+            return invalid;
+        }
+        address.set_ipv6(v6, static_cast<std::uint16_t>(port), scope);
+        return address;
+    }
+
+    /// 127.0.0.1:port.
+    static socket_address ipv4_loopback(std::uint16_t port) noexcept {
+        socket_address address;
+        address.set_ipv4(INADDR_LOOPBACK, port);
+        return address;
+    }
+    /// [::1]:port.
+    static socket_address ipv6_loopback(std::uint16_t port) noexcept {
+        socket_address address;
+        address.set_ipv6(in6addr_loopback, port, 0);
+        return address;
+    }
+    /// 0.0.0.0:port, every IPv4 interface.
+    static socket_address ipv4_any(std::uint16_t port) noexcept {
+        socket_address address;
+        address.set_ipv4(INADDR_ANY, port);
+        return address;
+    }
+    /// [::]:port, every IPv6 interface (and IPv4 too unless the system sets
+    /// IPV6_V6ONLY by default: net.ipv6.bindv6only).
+    static socket_address ipv6_any(std::uint16_t port) noexcept {
+        socket_address address;
+        address.set_ipv6(in6addr_any, port, 0);
+        return address;
+    }
+
+    /// Copies a sockaddr_in or sockaddr_in6 (as getsockname(2) or
+    /// recvfrom(2) fill in). EAFNOSUPPORT for any other family, EINVAL if
+    /// `size` is too short for its family.
+    static result<socket_address> from_native(const sockaddr* address, socklen_t size) noexcept {
+        if (address == nullptr || size < sizeof(sa_family_t)) {
+            return std::error_code(EINVAL, std::generic_category());
+        }
+        sa_family_t family = 0;
+        std::memcpy(&family, reinterpret_cast<const char*>(address) + offsetof(sockaddr, sa_family),
+                    sizeof family);
+        socklen_t needed = 0;
+        if (family == AF_INET) {
+            needed = sizeof(sockaddr_in);
+        } else if (family == AF_INET6) {
+            needed = sizeof(sockaddr_in6);
+        } else {
+            return std::error_code(EAFNOSUPPORT, std::generic_category());
+        }
+        if (size < needed) {
+            return std::error_code(EINVAL, std::generic_category());
+        }
+        socket_address out;
+        std::memset(&out.m_storage, 0, sizeof out.m_storage);
+        std::memcpy(&out.m_storage, address, needed);
+        out.m_size = needed;
+        return out;
+    }
+
+    /// The port, in host byte order.
+    std::uint16_t port() const noexcept {
+        return is_ipv6() ? ntohs(ipv6().sin6_port) : ntohs(ipv4().sin_port);
+    }
+    /// True for an IPv6 address (an IPv4-mapped one, "::ffff:1.2.3.4", included).
+    bool is_ipv6() const noexcept { return m_storage.ss_family == AF_INET6; }
+    /// AF_INET or AF_INET6, as socket(2) takes it.
+    int family() const noexcept { return m_storage.ss_family; }
+
+    /// "127.0.0.1:8080" or "[::1]:8080" ("[fe80::1%2]:80" with a scope, as
+    /// its index); parse() reads it back.
+    std::string to_string() const {
+        std::array<char, INET6_ADDRSTRLEN> text{};
+        std::string out;
+        if (is_ipv6()) {
+            const sockaddr_in6 v6 = ipv6();
+            ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), static_cast<socklen_t>(text.size()));
+            out += '[';
+            out += text.data();
+            if (v6.sin6_scope_id != 0) {
+                out += '%';
+                out += std::to_string(v6.sin6_scope_id);
+            }
+            out += ']';
+        } else {
+            const sockaddr_in v4 = ipv4();
+            ::inet_ntop(AF_INET, &v4.sin_addr, text.data(), static_cast<socklen_t>(text.size()));
+            out += text.data();
+        }
+        out += ':';
+        out += std::to_string(port());
+        return out;
+    }
+
+    /// The sockaddr to pass to bind(2), connect(2), sendto(2), ...
+    const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&m_storage); }
+    /// The size of the sockaddr at data(): sizeof(sockaddr_in) or sizeof(sockaddr_in6).
+    socklen_t size() const noexcept { return m_size; }
+
+    /// Same family, address, port (and IPv6 scope); the IPv6 flow label is
+    /// ignored. An IPv4 address never equals its IPv4-mapped IPv6 form.
+    friend bool operator==(const socket_address& a, const socket_address& b) noexcept {
+        if (a.family() != b.family()) {
+            return false;
+        }
+        if (a.is_ipv6()) {
+            const sockaddr_in6 x = a.ipv6();
+            const sockaddr_in6 y = b.ipv6();
+            return x.sin6_port == y.sin6_port && x.sin6_scope_id == y.sin6_scope_id &&
+                   std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+        }
+        const sockaddr_in x = a.ipv4();
+        const sockaddr_in y = b.ipv4();
+        return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+    }
+
+private:
+    // `host_order` is in host byte order, as INADDR_LOOPBACK is.
+    void set_ipv4(std::uint32_t host_order, std::uint16_t port) noexcept {
+        sockaddr_in v4{};
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons(port);
+        v4.sin_addr.s_addr = htonl(host_order);
+        std::memset(&m_storage, 0, sizeof m_storage);
+        std::memcpy(&m_storage, &v4, sizeof v4);
+        m_size = sizeof v4;
+    }
+    void set_ipv6(const in6_addr& address, std::uint16_t port, std::uint32_t scope) noexcept {
+        sockaddr_in6 v6{};
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons(port);
+        v6.sin6_addr = address;
+        v6.sin6_scope_id = scope;
+        std::memset(&m_storage, 0, sizeof m_storage);
+        std::memcpy(&m_storage, &v6, sizeof v6);
+        m_size = sizeof v6;
+    }
+    // Copies out rather than casting the storage, so no aliasing rule is bent.
+    sockaddr_in ipv4() const noexcept {
+        sockaddr_in v4{};
+        std::memcpy(&v4, &m_storage, sizeof v4);
+        return v4;
+    }
+    sockaddr_in6 ipv6() const noexcept {
+        sockaddr_in6 v6{};
+        std::memcpy(&v6, &m_storage, sizeof v6);
+        return v6;
+    }
+
+    // Digits only (no sign, no space), at most 2^32 - 1.
+    static bool parse_decimal(std::string_view text, std::uint32_t& value) noexcept {
+        if (text.empty() || text.size() > 10) {
+            return false;
+        }
+        std::uint64_t n = 0;
+        for (const char c : text) {
+            if (c < '0' || c > '9') {
+                return false;
+            }
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        if (n > UINT32_MAX) {
+            return false;
+        }
+        value = static_cast<std::uint32_t>(n);
+        return true;
+    }
+    template <std::size_t N>
+    static bool copy_terminated(std::string_view text, std::array<char, N>& out) noexcept {
+        if (text.empty() || text.size() >= N || text.find('\0') != std::string_view::npos) {
+            return false;
+        }
+        std::memcpy(out.data(), text.data(), text.size());
+        out[text.size()] = '\0';
+        return true;
+    }
+
+    sockaddr_storage m_storage{};
+    socklen_t m_size = 0;
+};
+
+/// Which directions tcp_stream::shutdown() ends.
+enum class shutdown_how {
+    /// No more reading: later reads return 0 (end of stream).
+    read,
+    /// No more writing: the peer reads end of stream once it has read
+    /// everything sent before (a half-close).
+    write,
+    /// Both.
+    both,
+};
+
+/// What udp_socket::recv_from() received.
+struct received_datagram {
+    /// Bytes stored in the buffer.
+    std::size_t size = 0;
+    /// Who sent the datagram.
+    socket_address sender;
+    /// The datagram was longer than the buffer: the rest of it is lost.
+    bool truncated = false;
+};
+
+class tcp_listener;
+class tcp_stream;
+class udp_socket;
+
+namespace detail {
+
+/// Closes a descriptor unless it was released: holds a new socket until it
+/// is registered, whatever returns (or raises) in between.
+class fd_guard {
+public:
+    explicit fd_guard(int fd) noexcept : m_fd(fd) {}
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+    ~fd_guard() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+    explicit operator bool() const noexcept { return m_fd >= 0; }
+    int get() const noexcept { return m_fd; }
+    int release() noexcept { return std::exchange(m_fd, -1); }
+
+private:
+    int m_fd;
+};
+
+/// The errors accept(2) reports for a connection that died in the queue,
+/// or a network error pending on it (accept(2), "Error handling"): the next
+/// queued connection may be fine, so accept again.
+inline bool accept_error_is_transient(int error) noexcept {
+    switch (error) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH: return true;
+    default: return false;
+    }
+}
+
+/// A socket descriptor, its registration, and the count of operations
+/// using it; the part tcp_listener, tcp_stream and udp_socket share.
+///
+/// Invariants (the state word: a closed bit, and users in the bits above):
+///   - An operation enters (users + 1) before it touches the descriptor or
+///     the async_fd and leaves when it is done; once the closed bit is set
+///     nobody enters, so the count only falls.
+///   - Exactly one thread finishes the socket (deregisters the async_fd and
+///     closes the descriptor): the one whose leave brings the count to zero
+///     with the closed bit set. close() counts itself as a user while it
+///     shuts the socket down, so the descriptor it passes to shutdown(2)
+///     cannot be closed under it. The async_fd is thus only ever touched by
+///     users, and closed when none is left.
+///   - Like async_fd, it must not be moved or destroyed while in use.
+class socket_core {
+public:
+    /// Closed, owning nothing.
+    socket_core() noexcept = default;
+    socket_core(int fd, async_fd io) noexcept : m_fd(fd), m_io(std::move(io)), m_state(0) {}
+    socket_core(socket_core&& other) noexcept
+        : m_fd(std::exchange(other.m_fd, -1)), m_io(std::move(other.m_io)),
+          m_state(other.m_state.exchange(closed_bit, std::memory_order_relaxed)) {}
+    socket_core& operator=(socket_core&& other) noexcept {
+        if (this != &other) {
+            close();
+            m_fd = std::exchange(other.m_fd, -1);
+            m_io = std::move(other.m_io);
+            // Relaxed: a move is not concurrent with anything (see the header).
+            m_state.store(other.m_state.exchange(closed_bit, std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+        }
+        return *this;
+    }
+    socket_core(const socket_core&) = delete;
+    socket_core& operator=(const socket_core&) = delete;
+    ~socket_core() { close(); }
+
+    /// Registers the socket `owner` holds with the current executor and
+    /// takes it over; on failure `owner` keeps it (and closes it).
+    static result<socket_core> adopt(fd_guard& owner) {
+        result<async_fd> io = async_fd::open(owner.get());
+        if (!io) {
+            return io.error();
+        }
+        return socket_core(owner.release(), std::move(*io));
+    }
+
+    /// One operation's use of the socket; converts to false if the socket
+    /// was closed already (then nothing may be touched).
+    class use {
+    public:
+        use() noexcept = default;
+        explicit use(const socket_core* core) noexcept : m_core(core) {}
+        use(use&& other) noexcept : m_core(std::exchange(other.m_core, nullptr)) {}
+        use& operator=(use&&) = delete;
+        ~use() {
+            if (m_core != nullptr) {
+                m_core->leave();
+            }
+        }
+        explicit operator bool() const noexcept { return m_core != nullptr; }
+
+    private:
+        const socket_core* m_core = nullptr;
+    };
+
+    /// Enters as a user, unless the socket is closed.
+    use enter() const noexcept {
+        std::uint32_t cur = m_state.load(std::memory_order_relaxed);
+        do {
+            if ((cur & closed_bit) != 0) {
+                return use();
+            }
+            // Relaxed: entering publishes nothing; the descriptor and the
+            // async_fd were set before the socket was shared.
+        } while (!m_state.compare_exchange_weak(cur, cur + user_one, std::memory_order_relaxed));
+        return use(this);
+    }
+
+    /// True once close() has begun.
+    bool closing() const noexcept {
+        // Acquire: pairs with close()'s release. A waiter woken by the
+        // shutdown(2) that close() makes sees the bit in practice; if not,
+        // its system call fails or retries and it looks again.
+        return (m_state.load(std::memory_order_acquire) & closed_bit) != 0;
+    }
+
+    /// The descriptor, or -1 once closed (read it only as a user).
+    int fd() const noexcept { return m_fd; }
+
+    /// Closes the socket: no operation may start any more; operations in
+    /// flight are woken (shutdown(2)) and fail with errc::closed; the last
+    /// one out closes the descriptor. Returns close(2)'s error if this call
+    /// closed it. A second close() does nothing.
+    result<void> close() noexcept {
+        std::uint32_t cur = m_state.load(std::memory_order_relaxed);
+        do {
+            if ((cur & closed_bit) != 0) {
+                return {};
+            }
+            // Acq_rel: release publishes the closed bit to closing();
+            // acquire, when no user is left, orders the finish after
+            // their leaves (which are releases).
+        } while (!m_state.compare_exchange_weak(cur, (cur | closed_bit) + user_one, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed));
+        if (cur >= user_one) {
+            // Others are in flight: wake whoever waits (the reactor sees a
+            // hang-up). ENOTCONN for a socket that is not connected still
+            // wakes its waiters (Linux's inet_shutdown).
+            ::shutdown(m_fd, SHUT_RDWR);
+        }
+        return leave();
+    }
+
+    /// Runs `op` (a system call giving a count, or -1 with errno set) once
+    /// the socket is ready in `dir`, retrying on EAGAIN, as a user of the
+    /// socket. errc::closed if the socket was closed before or while it
+    /// ran; with `zero_means_closed`, a 0 from `op` while closing too (a
+    /// stream read that met our own shutdown).
+    template <class Op>
+    task<result<std::size_t>> run(io_direction dir, Op op, bool zero_means_closed = false) {
+        const use user = enter();
+        if (!user) {
+            co_return errc::closed;
+        }
+        auto checked = [this, &op]() noexcept {
+            if (closing()) {
+                errno = EBADF;
+                return ssize_t{-1};
+            }
+            return static_cast<ssize_t>(op());
+        };
+        result<std::size_t> n = errc::closed;
+        if (dir == io_direction::read) {
+            n = co_await m_io.read_with(checked);
+        } else {
+            n = co_await m_io.write_with(checked);
+        }
+        if ((!n || (zero_means_closed && *n == 0)) && closing()) {
+            co_return errc::closed;
+        }
+        co_return n;
+    }
+
+    /// A completed result as a task, for operations with nothing to wait for.
+    task<result<std::size_t>> ready(result<std::size_t> value) const { co_return value; }
+
+    /// getsockname(2), as a user.
+    result<socket_address> local_address() const {
+        const use user = enter();
+        if (!user) {
+            return errc::closed;
+        }
+        sockaddr_storage storage{};
+        socklen_t size = sizeof storage;
+        if (::getsockname(m_fd, reinterpret_cast<sockaddr*>(&storage), &size) != 0) {
+            return last_error();
+        }
+        return socket_address::from_native(reinterpret_cast<const sockaddr*>(&storage), size);
+    }
+
+    /// setsockopt(2) of an int option, as a user.
+    result<void> set_option(int level, int name, int value) const noexcept {
+        const use user = enter();
+        if (!user) {
+            return errc::closed;
+        }
+        if (::setsockopt(m_fd, level, name, &value, sizeof value) != 0) {
+            return last_error();
+        }
+        return {};
+    }
+
+    /// shutdown(2), as a user.
+    result<void> shutdown(shutdown_how how) const noexcept {
+        const use user = enter();
+        if (!user) {
+            return errc::closed;
+        }
+        const int flag = how == shutdown_how::read    ? SHUT_RD
+                         : how == shutdown_how::write ? SHUT_WR
+                                                      : SHUT_RDWR;
+        if (::shutdown(m_fd, flag) != 0) {
+            return last_error();
+        }
+        return {};
+    }
+
+private:
+    static constexpr std::uint32_t closed_bit = 1;
+    static constexpr std::uint32_t user_one = 2;
+
+    // Drops a use; the last one out after close() finishes the socket.
+    result<void> leave() const noexcept {
+        // Acq_rel: release publishes this user's work to the finisher;
+        // acquire makes the finisher see every other user's.
+        if (m_state.fetch_sub(user_one, std::memory_order_acq_rel) != (closed_bit | user_one)) {
+            return {};
+        }
+        // No user is left and none can come: the fields are ours alone.
+        auto* self = const_cast<socket_core*>(this);
+        self->m_io.close(); // deregister first: epoll must not watch a closed descriptor
+        const int fd = std::exchange(self->m_fd, -1);
+        if (::close(fd) != 0 && errno != EINTR) { // after EINTR Linux has closed it anyway
+            return last_error();
+        }
+        return {};
+    }
+
+    int m_fd = -1;
+    async_fd m_io;
+    mutable std::atomic<std::uint32_t> m_state{closed_bit};
+};
+
+/// socket(2), non-blocking and close-on-exec: the descriptor, or -1 with errno set.
+inline int new_socket(int family, int type) noexcept {
+    return ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+/// Sets SO_REUSEADDR if asked, then binds.
+inline result<void> bind_socket(int fd, const socket_address& address, bool reuse_address) noexcept {
+    const int on = 1;
+    if (reuse_address && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+        return last_error();
+    }
+    if (::bind(fd, address.data(), address.size()) != 0) {
+        return last_error();
+    }
+    return {};
+}
+
+} // namespace detail
+
+/// A connected TCP stream. Move-only; the destructor closes it (see
+/// close()). Obtained from tcp_stream::connect() or tcp_listener::accept().
+///
+/// ```cpp
+/// weft::task<weft::result<void>> hello(weft::socket_address server) {
+///     auto stream = co_await weft::tcp_stream::connect(server);
+///     if (!stream) co_return stream.error(); // e.g. std::errc::connection_refused
+///     const char text[] = "hello";
+///     co_return co_await stream->write_all(std::as_bytes(std::span(text)));
+/// }
+/// ```
+class tcp_stream {
+public:
+    /// A closed stream: every operation returns errc::closed.
+    tcp_stream() noexcept = default;
+    /// Moves the socket; the source is left closed. Not while an operation is in flight.
+    tcp_stream(tcp_stream&&) noexcept = default;
+    /// Closes this stream, then takes the other's socket.
+    tcp_stream& operator=(tcp_stream&&) noexcept = default;
+    tcp_stream(const tcp_stream&) = delete;
+    tcp_stream& operator=(const tcp_stream&) = delete;
+    /// Closes the socket (see close()).
+    ~tcp_stream() = default;
+
+    /// Connects to `peer`: a non-blocking connect(2), then waits until the
+    /// handshake is done and reads its outcome (SO_ERROR). Errors are the
+    /// OS's: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...; wrap it in
+    /// weft::timeout for a shorter limit than the kernel's. Takes the
+    /// address by value, so the task owns it whatever the caller does.
+    WEFT_NO_SANITIZE_FUNCTION static task<result<tcp_stream>> connect(socket_address peer) {
+        detail::fd_guard fd(detail::new_socket(peer.family(), SOCK_STREAM));
+        if (!fd) {
+            co_return detail::last_error();
+        }
+        const bool in_progress = ::connect(fd.get(), peer.data(), peer.size()) != 0;
+        // A non-blocking connect(2) interrupted by a signal goes on in the background, as EINPROGRESS.
+        if (in_progress && errno != EINPROGRESS && errno != EINTR) {
+            co_return detail::last_error();
+        }
+        // Registered only now: before connect(2) the socket polls as hung up.
+        result<detail::socket_core> core = detail::socket_core::adopt(fd);
+        if (!core) {
+            co_return core.error();
+        }
+        tcp_stream stream(std::move(*core), peer);
+        if (in_progress) {
+            const int handle = stream.native_handle();
+            result<std::size_t> connected =
+                co_await stream.m_core.run(detail::io_direction::write, [handle]() noexcept -> ssize_t {
+                    int error = 0;
+                    socklen_t size = sizeof error;
+                    if (::getsockopt(handle, SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+                        return -1;
+                    }
+                    if (error != 0) {
+                        errno = error;
+                        return -1;
+                    }
+                    // No error yet: connected, or (a stale wake-up) still connecting.
+                    sockaddr_storage peer_storage{};
+                    socklen_t peer_size = sizeof peer_storage;
+                    if (::getpeername(handle, reinterpret_cast<sockaddr*>(&peer_storage), &peer_size) != 0) {
+                        if (errno == ENOTCONN) {
+                            errno = EAGAIN;
+                        }
+                        return -1;
+                    }
+                    return 0;
+                });
+            if (!connected) {
+                co_return connected.error();
+            }
+        }
+        co_return std::move(stream);
+    }
+
+    /// Reads at most `buffer.size()` bytes, waiting until some are there.
+    /// Returns how many were read; 0 means the peer shut down its side
+    /// (end of stream), or that `buffer` is empty. ECONNRESET if the peer
+    /// reset the connection.
+    [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
+        if (buffer.empty()) {
+            return m_core.ready(std::size_t{0});
+        }
+        return m_core.run(
+            detail::io_direction::read,
+            [this, buffer]() noexcept { return ::recv(m_core.fd(), buffer.data(), buffer.size(), 0); }, true);
+    }
+
+    /// Writes at most `buffer.size()` bytes, waiting until the socket can
+    /// take some. Returns how many went (0 only for an empty buffer).
+    /// EPIPE or ECONNRESET if the peer is gone.
+    [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
+        if (buffer.empty()) {
+            return m_core.ready(std::size_t{0});
+        }
+        return m_core.run(detail::io_direction::write, [this, buffer]() noexcept {
+            return ::send(m_core.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL);
+        });
+    }
+
+    /// Reads exactly `buffer.size()` bytes. errc::unexpected_eof if the
+    /// stream ends first; then (as after any error) how much of `buffer`
+    /// was filled is unspecified.
+    [[nodiscard]] task<result<void>> read_exact(std::span<std::byte> buffer) {
+        while (!buffer.empty()) {
+            result<std::size_t> n = co_await read(buffer);
+            if (!n) {
+                co_return n.error();
+            }
+            if (*n == 0) {
+                co_return errc::unexpected_eof;
+            }
+            buffer = buffer.subspan(*n);
+        }
+        co_return result<void>();
+    }
+
+    /// Writes all of `buffer`. On an error, how much went is unspecified.
+    [[nodiscard]] task<result<void>> write_all(std::span<const std::byte> buffer) {
+        while (!buffer.empty()) {
+            result<std::size_t> n = co_await write(buffer);
+            if (!n) {
+                co_return n.error();
+            }
+            buffer = buffer.subspan(*n);
+        }
+        co_return result<void>();
+    }
+
+    /// Ends reading, writing or both (shutdown(2)) without closing: after
+    /// shutdown_how::write the peer reads end of stream, and this side can
+    /// still read its answer. ENOTCONN if the peer is gone already.
+    result<void> shutdown(shutdown_how how) const noexcept { return m_core.shutdown(how); }
+
+    /// TCP_NODELAY: true sends small writes at once instead of coalescing
+    /// them (Nagle's algorithm) while earlier data is unacknowledged.
+    result<void> set_nodelay(bool enabled) const noexcept {
+        return m_core.set_option(IPPROTO_TCP, TCP_NODELAY, enabled ? 1 : 0);
+    }
+
+    /// The local end's address (getsockname(2)).
+    result<socket_address> local_address() const { return m_core.local_address(); }
+
+    /// The peer's address: the one given to connect(), or the one accept(2)
+    /// reported. Remembered, so still known after the peer has gone;
+    /// errc::closed once the stream is closed.
+    result<socket_address> peer_address() const noexcept {
+        if (m_core.closing()) {
+            return errc::closed;
+        }
+        return m_peer;
+    }
+
+    /// The socket descriptor (owned by the stream), or -1 once closed.
+    int native_handle() const noexcept { return m_core.fd(); }
+    /// False once closed (or moved from).
+    bool is_open() const noexcept { return !m_core.closing(); }
+
+    /// Closes the stream (the peer reads end of stream; ECONNRESET if
+    /// unread data was left here). Callable from any task: tasks waiting on
+    /// it wake with errc::closed (see the header). Returns close(2)'s
+    /// error, if this call closed the descriptor.
+    result<void> close() noexcept { return m_core.close(); }
+
+private:
+    friend class tcp_listener;
+    tcp_stream(detail::socket_core core, const socket_address& peer) noexcept
+        : m_core(std::move(core)), m_peer(peer) {}
+
+    detail::socket_core m_core;
+    socket_address m_peer;
+};
+
+/// A listening TCP socket. Move-only; the destructor closes it.
+///
+/// ```cpp
+/// weft::task<> first_client() {
+///     auto listener = weft::tcp_listener::bind(weft::socket_address::ipv4_any(0));
+///     if (!listener) co_return;
+///     auto local = listener->local_address(); // local->port(): the port the OS chose
+///     auto stream = co_await listener->accept();
+///     if (stream) { auto who = stream->peer_address(); }
+/// }
+/// ```
+class tcp_listener {
+public:
+    /// A closed listener: every operation returns errc::closed.
+    tcp_listener() noexcept = default;
+    /// Moves the socket; the source is left closed. Not while an accept is in flight.
+    tcp_listener(tcp_listener&&) noexcept = default;
+    /// Closes this listener, then takes the other's socket.
+    tcp_listener& operator=(tcp_listener&&) noexcept = default;
+    tcp_listener(const tcp_listener&) = delete;
+    tcp_listener& operator=(const tcp_listener&) = delete;
+    /// Closes the socket (see close()).
+    ~tcp_listener() = default;
+
+    /// Creates a socket, binds it to `address` (port 0: the OS picks one,
+    /// see local_address()), listens with `backlog`, and registers it with
+    /// the executor running the calling task. `reuse_address` sets
+    /// SO_REUSEADDR (rebinding a port whose old connections linger in
+    /// TIME_WAIT). IPV6_V6ONLY is left at the system's default. Errors:
+    /// EADDRINUSE, EACCES, EADDRNOTAVAIL, EAFNOSUPPORT (no IPv6), ...,
+    /// errc::capacity_exhausted (no free reactor registration). Raises
+    /// errc::no_current_executor outside a weft task.
+    static result<tcp_listener> bind(const socket_address& address, int backlog = 128,
+                                     bool reuse_address = true) {
+        detail::fd_guard fd(detail::new_socket(address.family(), SOCK_STREAM));
+        if (!fd) {
+            return detail::last_error();
+        }
+        if (result<void> bound = detail::bind_socket(fd.get(), address, reuse_address); !bound) {
+            return bound.error();
+        }
+        if (::listen(fd.get(), backlog) != 0) {
+            return detail::last_error();
+        }
+        // Registered only now: before listen(2) the socket polls as hung up.
+        result<detail::socket_core> core = detail::socket_core::adopt(fd);
+        if (!core) {
+            return core.error();
+        }
+        return tcp_listener(std::move(*core));
+    }
+
+    /// Waits for the next connection (accept4(2), non-blocking and
+    /// close-on-exec) and registers it with the calling task's executor;
+    /// the peer's address is the stream's peer_address(). Connections that
+    /// died in the queue are skipped. Errors: EMFILE / ENFILE (out of
+    /// descriptors: the connection stays queued), errc::capacity_exhausted
+    /// (no free reactor registration: the connection is closed),
+    /// errc::closed, errc::busy (another task is accepting).
+    [[nodiscard]] task<result<tcp_stream>> accept() {
+        sockaddr_storage peer{};
+        socklen_t peer_size = 0;
+        result<std::size_t> accepted =
+            co_await m_core.run(detail::io_direction::read, [this, &peer, &peer_size]() noexcept -> ssize_t {
+                for (;;) {
+                    peer_size = sizeof peer;
+                    const int fd = ::accept4(m_core.fd(), reinterpret_cast<sockaddr*>(&peer), &peer_size,
+                                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (fd >= 0 || !detail::accept_error_is_transient(errno)) {
+                        return fd;
+                    }
+                }
+            });
+        if (!accepted) {
+            co_return accepted.error();
+        }
+        detail::fd_guard fd(static_cast<int>(*accepted));
+        result<socket_address> address =
+            socket_address::from_native(reinterpret_cast<const sockaddr*>(&peer), peer_size);
+        if (!address) {
+            co_return address.error();
+        }
+        result<detail::socket_core> core = detail::socket_core::adopt(fd);
+        if (!core) {
+            co_return core.error();
+        }
+        co_return tcp_stream(std::move(*core), *address);
+    }
+
+    /// The address it listens on (getsockname(2)): the port the OS chose for port 0.
+    result<socket_address> local_address() const { return m_core.local_address(); }
+    /// The socket descriptor (owned by the listener), or -1 once closed.
+    int native_handle() const noexcept { return m_core.fd(); }
+    /// False once closed (or moved from).
+    bool is_open() const noexcept { return !m_core.closing(); }
+
+    /// Stops listening; connections still queued are reset. Callable from
+    /// any task: a task waiting in accept() wakes with errc::closed.
+    result<void> close() noexcept { return m_core.close(); }
+
+private:
+    explicit tcp_listener(detail::socket_core core) noexcept : m_core(std::move(core)) {}
+
+    detail::socket_core m_core;
+};
+
+/// A UDP socket. Move-only; the destructor closes it.
+///
+/// ```cpp
+/// weft::task<> ping(weft::socket_address peer) {
+///     auto socket = weft::udp_socket::bind(weft::socket_address::ipv4_any(0));
+///     if (!socket) co_return;
+///     const char ping[] = "ping";
+///     co_await socket->send_to(std::as_bytes(std::span(ping)), peer);
+///     std::array<std::byte, 1500> buf;
+///     auto got = co_await socket->recv_from(buf); // got->size bytes from got->sender
+/// }
+/// ```
+class udp_socket {
+public:
+    /// A closed socket: every operation returns errc::closed.
+    udp_socket() noexcept = default;
+    /// Moves the socket; the source is left closed. Not while an operation is in flight.
+    udp_socket(udp_socket&&) noexcept = default;
+    /// Closes this socket, then takes the other's.
+    udp_socket& operator=(udp_socket&&) noexcept = default;
+    udp_socket(const udp_socket&) = delete;
+    udp_socket& operator=(const udp_socket&) = delete;
+    /// Closes the socket (see close()).
+    ~udp_socket() = default;
+
+    /// Creates a socket bound to `address` (port 0: the OS picks one) and
+    /// registers it with the executor running the calling task.
+    /// `reuse_address` sets SO_REUSEADDR (several sockets on one multicast
+    /// port). Errors as tcp_listener::bind().
+    static result<udp_socket> bind(const socket_address& address, bool reuse_address = false) {
+        detail::fd_guard fd(detail::new_socket(address.family(), SOCK_DGRAM));
+        if (!fd) {
+            return detail::last_error();
+        }
+        if (result<void> bound = detail::bind_socket(fd.get(), address, reuse_address); !bound) {
+            return bound.error();
+        }
+        result<detail::socket_core> core = detail::socket_core::adopt(fd);
+        if (!core) {
+            return core.error();
+        }
+        return udp_socket(std::move(*core));
+    }
+
+    /// Sets the default destination for send() and accepts datagrams from
+    /// `peer` only (connect(2); nothing is sent). On a connected socket,
+    /// an ICMP "port unreachable" for an earlier datagram may make a later
+    /// operation fail with ECONNREFUSED.
+    result<void> connect(const socket_address& peer) noexcept {
+        const detail::socket_core::use user = m_core.enter();
+        if (!user) {
+            return errc::closed;
+        }
+        if (::connect(m_core.fd(), peer.data(), peer.size()) != 0) {
+            return detail::last_error();
+        }
+        return {};
+    }
+
+    /// Sends one datagram to `to`; returns its size. EMSGSIZE if it is
+    /// too large. Takes the address by value: the task owns it.
+    [[nodiscard]] task<result<std::size_t>> send_to(std::span<const std::byte> datagram, socket_address to) {
+        co_return co_await m_core.run(detail::io_direction::write, [this, datagram, &to]() noexcept {
+            return ::sendto(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL, to.data(),
+                            to.size());
+        });
+    }
+
+    /// Sends one datagram to the connected peer (EDESTADDRREQ if not connected).
+    [[nodiscard]] task<result<std::size_t>> send(std::span<const std::byte> datagram) {
+        return m_core.run(detail::io_direction::write, [this, datagram]() noexcept {
+            return ::send(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL);
+        });
+    }
+
+    /// Waits for one datagram and stores as much of it as `buffer` holds;
+    /// says how much, from whom, and whether the rest was cut off.
+    [[nodiscard]] task<result<received_datagram>> recv_from(std::span<std::byte> buffer) {
+        sockaddr_storage sender{};
+        iovec part{buffer.data(), buffer.size()};
+        msghdr message{};
+        result<std::size_t> n =
+            co_await m_core.run(detail::io_direction::read, [this, &sender, &part, &message]() noexcept {
+                message = msghdr{};
+                message.msg_name = &sender;
+                message.msg_namelen = sizeof sender;
+                message.msg_iov = &part;
+                message.msg_iovlen = 1;
+                return ::recvmsg(m_core.fd(), &message, 0);
+            });
+        if (!n) {
+            co_return n.error();
+        }
+        result<socket_address> from =
+            socket_address::from_native(reinterpret_cast<const sockaddr*>(&sender), message.msg_namelen);
+        if (!from) {
+            co_return from.error();
+        }
+        co_return received_datagram{*n, *from, (message.msg_flags & MSG_TRUNC) != 0};
+    }
+
+    /// Waits for one datagram (from the connected peer, if connected) and
+    /// stores as much of it as `buffer` holds, dropping the rest; returns
+    /// how much. A zero-length datagram gives 0.
+    [[nodiscard]] task<result<std::size_t>> recv(std::span<std::byte> buffer) {
+        return m_core.run(detail::io_direction::read, [this, buffer]() noexcept {
+            return ::recv(m_core.fd(), buffer.data(), buffer.size(), 0);
+        });
+    }
+
+    /// The address it is bound to (getsockname(2)).
+    result<socket_address> local_address() const { return m_core.local_address(); }
+    /// The socket descriptor (owned by the socket), or -1 once closed.
+    int native_handle() const noexcept { return m_core.fd(); }
+    /// False once closed (or moved from).
+    bool is_open() const noexcept { return !m_core.closing(); }
+
+    /// Closes the socket. Callable from any task: tasks waiting on it
+    /// wake with errc::closed.
+    result<void> close() noexcept { return m_core.close(); }
+
+private:
+    explicit udp_socket(detail::socket_core core) noexcept : m_core(std::move(core)) {}
+
+    detail::socket_core m_core;
+};
+
+} // namespace weft
+// ---- end weft/net.hpp ----
+
+
+// ---- begin weft/detail/attributes_end.hpp ----
+// weft/detail/attributes_end.hpp: #undefs what detail/attributes.hpp
+// defines. Included last by weft.hpp; no include guard on purpose.
+#undef WEFT_NO_SANITIZE_FUNCTION
+// ---- end weft/detail/attributes_end.hpp ----
 // ---- end weft/weft.hpp ----
