@@ -417,3 +417,23 @@ TEST_CASE("an idle executor with a pending 1 s timer does not wake up before it"
     h.get();
     REQUIRE(fired.load());
 }
+
+TEST_CASE("a worker that never parks still fires timers (non-blocking polls between tasks)", "[time]") {
+    weft::executor<1> ex; // one worker, kept busy: it never sleeps in the driver
+    std::atomic<bool> stop{false};
+    auto spinner = ex.spawn([&]() -> weft::task<> {
+        while (!stop.load()) {
+            co_await weft::yield_now();
+        }
+    });
+    const auto polls_before = ex.metrics().driver_polls;
+    auto sleeper = ex.spawn([&]() -> weft::task<> {
+        for (int i = 0; i < 10; ++i) {
+            co_await weft::sleep_for(1ms);
+        }
+        stop.store(true);
+    });
+    sleeper.get();
+    spinner.get();
+    REQUIRE(ex.metrics().driver_polls > polls_before);
+}
