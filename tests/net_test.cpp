@@ -722,6 +722,16 @@ weft::task<void> out_of_registrations(failure_log* log) {
 
 } // namespace
 
+// Runs one scenario (a task that records failures in a failure_log) on a
+// 2-worker executor and requires that it recorded none.
+template <class Options = weft::default_options, class Scenario>
+void run_checked(Scenario scenario) {
+    weft::executor<2, 256, Options> ex;
+    failure_log log;
+    ex.block_on(scenario(&log));
+    REQUIRE_NO_FAILURES(log);
+}
+
 TEST_CASE("socket_address parses, prints and compares IPv4 and IPv6 addresses", "[net]") {
     auto v4 = socket_address::parse("127.0.0.1:8080");
     REQUIRE(v4);
@@ -860,38 +870,21 @@ TEST_CASE("a connection over IPv6 loopback echoes", "[net]") {
 }
 
 TEST_CASE("after a half-close the writer still reads the answer to what it sent", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(half_close(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(half_close);
 }
 
 TEST_CASE("a peer reset ends a pending read with ECONNRESET or end of stream, not a hang", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(reset_by_peer(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(reset_by_peer);
 }
 
 TEST_CASE("read_exact on a stream that ends early gives errc::unexpected_eof", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(stream_ends_early(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(stream_ends_early);
 }
 
-TEST_CASE("connecting to a port nobody listens on gives ECONNREFUSED", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(refused(&log));
-    REQUIRE_NO_FAILURES(log);
-}
+TEST_CASE("connecting to a port nobody listens on gives ECONNREFUSED", "[net]") { run_checked(refused); }
 
 TEST_CASE("writing to a peer that closed gives EPIPE or ECONNRESET, not SIGPIPE", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(write_after_peer_closed(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(write_after_peer_closed);
 }
 
 TEST_CASE("close() wakes a task waiting in accept, read, write or recv_from with errc::closed", "[net]") {
@@ -915,32 +908,18 @@ TEST_CASE("close() racing a recv in flight always ends it with errc::closed, lea
     REQUIRE(open_descriptors() == before);
 }
 
-TEST_CASE("UDP datagrams arrive with their sender, connected or not", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(udp_exchange(&log));
-    REQUIRE_NO_FAILURES(log);
-}
+TEST_CASE("UDP datagrams arrive with their sender, connected or not", "[net]") { run_checked(udp_exchange); }
 
 TEST_CASE("a read cut off by a timeout gives errc::timed_out and leaves the stream usable", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(timed_out_read(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(timed_out_read);
 }
 
 TEST_CASE("set_nodelay and reuse_address take effect; sockets are non-blocking and close-on-exec", "[net]") {
-    weft::executor<2> ex;
-    failure_log log;
-    ex.block_on(options_take_effect(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked(options_take_effect);
 }
 
 TEST_CASE("when every registration is in use, sockets fail with errc::capacity_exhausted", "[net]") {
-    weft::executor<2, 256, three_sources> ex;
-    failure_log log;
-    ex.block_on(out_of_registrations(&log));
-    REQUIRE_NO_FAILURES(log);
+    run_checked<three_sources>(out_of_registrations);
 }
 
 TEST_CASE("creating a socket outside a task raises no_current_executor and leaks no descriptor", "[net]") {
