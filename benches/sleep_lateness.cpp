@@ -6,8 +6,9 @@
 //
 //   usage: sleep_lateness [--workers 1|2|4] [--tasks N] [--sleeps N] [--resolution-us 1000|100]
 //
-// Lateness is at most one resolution step (deadlines round up to it) plus
-// the wake-up latency. The full timer workloads, with peers, are issue #6.
+// Lateness is usually the wake-up latency (the driver wakes at the exact
+// deadline), at worst one resolution step more. The full timer workloads,
+// with peers, are issue #6.
 #include <weft/weft.hpp>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // Timers: sleep, a periodic interval with a missed-tick policy, and a
 // timeout around an operation that is too slow. Prints what happened and how
-// late each timer fired (never early; at most one resolution step, 1 ms by
-// default, plus the wake-up latency).
+// late each timer fired: never early, usually by the wake-up latency (tens of
+// microseconds), at worst by one resolution step (1 ms by default) more.
 //
 //   ./timers
 #include <weft/weft.hpp>

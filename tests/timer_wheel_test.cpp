@@ -585,3 +585,40 @@ TEST_CASE("the wheel fires exactly what a sorted reference says, in its order (r
     REQUIRE(wheel.armed_count() == 0);
     REQUIRE(fired_total + rest.size() > operations / 10);
 }
+
+TEST_CASE("take_from_next offers the next level-0 slot's entries and disarms those taken", "[timer_wheel]") {
+    std::vector<wheel_node> nodes(8);
+    timer_wheel wheel(nodes);
+    const std::uint32_t a = wheel.allocate();
+    const std::uint32_t b = wheel.allocate();
+    const std::uint32_t c = wheel.allocate();
+    REQUIRE(wheel.arm(a, 5));
+    REQUIRE(wheel.arm(b, 5));
+    REQUIRE(wheel.arm(c, 7));
+    std::vector<std::uint32_t> offered;
+    const std::size_t taken = wheel.take_from_next(64, [&](std::uint32_t id) {
+        offered.push_back(id);
+        return id == b;
+    });
+    REQUIRE(taken == 1);
+    REQUIRE(offered == std::vector<std::uint32_t>{a, b}); // tick 5 only, in arm order
+    REQUIRE_FALSE(wheel.is_armed(b));
+    REQUIRE(wheel.is_armed(a));
+    REQUIRE(wheel.armed_count() == 2);
+    // `scan` bounds how many are looked at.
+    offered.clear();
+    REQUIRE(wheel.take_from_next(0, [&](std::uint32_t id) {
+        offered.push_back(id);
+        return true;
+    }) == 0);
+    REQUIRE(offered.empty());
+    // A poll still fires what is left, at its tick.
+    std::vector<std::uint32_t> fired;
+    REQUIRE(wheel.poll(7, 8, [&](std::uint32_t id) { fired.push_back(id); }));
+    REQUIRE(fired == std::vector<std::uint32_t>{a, c});
+    // The next slot on a higher level is a cascade point: nothing is offered.
+    const std::uint32_t far = wheel.allocate();
+    REQUIRE(wheel.arm(far, 1000));
+    REQUIRE(wheel.take_from_next(64, [&](std::uint32_t) { return true; }) == 0);
+    REQUIRE(wheel.is_armed(far));
+}

@@ -56,11 +56,13 @@ struct default_options {
     /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
     static constexpr std::uint32_t max_timers = 1024;
 
-    /// Timer resolution in nanoseconds: deadlines are rounded up to it, so a
-    /// timer fires at most one step (plus the wake-up latency) late, never
-    /// early. 1 ms as Tokio; 100 us (100'000) for tighter control loops. The
-    /// wheel spans 2^35 steps (about a year at 1 ms); longer sleeps still
-    /// work, they are re-placed when the wheel reaches them.
+    /// Timer resolution in nanoseconds: the step of the timer wheel. Timers
+    /// never fire early, and usually fire at their exact deadline plus the
+    /// wake-up latency (the driver keeps exact deadlines for the next step);
+    /// past 64 timers due in the same step, or at the end of a 64-step lap,
+    /// one may fire up to a step late. The wheel spans 2^35 steps (about a
+    /// year at 1 ms, as Tokio; 40 days at 100 us); longer sleeps still work,
+    /// they are re-placed when the wheel reaches them.
     static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
 
     /// File descriptors registered with the reactor at once (async_fd, each

@@ -16,9 +16,9 @@
 // ```
 //
 // Timers live in the executor's fixed timer wheel (Options::max_timers
-// entries, Options::timer_resolution_ns per step). A deadline is rounded up
-// to the next step, so nothing fires early; it fires at most one step plus
-// the wake-up latency late. Each sleep returns weft::result<void>: the only
+// entries, Options::timer_resolution_ns per step). Nothing fires early; a
+// timer usually fires at its deadline plus the wake-up latency, at worst one
+// step later (see the knob). Each sleep returns weft::result<void>: the only
 // error is errc::capacity_exhausted (every timer is in use), and then the
 // sleep returns at once. A deadline in the past (or a negative duration)
 // completes at once. Aborting a task removes its timers at once.
@@ -75,7 +75,7 @@ public:
         }
         m_driver = &drv;
         ref_inc(self); // the timer's reference
-        switch (drv.arm_timer(drv.tick_at(m_deadline), self, m_id)) {
+        switch (drv.arm_timer(m_deadline, self, m_id)) {
         case arm_result::armed: suspend_until(self, awaiting, drv.timer_word(m_id), 1); return true;
         case arm_result::full: m_error = make_error_code(errc::capacity_exhausted); break;
         case arm_result::due: break;
@@ -165,7 +165,7 @@ public:
         m_self = t_context.current;
         m_driver = &drv;
         ref_inc(m_self); // the timer's reference
-        switch (drv.arm_timer(drv.tick_at(m_deadline), m_self, m_id)) {
+        switch (drv.arm_timer(m_deadline, m_self, m_id)) {
         case arm_result::armed: break;
         case arm_result::due:
             ref_dec(m_self);

@@ -13,17 +13,21 @@
 // wheel lock dropped in between).
 //
 // Time: `ticks` of `resolution` since the driver started, on the steady
-// clock. A deadline becomes the first tick at or after it (rounded up) and
-// fires once the tick has been reached (now rounded down), so no timer ever
-// fires early; it may fire up to one resolution step (plus the wake-up
-// latency) late.
+// clock. The wheel files a deadline under the first tick at or after it
+// (rounded up) and fires it once that tick has been reached (now rounded
+// down), so no timer ever fires early. Each timer also keeps its exact
+// deadline: the sleeper wakes at the earliest exact deadline of the next
+// tick's slot, and a poll fires, from that slot, the timers whose exact
+// deadline has passed (timer_wheel::take_from_next). So a timer fires about
+// one wake-up latency late, not up to a resolution step late; only past the
+// first `exact_scan` timers of one slot does it fall back to the tick.
 //
 // Invariants:
 //   - The wheel and the timer slots are guarded by m_timer_lock. A slot's
 //     task reference belongs to the wheel while the slot is armed; whoever
 //     disarms it (the firing poll, or the awaiter's cancel) owns it.
-//   - m_sleeper_deadline (under m_timer_lock) is the tick the epoll sleeper
-//     will wake at, or 0 when nobody sleeps: arming an earlier timer wakes it.
+//   - m_sleeper_wake_ns (under m_timer_lock) is when the epoll sleeper will
+//     wake, or 0 when nobody sleeps: arming an earlier timer wakes it.
 //   - m_sleeping is true only while the lock holder blocks in epoll_wait; a
 //     parker that fails the try-lock while it is false retries, because the
 //     holder is only polling and will release the lock in microseconds.
@@ -56,6 +60,7 @@ namespace weft::detail {
 struct timer_slot {
     std::atomic<std::uint32_t> fired{0};
     task_header* task = nullptr;
+    std::uint64_t deadline_ns = 0; // exact, since the driver started
 };
 
 enum class arm_result : std::uint8_t { armed, due, full };
@@ -65,6 +70,7 @@ public:
     using clock = std::chrono::steady_clock;
     static constexpr std::uint64_t no_deadline = ~std::uint64_t{0};
     static constexpr std::size_t wake_batch = 32;
+    static constexpr std::size_t exact_scan = 64; // timers of one slot looked at for exact deadlines
 
     driver(std::span<wheel_node> nodes, std::span<timer_slot> timers, std::span<io_registration> sources,
            std::span<epoll_event> events, std::chrono::nanoseconds resolution) noexcept
@@ -82,30 +88,28 @@ public:
 
     // ---- time ------------------------------------------------------------------------
 
-    /// The first tick at or after `deadline`.
-    std::uint64_t tick_at(clock::time_point deadline) const noexcept {
-        if (deadline <= m_start) {
+    /// Nanoseconds from the driver's start to `at` (0 before it).
+    std::uint64_t since_start(clock::time_point at) const noexcept {
+        if (at <= m_start) {
             return 0;
         }
-        const auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - m_start).count());
-        return ns / m_resolution + (ns % m_resolution != 0 ? 1 : 0);
-    }
-
-    /// The last tick at or before now.
-    std::uint64_t now_tick() const noexcept {
-        const auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - m_start).count());
-        return ns / m_resolution;
+        return static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(at - m_start).count());
     }
 
     // ---- timers (any thread) -------------------------------------------------------------
 
     /// Arms a timer that wakes `task` (giving it the caller's reference)
-    /// at tick `when`. armed: `id` names it and the task must suspend on
+    /// at `deadline`. armed: `id` names it and the task must suspend on
     /// timer_word(id). due: the deadline has passed. full: no free timer.
     /// Neither keeps the reference.
-    arm_result arm_timer(std::uint64_t when, task_header* task, std::uint32_t& id) noexcept {
+    arm_result arm_timer(clock::time_point deadline, task_header* task, std::uint32_t& id) noexcept {
+        const std::uint64_t deadline_ns = since_start(deadline);
+        if (deadline_ns <= since_start(clock::now())) {
+            return arm_result::due;
+        }
+        // The first tick at or after the deadline.
+        const std::uint64_t when = deadline_ns / m_resolution + (deadline_ns % m_resolution != 0 ? 1 : 0);
         bool wake_sleeper = false;
         {
             lock_hold<spinlock> hold(m_timer_lock);
@@ -116,13 +120,14 @@ public:
             timer_slot& slot = m_timers[id];
             slot.fired.store(0, std::memory_order_relaxed); // under the lock; the task reads it after
             slot.task = task;
+            slot.deadline_ns = deadline_ns;
             if (!m_wheel.arm(id, when)) {
                 slot.task = nullptr;
                 m_wheel.release(id);
                 id = timer_wheel::npos;
                 return arm_result::due;
             }
-            wake_sleeper = m_sleeper_deadline != 0 && when < m_sleeper_deadline;
+            wake_sleeper = m_sleeper_wake_ns != 0 && deadline_ns < m_sleeper_wake_ns;
             m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
         }
         if (wake_sleeper) {
@@ -171,21 +176,29 @@ public:
     /// deadline, then delivers what is ready: tasks waiting for I/O and
     /// expired timers are woken (on this thread, so into this worker's queue).
     void park() noexcept {
-        std::uint64_t deadline = no_deadline;
+        std::uint64_t wake_ns = no_deadline;
         {
             lock_hold<spinlock> hold(m_timer_lock);
-            deadline = m_wheel.next_deadline();
-            m_sleeper_deadline = deadline;
+            const std::uint64_t tick = m_wheel.next_deadline();
+            if (tick != no_deadline) {
+                wake_ns = tick <= no_deadline / m_resolution ? tick * m_resolution : no_deadline - 1;
+                // The earliest exact deadline of that tick, if it holds timers.
+                m_wheel.take_from_next(exact_scan, [&](std::uint32_t id) noexcept {
+                    wake_ns = std::min(wake_ns, m_timers[id].deadline_ns);
+                    return false;
+                });
+            }
+            m_sleeper_wake_ns = wake_ns;
         }
         m_sleeping.store(true, std::memory_order_seq_cst);
-        const std::int64_t timeout = deadline == no_deadline ? -1 : nanoseconds_until(deadline);
+        const std::int64_t timeout = wake_ns == no_deadline ? -1 : nanoseconds_until(wake_ns);
         m_reactor.poll([timeout](int epfd, epoll_event* events, int max) noexcept {
             return wait_for_events(epfd, events, max, timeout);
         });
         m_sleeping.store(false, std::memory_order_seq_cst);
         {
             lock_hold<spinlock> hold(m_timer_lock);
-            m_sleeper_deadline = 0;
+            m_sleeper_wake_ns = 0;
         }
         fire_timers();
         m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
@@ -207,12 +220,11 @@ public:
     std::uint64_t polls() const noexcept { return m_polls.load(std::memory_order_relaxed); }
 
 private:
-    std::int64_t nanoseconds_until(std::uint64_t tick) const noexcept {
-        const auto at =
-            m_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
-                          std::min<std::uint64_t>(tick, INT64_MAX / m_resolution) * m_resolution));
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at - clock::now()).count();
-        return std::max<std::int64_t>(ns, 0);
+    std::int64_t nanoseconds_until(std::uint64_t at_ns) const noexcept {
+        const std::uint64_t now_ns = since_start(clock::now());
+        return at_ns <= now_ns
+                   ? 0
+                   : static_cast<std::int64_t>(std::min<std::uint64_t>(at_ns - now_ns, INT64_MAX));
     }
 
     // epoll_pwait2 takes a nanosecond timeout (Linux 5.11); older kernels
@@ -244,24 +256,39 @@ private:
         return n < 0 ? 0 : n;
     }
 
-    // Fires every timer due by now, waking their tasks in batches with the
-    // wheel lock dropped in between.
+    // Fires every timer due by now: those of the ticks that have passed,
+    // then those of the next tick whose exact deadline has passed. Wakes
+    // their tasks in batches, with the wheel lock dropped in between.
     void fire_timers() noexcept {
         if (armed_timers() == 0) {
             return;
         }
-        const std::uint64_t now = now_tick();
-        for (bool done = false; !done;) {
+        const std::uint64_t now_ns = since_start(clock::now());
+        const std::uint64_t now_tick = now_ns / m_resolution;
+        for (bool ticks_done = false, exact_done = false; !exact_done;) {
             std::array<task_header*, wake_batch> batch{};
             std::size_t count = 0;
+            const auto fire = [&](std::uint32_t id) noexcept {
+                timer_slot& slot = m_timers[id];
+                batch[count++] = std::exchange(slot.task, nullptr);
+                // Release: pairs with resume_target's acquire.
+                slot.fired.store(1, std::memory_order_release);
+            };
             {
                 lock_hold<spinlock> hold(m_timer_lock);
-                done = m_wheel.poll(now, wake_batch, [&](std::uint32_t id) noexcept {
-                    timer_slot& slot = m_timers[id];
-                    batch[count++] = std::exchange(slot.task, nullptr);
-                    // Release: pairs with resume_target's acquire.
-                    slot.fired.store(1, std::memory_order_release);
-                });
+                if (!ticks_done) {
+                    ticks_done = m_wheel.poll(now_tick, wake_batch, fire);
+                }
+                if (ticks_done && count < wake_batch) {
+                    // Done once a pass leaves room in the batch: nothing more is due.
+                    exact_done = m_wheel.take_from_next(exact_scan, [&](std::uint32_t id) noexcept {
+                        if (count == wake_batch || m_timers[id].deadline_ns > now_ns) {
+                            return false;
+                        }
+                        fire(id);
+                        return true;
+                    }) == 0 || count < wake_batch;
+                }
                 m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
             }
             for (std::size_t i = 0; i < count; ++i) {
@@ -272,9 +299,9 @@ private:
 
     class reactor m_reactor;
     spinlock m_timer_lock;
-    timer_wheel m_wheel;                  // under m_timer_lock
-    std::span<timer_slot> m_timers;       // under m_timer_lock (fired: atomic)
-    std::uint64_t m_sleeper_deadline = 0; // under m_timer_lock
+    timer_wheel m_wheel;                 // under m_timer_lock
+    std::span<timer_slot> m_timers;      // under m_timer_lock (fired: atomic)
+    std::uint64_t m_sleeper_wake_ns = 0; // under m_timer_lock
     std::atomic<std::uint32_t> m_armed{0};
     const std::uint64_t m_resolution;
     const clock::time_point m_start;

@@ -261,6 +261,35 @@ public:
         }
     }
 
+    /// Looks into the slot next_deadline() names, if it is a level-0 slot
+    /// (its entries are all due at that tick; not a cascade point): offers
+    /// its first `scan` entries due exactly then to take(id), in arm order,
+    /// and disarms those for which take returns true (the caller fires them
+    /// before their tick: it knows their exact deadlines, the wheel only
+    /// their ticks). Returns how many it took; 0 if the next slot is not on
+    /// level 0. Lets a driver sleep until, and fire at, an exact deadline
+    /// inside a tick. `take` may not call into the wheel.
+    template <class Take>
+    std::size_t take_from_next(std::size_t scan, Take&& take) noexcept(noexcept(take(std::uint32_t{0}))) {
+        const std::optional<expiration> next = next_expiration();
+        if (!next || next->list >= slots_per_level) {
+            return 0;
+        }
+        std::size_t taken = 0;
+        for (std::uint32_t id = m_head[next->list]; id != npos && scan > 0; --scan) {
+            wheel_node& node = m_nodes[id];
+            const std::uint32_t following = node.m_next;
+            if (node.m_when == next->start && take(id)) { // not a far entry's stop
+                unlink(id);
+                node.m_list = not_armed;
+                --m_armed;
+                ++taken;
+            }
+            id = following;
+        }
+        return taken;
+    }
+
 private:
     static constexpr unsigned bits_per_level = 6;
     static constexpr std::uint64_t slot_mask = slots_per_level - 1;
