@@ -437,3 +437,26 @@ TEST_CASE("a worker that never parks still fires timers (non-blocking polls betw
     spinner.get();
     REQUIRE(ex.metrics().driver_polls > polls_before);
 }
+
+TEST_CASE("a loop of already expired timeouts spends budget and lets other tasks run", "[time]") {
+    weft::executor<1> ex;
+    std::atomic<bool> other_ran{false};
+    const long expired = ex.block_on([&]() -> weft::task<long> {
+        auto other = weft::spawn([&]() { other_ran.store(true); });
+        long count = 0;
+        const auto past = weft::clock::now() - 1s;
+        while (!other_ran.load()) {
+            auto r = co_await weft::timeout_at(past, weft::sleep_for(1ms));
+            count += r ? 0 : 1;
+        }
+        // Deep enough to overflow a worker's stack if each one nested a resume.
+        for (std::uint64_t i = 0; i < weft_test::scaled(200'000); ++i) {
+            auto r = co_await weft::timeout_at(past, weft::sleep_for(1ms));
+            count += r ? 0 : 1;
+        }
+        co_await other;
+        co_return count;
+    }());
+    REQUIRE(other_ran.load());
+    REQUIRE(expired >= static_cast<long>(weft_test::scaled(200'000)));
+}
