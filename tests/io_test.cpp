@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support/catch.hpp"
@@ -386,4 +387,28 @@ TEST_CASE("an urgent (out-of-band) byte does not make later reads spin", "[io]")
     ::close(client);
     ::close(listener);
     REQUIRE(calls <= 3);
+}
+
+TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
+    // In a child: with no descriptor left to open, epoll_create1 fails.
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = 0;
+        while ((fd = ::dup(0)) >= 0) {
+            // use up every descriptor below the limit
+        }
+        try {
+            weft::executor<1> ex;
+            ::_exit(1); // constructed without an I/O driver
+        } catch (const weft::error& e) {
+            const bool clear = e.code() == weft::errc::capacity_exhausted &&
+                               std::strstr(e.what(), "I/O driver") != nullptr;
+            ::_exit(clear ? 0 : 2);
+        }
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
 }

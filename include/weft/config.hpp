@@ -2,6 +2,7 @@
 // time (settings).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -85,6 +86,21 @@ struct default_options {
     /// Shards of the live-task list (a power of two). More: less contention
     /// between threads spawning at once, a few more bytes.
     static constexpr std::uint32_t live_task_shards = 16;
+
+    /// Most threads running spawn_blocking jobs at once. They start on
+    /// demand (only when no blocking thread is idle) and retire after
+    /// settings::blocking_keep_alive without work, so an executor that never
+    /// blocks has none. Each costs a thread stack (settings::stack_size) while
+    /// it lives. Small, because these are boards, not servers (Tokio's 512
+    /// surprises its users): a job that needs one more thread than this waits
+    /// in the queue below.
+    static constexpr std::uint32_t max_blocking_threads = 16;
+
+    /// spawn_blocking jobs that may wait for a free blocking thread (an
+    /// intrusive list: no memory beyond the jobs themselves). When it is
+    /// full, spawn_blocking raises errc::capacity_exhausted instead of
+    /// queueing without limit. 0: never queue (a job needs a free thread).
+    static constexpr std::uint32_t blocking_queue_capacity = 1024;
 };
 
 /// Run-time settings of an executor's threads, given to its constructor.
@@ -104,6 +120,19 @@ struct settings {
     /// leaves the worker free. A CPU that does not exist is an error at
     /// construction (errc::invalid_argument).
     std::vector<int> worker_cpus;
+
+    /// How long a blocking thread (see spawn_blocking) waits for a new job
+    /// before it exits; the next job that finds no idle thread starts a new
+    /// one. Blocking threads are named "<prefix>-blk-<i>", have stack_size
+    /// and no CPU pinning.
+    std::chrono::milliseconds blocking_keep_alive{10'000};
+
+    /// How long an explicit executor::shutdown() waits for running blocking
+    /// jobs before it gives up with errc::timed_out (the executor then keeps
+    /// running, accepts no blocking job, and a later shutdown() waits
+    /// again). 0: wait as long as they run. The destructor always waits
+    /// until they finish: it cannot free what their threads use.
+    std::chrono::milliseconds blocking_shutdown_timeout{0};
 };
 
 } // namespace weft

@@ -16,17 +16,22 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include <pthread.h>
 
+#include "blocking.hpp"
 #include "config.hpp"
+#include "detail/blocking_pool.hpp"
 #include "detail/runtime.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/thread.hpp"
@@ -37,11 +42,6 @@
 namespace weft {
 
 namespace detail {
-
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
 
 /// The stored copy of a callable given to spawn, as the task calls it.
 template <class F>
@@ -111,20 +111,23 @@ auto as_task(F&& fn) {
 }
 
 inline scheduler& current_scheduler() {
-    if (t_context.sched == nullptr) {
-        raise(
-            errc::no_current_executor,
-            "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
-            "use executor::spawn / executor::block_on from other threads");
+    if (t_context.sched != nullptr) {
+        return *t_context.sched;
     }
-    return *t_context.sched;
+    if (t_blocking.spawn_target != nullptr) {
+        return *t_blocking.spawn_target; // a blocking job: its executor
+    }
+    raise(errc::no_current_executor,
+          "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
+          "use executor::spawn / executor::block_on from other threads");
 }
 
 } // namespace detail
 
 /// Spawns a task on the executor running the calling task. Works from any
-/// code running on a weft worker, without the executor's template
-/// arguments. From other threads use executor::spawn.
+/// code running on a weft worker or in a blocking job (see
+/// spawn_blocking), without the executor's template arguments. From other
+/// threads use executor::spawn.
 template <class T>
 join_handle<T> spawn(task<T>&& work) {
     return detail::spawn_on(detail::current_scheduler(), std::move(work));
@@ -179,6 +182,10 @@ class executor {
     static_assert(Options::live_task_shards >= 1 &&
                       (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
                   "Options::live_task_shards must be a power of two");
+    static_assert(Options::max_blocking_threads >= 1,
+                  "Options::max_blocking_threads must be at least 1 (spawn_blocking needs a thread)");
+    static_assert(Options::max_blocking_threads <= 4096,
+                  "Options::max_blocking_threads must be at most 4096");
 
 public:
     static constexpr std::uint32_t worker_count = Workers;
@@ -188,7 +195,21 @@ public:
     /// setting the OS refuses (a CPU that does not exist, a stack below the
     /// minimum), errc::thread_start_failed if a thread cannot start; no
     /// thread is left running then.
-    explicit executor(settings config = {}) : m_settings(std::move(config)) {
+    explicit executor(settings config = {})
+        : m_settings(std::move(config)),
+          m_blocking(m_blocking_slots,
+                     detail::blocking_pool::config{m_settings.thread_name_prefix.c_str(),
+                                                   m_settings.stack_size, m_settings.blocking_keep_alive,
+                                                   Options::blocking_queue_capacity, &m_runtime}) {
+        if (const int err = m_runtime.io_driver().error(); err != 0) {
+            // Without epoll a parked worker could not sleep in the driver,
+            // and without its eventfd it could never be woken there.
+            std::string message =
+                "cannot create the executor's I/O driver (epoll_create1 or eventfd failed: ";
+            message += std::strerror(err);
+            message += "); the process may be out of file descriptors";
+            detail::raise(errc::capacity_exhausted, message.c_str());
+        }
         for (std::uint32_t i = 0; i < Workers; ++i) {
             detail::thread_spec spec;
             detail::format_thread_name(spec.name, m_settings.thread_name_prefix.c_str(), i);
@@ -213,7 +234,12 @@ public:
             detail::panic(static_cast<int>(errc::blocking_on_worker),
                           "an executor was destroyed by one of its own tasks: destroy it from outside");
         }
-        shutdown_impl();
+        if (detail::t_blocking.pool == &m_blocking) {
+            detail::panic(static_cast<int>(errc::blocking_on_worker),
+                          "an executor was destroyed by one of its own blocking jobs, and would wait for "
+                          "itself: destroy it from outside");
+        }
+        shutdown_impl(false);
     }
 
     /// Spawns a task from any thread: from one of this executor's workers it
@@ -229,10 +255,25 @@ public:
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
 
+    /// Runs `fn()` on one of this executor's blocking threads, from any
+    /// thread; see weft::spawn_blocking (the same, for code running on the
+    /// executor) for what it raises and how abort() behaves.
+    ///
+    /// ```cpp
+    /// weft::executor<2> ex;
+    /// auto h = ex.spawn_blocking([] { return std::ifstream("/proc/uptime").good(); });
+    /// bool ok = h.get();
+    /// ```
+    template <detail::blocking_callable F>
+    auto spawn_blocking(F&& fn) {
+        return detail::spawn_blocking_on(m_blocking, std::forward<F>(fn));
+    }
+
     /// Runs `work` on the executor and blocks the calling thread until it
     /// finishes; returns its value or rethrows its exception. Call it from a
-    /// thread outside every weft executor: on a worker it raises
-    /// errc::nested_runtime (there, co_await the task or spawn it).
+    /// thread outside every weft executor's workers (a blocking job may call
+    /// it): on a worker it raises errc::nested_runtime (there, co_await the
+    /// task or spawn it).
     template <class T>
     T block_on(task<T>&& work) {
         if (detail::on_worker_thread()) {
@@ -244,13 +285,36 @@ public:
         return spawn(std::move(work)).get();
     }
 
-    /// Stops the executor: no new task is accepted (spawn raises
-    /// errc::executor_shut_down), the workers finish the task each is
-    /// running and exit, and every task that has not finished is destroyed
-    /// without being resumed (its destructors run; joining it raises
-    /// errc::task_aborted). Joins every thread. Idempotent; the destructor
-    /// calls it. Raises errc::blocking_on_worker from one of this
-    /// executor's own workers.
+    /// Stops the executor, in two steps.
+    ///
+    /// 1. Blocking jobs: no new one is accepted (spawn_blocking raises
+    ///    errc::executor_shut_down), the queued ones are destroyed without
+    ///    running (their destructors run; joining one raises
+    ///    errc::task_aborted), and the running ones are waited for. The
+    ///    workers still run meanwhile, so what a blocking job spawns, wakes
+    ///    or block_on's still happens, and tasks awaiting a job get its
+    ///    result. With settings::blocking_shutdown_timeout > 0, if jobs
+    ///    still run when it passes, shutdown() raises errc::timed_out and
+    ///    stops there: the executor keeps running its tasks, accepts no
+    ///    blocking job, and a later shutdown() (or the destructor) waits again.
+    /// 2. Tasks: no new task is accepted (spawn raises
+    ///    errc::executor_shut_down), the workers finish the task each is
+    ///    running and exit, and every task that has not finished is destroyed
+    ///    without being resumed (its destructors run; joining it raises
+    ///    errc::task_aborted).
+    ///
+    /// Joins every thread. Idempotent; the destructor calls it (and waits
+    /// for blocking jobs however long they run, printing a warning to stderr
+    /// once blocking_shutdown_timeout has passed). Raises
+    /// errc::blocking_on_worker from one of this executor's own workers or
+    /// blocking jobs.
+    ///
+    /// ```cpp
+    /// weft::settings s;
+    /// s.blocking_shutdown_timeout = std::chrono::seconds(2);
+    /// weft::executor<2> ex(s);
+    /// try { ex.shutdown(); } catch (const weft::error& e) { /* a blocking job is stuck */ }
+    /// ```
     void shutdown() {
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
@@ -258,7 +322,17 @@ public:
                 "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
                 "itself: call it from outside the executor");
         }
-        shutdown_impl();
+        if (detail::t_blocking.pool == &m_blocking) {
+            detail::raise(errc::blocking_on_worker,
+                          "executor::shutdown() was called by one of the executor's own blocking jobs, and "
+                          "would wait for itself: call it from outside the executor");
+        }
+        if (!shutdown_impl(true)) {
+            detail::raise(errc::timed_out,
+                          "executor::shutdown(): blocking jobs were still running when "
+                          "settings::blocking_shutdown_timeout passed; the executor still runs its tasks and "
+                          "accepts no blocking job; call shutdown() again to keep waiting");
+        }
     }
 
     /// A snapshot of the executor's counters (see weft/metrics.hpp).
@@ -288,6 +362,9 @@ public:
         out.armed_timers = drv.armed_timers();
         out.io_sources = drv.registered_sources();
         out.driver_polls = drv.polls();
+        out.blocking_threads = m_blocking.threads();
+        out.idle_blocking_threads = m_blocking.idle_threads();
+        out.blocking_queue_depth = m_blocking.queue_depth();
         return out;
     }
 
@@ -305,7 +382,9 @@ private:
 
     static void* thread_main(void* arg) {
         auto* start = static_cast<start_args*>(arg);
+        detail::t_blocking.pool = &start->self->m_blocking; // where weft::spawn_blocking goes
         start->self->m_runtime.run_worker(start->index);
+        detail::t_blocking = {};
         return nullptr;
     }
 
@@ -317,19 +396,39 @@ private:
         m_started = 0;
     }
 
-    void shutdown_impl() noexcept {
+    // Blocking jobs first, while the workers still run: a job may spawn
+    // tasks, wake the task awaiting it, or block_on the executor, and all of
+    // that must still work until the last job returns. False if the
+    // blocking timeout passed (`bounded`) with jobs still running.
+    bool shutdown_impl(bool bounded) noexcept {
         if (detail::t_context.shutting_down == this) {
-            return; // a destructor run by this very shutdown asked again
+            return true; // a destructor run by this very shutdown asked again
         }
-        detail::lock_hold<detail::spinlock> hold(m_shutdown_lock);
+        // A mutex, not a spinlock: a second caller may wait here for as long
+        // as the blocking jobs run.
+        std::lock_guard<std::mutex> hold(m_shutdown_lock);
         if (m_shut_down) {
-            return;
+            return true;
         }
         detail::t_context.shutting_down = this;
+        if (!m_blocking.shutdown(m_settings.blocking_shutdown_timeout, bounded ? nullptr : &warn_slow_jobs)) {
+            detail::t_context.shutting_down = nullptr;
+            return false;
+        }
         stop_threads();
         m_runtime.finish_shutdown();
         detail::t_context.shutting_down = nullptr;
         m_shut_down = true;
+        return true;
+    }
+
+    static void warn_slow_jobs(std::size_t running) noexcept {
+        std::fprintf(stderr,
+                     "weft: warning: the executor's destructor is still waiting for %zu blocking job(s) "
+                     "after settings::blocking_shutdown_timeout; it cannot free the executor before they "
+                     "return\n",
+                     running);
+        std::fflush(stderr);
     }
 
     [[noreturn]] void raise_start_error(int rc, std::uint32_t index, const detail::thread_spec& spec) {
@@ -349,7 +448,9 @@ private:
     std::array<pthread_t, Workers> m_threads{};
     std::array<start_args, Workers> m_starts{};
     std::uint32_t m_started = 0;
-    detail::spinlock m_shutdown_lock;
+    std::array<detail::blocking_pool::slot, Options::max_blocking_threads> m_blocking_slots{};
+    detail::blocking_pool m_blocking; // after m_settings and m_runtime, which it uses
+    std::mutex m_shutdown_lock;
     bool m_shut_down = false;
 };
 

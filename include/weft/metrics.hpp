@@ -33,15 +33,18 @@ struct worker_metrics {
 template <std::uint32_t Workers>
 struct executor_metrics {
     std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0;  // tasks in the global queue now
-    std::size_t live_tasks = 0;          // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;     // tasks spawned since start
-    std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
-    std::uint32_t parked_workers = 0;    // workers asleep now
-    std::uint32_t searching_workers = 0; // workers looking for work to steal now
-    std::uint32_t armed_timers = 0;      // sleeps, timeouts and interval ticks waiting now
-    std::uint32_t io_sources = 0;        // descriptors registered with the reactor now
-    std::uint64_t driver_polls = 0;      // reactor polls so far (blocking and not)
+    std::size_t global_queue_depth = 0;      // tasks in the global queue now
+    std::size_t live_tasks = 0;              // spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;         // tasks spawned since start
+    std::uint64_t remote_schedules = 0;      // spawns and wakes from outside the workers
+    std::uint32_t parked_workers = 0;        // workers asleep now
+    std::uint32_t searching_workers = 0;     // workers looking for work to steal now
+    std::uint32_t armed_timers = 0;          // sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;            // descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;          // reactor polls so far (blocking and not)
+    std::uint32_t blocking_threads = 0;      // spawn_blocking threads alive now (busy or idle)
+    std::uint32_t idle_blocking_threads = 0; // of those, idle ones no job has claimed yet
+    std::size_t blocking_queue_depth = 0;    // spawn_blocking jobs waiting for a thread now
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {

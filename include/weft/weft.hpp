@@ -2,6 +2,7 @@
 // header single_include/weft/weft.hpp) and you have all of weft's public API.
 #pragma once
 
+#include "blocking.hpp"
 #include "config.hpp"
 #include "error.hpp"
 #include "executor.hpp"

@@ -10,483 +10,108 @@
 // header single_include/weft/weft.hpp) and you have all of weft's public API.
 
 
-// ---- begin weft/config.hpp ----
-// weft/config.hpp: what you can tune, at compile time (Options) and at run
-// time (settings).
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <vector>
-
-namespace weft {
-
-/// The compile-time knobs of an executor, in one place. Derive from it and
-/// override what you need:
-///
-/// ```cpp
-/// struct my_options : weft::default_options {
-///     static constexpr std::uint32_t budget = 64;
-/// };
-/// weft::executor<2, 128, my_options> ex;
-/// ```
-///
-/// Every knob is checked by a static_assert when the executor is
-/// instantiated.
-struct default_options {
-    /// How many tasks a worker runs between two looks at the global queue
-    /// *before* its own (fairness for remote spawns). Lower: remote work
-    /// waits less, local work loses some cache warmth. Go and Tokio use 61
-    /// for busy runtimes, Tokio's current-thread runtime 31.
-    static constexpr std::uint32_t global_queue_interval = 31;
-
-    /// How many tasks a worker runs between two maintenance passes
-    /// (metrics, shutdown; the reactor's non-blocking poll). Go's and
-    /// Tokio's value. Lower: I/O is seen sooner, more overhead per task.
-    static constexpr std::uint32_t event_interval = 61;
-
-    /// Operations (joins that find their result ready, later timers, I/O
-    /// and channel operations) a task may complete in one run before weft's
-    /// awaitables make it yield. Tokio's value; it keeps one busy task from
-    /// starving the rest of its worker's queue.
-    static constexpr std::uint32_t budget = 128;
-
-    /// The LIFO slot: the task most recently woken by a worker runs next on
-    /// that worker (cache-warm message passing). Disable it for strictly
-    /// FIFO scheduling.
-    static constexpr bool enable_lifo_slot = true;
-
-    /// LIFO-slot runs in a row before the worker goes back to its queue, so
-    /// two tasks waking each other cannot starve the queue (Tokio's 3).
-    static constexpr std::uint32_t max_lifo_polls = 3;
-
-    /// Most tasks a worker takes from the global queue in one lock hold.
-    static constexpr std::uint32_t max_global_batch = 128;
-
-    /// Timers that can be pending at once (each sleep, timeout and interval
-    /// tick holds one while it waits): a fixed array of about 40 bytes per
-    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
-    static constexpr std::uint32_t max_timers = 1024;
-
-    /// Timer resolution in nanoseconds: deadlines are rounded up to it, so a
-    /// timer fires at most one step (plus the wake-up latency) late, never
-    /// early. 1 ms as Tokio; 100 us (100'000) for tighter control loops. The
-    /// wheel spans 2^35 steps (about a year at 1 ms); longer sleeps still
-    /// work, they are re-placed when the wheel reaches them.
-    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
-
-    /// File descriptors registered with the reactor at once (async_fd, each
-    /// socket): a fixed array of 64 bytes per source. When all are in use,
-    /// registration returns errc::capacity_exhausted.
-    static constexpr std::uint32_t max_io_sources = 256;
-
-    /// Events taken from epoll in one poll (12 bytes each). More events wait
-    /// for the next poll.
-    static constexpr std::uint32_t max_io_events = 256;
-
-    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
-    /// it was woken for, first wakes a parked peer (if nobody searches) so
-    /// that the peer takes over the reactor. Without it, a task that blocks
-    /// its worker for a long time stalls every timer and socket until
-    /// another worker parks (tokio#4730). It costs one extra wake-up per
-    /// I/O-driven wake-up when the executor is otherwise idle.
-    static constexpr bool driver_handoff = true;
-
-    /// Shards of the live-task list (a power of two). More: less contention
-    /// between threads spawning at once, a few more bytes.
-    static constexpr std::uint32_t live_task_shards = 16;
-};
-
-/// Run-time settings of an executor's threads, given to its constructor.
-struct settings {
-    /// Worker i is named "<prefix>-<i>" (what top -H, gdb and
-    /// /proc/<pid>/task/<tid>/comm show). The OS allows 15 characters; the
-    /// prefix is cut so that the index always fits.
-    std::string thread_name_prefix = "weft";
-
-    /// Stack size of each worker thread in bytes; 0 keeps the platform
-    /// default (usually 8 MiB of address space). Tasks run on these stacks,
-    /// but their coroutine frames live on the heap, so small stacks (64 KiB)
-    /// are usually enough.
-    std::size_t stack_size = 0;
-
-    /// worker_cpus[i] pins worker i to that CPU; a missing entry or -1
-    /// leaves the worker free. A CPU that does not exist is an error at
-    /// construction (errc::invalid_argument).
-    std::vector<int> worker_cpus;
-};
-
-} // namespace weft
-// ---- end weft/config.hpp ----
-
-// ---- begin weft/error.hpp ----
-// weft/error.hpp: what weft reports when something is misused, and the hooks
-// that receive errors when exceptions are off.
+// ---- begin weft/blocking.hpp ----
+// weft/blocking.hpp: running blocking calls without blocking a worker.
 //
-// Programming errors (calling block_on on a worker, spawning with no
-// executor, using a join handle twice, ...) raise a weft::error, a
-// std::system_error whose code() is a weft::errc and whose what() says what
-// happened and what to do instead. Built with -fno-exceptions, the same
-// message goes to the panic handler, which by default prints it and aborts.
-
-#include <exception>
-#include <string>
-#include <system_error>
-#include <type_traits>
-
-
-// ---- begin weft/detail/handlers.hpp ----
-// weft/detail/handlers.hpp
-//
-// What it is for: the two process-wide hooks a user may replace, stored
-// where both the scheduler internals and the public API can reach them:
-//   - the panic handler: receives misuse errors when exceptions are off
-//     (-fno-exceptions); the default prints the message and aborts;
-//   - the unhandled-exception handler: receives the exception of a task that
-//     nobody joins (detached, or its handle dropped unread); the default
-//     prints it and the worker keeps running.
-// Both are atomics of function pointers: replacing one is safe while
-// executors run (acquire/release pairs the store with the call).
-
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <exception>
-
-namespace weft::detail {
-
-using panic_fn = void (*)(int code, const char* message) noexcept;
-using unhandled_exception_fn = void (*)(std::exception_ptr) noexcept;
-
-inline void default_panic(int /*code*/, const char* message) noexcept {
-    std::fprintf(stderr, "weft: fatal: %s\n", message);
-    std::fflush(stderr);
-}
-
-inline void default_unhandled_exception(std::exception_ptr error) noexcept {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "weft: exception in a task nobody joined: %s\n", e.what());
-    } catch (...) {
-        std::fprintf(stderr, "weft: exception in a task nobody joined (not a std::exception)\n");
-    }
-#else
-    (void)error;
-    std::fprintf(stderr, "weft: exception in a task nobody joined\n");
-#endif
-}
-
-inline std::atomic<panic_fn> g_panic_handler{&default_panic};
-inline std::atomic<unhandled_exception_fn> g_unhandled_exception_handler{&default_unhandled_exception};
-
-/// Reports a fatal misuse and ends the process (exceptions off).
-[[noreturn]] inline void panic(int code, const char* message) noexcept {
-    g_panic_handler.load(std::memory_order_acquire)(code, message);
-    std::abort(); // a handler that returns still ends the process
-}
-
-inline void report_unhandled_exception(std::exception_ptr error) noexcept {
-    g_unhandled_exception_handler.load(std::memory_order_acquire)(std::move(error));
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/handlers.hpp ----
-
-namespace weft {
-
-enum class errc {
-    /// block_on was called on a thread that already drives weft tasks.
-    nested_runtime = 1,
-    /// A blocking call (join_handle::get, executor shutdown) on a worker.
-    blocking_on_worker,
-    /// weft::spawn or an awaitable used outside any executor's task.
-    no_current_executor,
-    /// The executor is shutting down or has shut down.
-    executor_shut_down,
-    /// The join handle is empty: already joined, detached, or moved from.
-    invalid_handle,
-    /// The task was aborted (or destroyed by shutdown) before it finished.
-    task_aborted,
-    /// A fixed capacity was exhausted.
-    capacity_exhausted,
-    /// A setting or argument is out of range.
-    invalid_argument,
-    /// The operating system refused to start a thread.
-    thread_start_failed,
-    /// A weft::timeout expired before the operation finished.
-    timed_out,
-    /// The stream ended (the peer closed it) before the expected bytes arrived.
-    unexpected_eof,
-    /// The descriptor (or channel) was closed while a task waited on it.
-    closed,
-    /// Another task already waits for the same thing (one waiter per
-    /// direction of an async_fd).
-    busy,
-};
-
-} // namespace weft
-
-template <>
-struct std::is_error_code_enum<weft::errc> : std::true_type {};
-
-namespace weft {
-
-namespace detail {
-class error_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "weft"; }
-    std::string message(int code) const override {
-        switch (static_cast<errc>(code)) {
-        case errc::nested_runtime: return "cannot start a runtime from within a runtime";
-        case errc::blocking_on_worker: return "blocking call on a worker thread";
-        case errc::no_current_executor: return "no current executor";
-        case errc::executor_shut_down: return "executor is shut down";
-        case errc::invalid_handle: return "invalid join handle";
-        case errc::task_aborted: return "task aborted";
-        case errc::capacity_exhausted: return "capacity exhausted";
-        case errc::invalid_argument: return "invalid argument";
-        case errc::thread_start_failed: return "thread start failed";
-        case errc::timed_out: return "timed out";
-        case errc::unexpected_eof: return "unexpected end of stream";
-        case errc::closed: return "closed while waiting";
-        case errc::busy: return "another task is already waiting";
-        }
-        return "unknown weft error";
-    }
-};
-} // namespace detail
-
-/// The category of weft::errc codes.
-inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl instance;
-    return instance;
-}
-
-inline std::error_code make_error_code(errc code) noexcept {
-    return {static_cast<int>(code), error_category()};
-}
-
-/// A misuse of weft. `code()` compares equal to a weft::errc:
-///
-/// ```cpp
-/// try { ex.block_on(t()); } catch (const weft::error& e) {
-///     if (e.code() == weft::errc::nested_runtime) { /* ... */ }
-/// }
-/// ```
-class error : public std::system_error {
-public:
-    error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
-    error(std::error_code code, const char* message) : std::system_error(code, message) {}
-};
-
-/// Receives misuse errors when exceptions are disabled; must not return
-/// (if it does, the process aborts). Returns the previous handler.
-using panic_handler = detail::panic_fn;
-inline panic_handler set_panic_handler(panic_handler handler) noexcept {
-    return detail::g_panic_handler.exchange(handler != nullptr ? handler : &detail::default_panic,
-                                            std::memory_order_acq_rel);
-}
-
-/// Receives the exception of a task nobody joins (detached, or whose handle
-/// was dropped unread); the worker keeps running. Returns the previous one.
-using unhandled_exception_handler = detail::unhandled_exception_fn;
-inline unhandled_exception_handler
-set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
-    return detail::g_unhandled_exception_handler.exchange(
-        handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
-}
-
-namespace detail {
-/// Raises a misuse error: throws weft::error, or panics without exceptions.
-[[noreturn]] inline void raise(errc code, const char* message) {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    throw error(code, message);
-#else
-    panic(static_cast<int>(code), message);
-#endif
-}
-
-/// Raises the error held by a weft::result whose value was asked for.
-[[noreturn]] inline void raise_error_code(std::error_code code) {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    throw error(code, "weft::result::value() called on an error; check has_value() first");
-#else
-    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
-#endif
-}
-} // namespace detail
-
-} // namespace weft
-// ---- end weft/error.hpp ----
-
-// ---- begin weft/executor.hpp ----
-// weft/executor.hpp: the work-stealing executor, spawning, and yielding.
+// A worker that blocks (a driver's ioctl, a file read, a library with no
+// async API) stalls every task queued on it. spawn_blocking runs such a call
+// on a separate pool of threads instead and returns a join_handle, which a
+// task awaits without blocking its worker:
 //
 // ```cpp
-// weft::task<int> child(int x) { co_await weft::yield_now(); co_return 2 * x; }
-//
-// weft::task<int> root() {
-//     auto h = weft::spawn(child(21)); // runs on any worker
-//     co_return co_await h;            // 42
-// }
-//
-// int main() {
-//     weft::executor<4, 256> ex;       // 4 workers, 256-slot local queues
-//     return ex.block_on(root()) == 42 ? 0 : 1;
+// weft::task<std::string> read_config() {
+//     std::string text = co_await weft::spawn_blocking([] { return slurp("/etc/board.conf"); });
+//     co_return text;
 // }
 // ```
+//
+// The pool (see detail/blocking_pool.hpp) has at most
+// `Options::max_blocking_threads` threads, started on demand and retired
+// after `settings::blocking_keep_alive` without work; when all are busy,
+// jobs wait in a FIFO of `Options::blocking_queue_capacity` entries, and
+// past that spawn_blocking raises errc::capacity_exhausted.
+//
+// Inside a job, the thread is not a worker: join_handle::get() and
+// executor::block_on may be used there; weft::spawn sends a task to the
+// job's executor, and weft::spawn_blocking another job to its pool.
 
-#include <array>
 #include <concepts>
-#include <coroutine>
-#include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
 
-#include <pthread.h>
 
+// ---- begin weft/detail/attributes.hpp ----
+// weft/detail/attributes.hpp: the few macros weft's headers need, defined in
+// one place. weft.hpp #undefs them at its end (detail/attributes_end.hpp),
+// so the umbrella header and the single header leak no macro.
 
-// ---- begin weft/detail/runtime.hpp ----
-// weft/detail/runtime.hpp
-//
-// What it is for: the scheduler proper. It ties the mechanisms of the other
-// detail headers into the worker loop: per-worker local queue and LIFO slot,
-// the global inject queue, the idle set and one parker per worker, and the
-// live-task list. The public `weft::executor` owns one runtime and the
-// threads that run `run_worker`.
-//
-// Where it comes from: Tokio's `multi_thread/worker.rs` (Context::run,
-// run_task, steal_work, park) with Go's scheduler behind it.
-//
-// The worker loop, per tick:
-//   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
-//      driver (I/O and timers), if nobody else holds it;
-//   2. every `global_queue_interval` ticks: one task from the global queue
-//      first, so remote work cannot starve behind local work;
-//   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
-//   4. none: search (if fewer than half the workers do) by stealing half of
-//      a victim's queue, victims visited from a random start;
-//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
-//      first worker to park sleeps inside the driver (epoll_wait until the
-//      next timer), the others on their futex (see parker.hpp).
-// A worker woken by the driver with tasks to run was not notified: it takes
-// itself off the sleeper list and, before running them, wakes a parked peer
-// (driver hand-off), so that a task blocking this thread cannot stall I/O
-// and timers for everyone (tokio#4730). While the driver delivers wakes,
-// local scheduling does not notify anyone; one notification follows.
-// Running a task: a budget of `Options::budget` operations; afterwards the
-// LIFO slot runs within the same budget, at most `max_lifo_polls` times in
-// a row, so a ping-pong pair cannot starve the queue.
-//
-// Ownership: each worker's fields marked "owner only" are touched by its own
-// thread, and after the threads are joined by the thread running shutdown
-// (pthread_join orders the two).
+// clang 14 cannot compile a free or static coroutine that is inline or a
+// template under -fsanitize=function (part of -fsanitize=undefined): "Cannot
+// represent a difference across sections" (llvm/llvm-project#49689). Such
+// coroutines opt out of that one check.
+#if defined(__clang__)
+#define WEFT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define WEFT_NO_SANITIZE_FUNCTION
+#endif
+// ---- end weft/detail/attributes.hpp ----
 
-#include <algorithm>
-#include <array>
+// ---- begin weft/detail/blocking_pool.hpp ----
+// weft/detail/blocking_pool.hpp
+//
+// What it is for: the threads that run spawn_blocking jobs, so that a call
+// which blocks its thread (a driver's ioctl, a file read, a library with no
+// async API) never blocks a worker.
+//
+// Where it comes from: Tokio's `blocking/pool.rs`: one mutex and one
+// condition variable for the whole pool, threads started on demand (only
+// when no idle thread is left and the cap is not reached), retired after an
+// idle keep-alive, the count of idle threads lowered by the *notifier* so
+// that one wake-up is claimed by exactly one job, and each exiting thread
+// joining the one that exited before it (at most one thread is ever left
+// unjoined, and shutdown joins it). Unlike Tokio, the threads are a fixed
+// array of `Options::max_blocking_threads` slots and the queue is bounded.
+//
+// A job is an ordinary spawned task (one block, the cell in front of the
+// frame, so join_handle works unchanged) whose `owner` is this pool. Its
+// coroutine never suspends: one poll runs the callable to the end. So a job
+// is always either in the queue or held by the thread running it, and
+// shutdown finds every job without a live-task list.
+//
+// A blocking thread is not a worker: t_context.sched stays null there, so
+// join_handle::get() and executor::block_on work in a job (as in Tokio).
+// t_blocking says where weft::spawn (the executor's runtime) and
+// weft::spawn_blocking (this pool) go from such a thread; workers set
+// t_blocking.pool too.
+//
+// Invariants (all fields below the mutex are written only under it):
+//   - m_threads counts live threads (starting, running a job, or idle);
+//     at most slots.size(). A slot is `live` from its start until its thread
+//     leaves the loop; its index is in the thread's name.
+//   - m_idle counts idle threads that no job has claimed yet; a job that
+//     finds m_idle > 0 takes one (m_idle - 1, m_notify + 1) and signals.
+//     An idle thread leaves its wait only by taking one m_notify, or at
+//     shutdown, or when its keep-alive passes with no m_notify for it.
+//   - m_queued counts the jobs in the FIFO. Jobs already promised a thread
+//     (m_notify + m_starting) do not count against the capacity.
+//   - Once m_closed, no job is accepted and no thread is started; a thread
+//     that sees it exits instead of taking the next job, and shutdown
+//     cancels what is left in the queue.
+//   - The metric mirrors (atomics) are written under the mutex and read
+//     without it.
+
 #include <atomic>
-#include <cstdint>
-#include <span>
-
-
-// ---- begin weft/detail/driver.hpp ----
-// weft/detail/driver.hpp
-//
-// What it is for: the one thing per executor that a parked worker sleeps in.
-// It joins the reactor (epoll) and the timers (a hierarchical wheel) behind
-// a try-lock: whoever holds the lock may poll. A worker about to park takes
-// it and sleeps in epoll_wait until the next timer deadline (the other
-// parked workers sleep on their futex); a busy worker takes it now and then
-// for a non-blocking poll; whoever fails the try-lock goes on without it.
-//
-// Where it comes from: Tokio's driver stack (time driver around the I/O
-// driver, one TryLock<Driver> shared by the workers) and its time driver
-// (ticks since start, deadlines rounded up, wakes in batches of 32 with the
-// wheel lock dropped in between).
-//
-// Time: `ticks` of `resolution` since the driver started, on the steady
-// clock. A deadline becomes the first tick at or after it (rounded up) and
-// fires once the tick has been reached (now rounded down), so no timer ever
-// fires early; it may fire up to one resolution step (plus the wake-up
-// latency) late.
-//
-// Invariants:
-//   - The wheel and the timer slots are guarded by m_timer_lock. A slot's
-//     task reference belongs to the wheel while the slot is armed; whoever
-//     disarms it (the firing poll, or the awaiter's cancel) owns it.
-//   - m_sleeper_deadline (under m_timer_lock) is the tick the epoll sleeper
-//     will wake at, or 0 when nobody sleeps: arming an earlier timer wakes it.
-//   - m_sleeping is true only while the lock holder blocks in epoll_wait; a
-//     parker that fails the try-lock while it is false retries, because the
-//     holder is only polling and will release the lock in microseconds.
-
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <climits>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <span>
 
-#include <linux/time_types.h>
-#include <sys/epoll.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-
-// ---- begin weft/detail/reactor.hpp ----
-// weft/detail/reactor.hpp
-//
-// What it is for: telling tasks when their file descriptors are ready. One
-// epoll instance per executor, edge-triggered, plus an eventfd that wakes
-// the worker sleeping in epoll_wait. Registrations live in a fixed slab
-// (no allocation per descriptor); each one holds
-//   - a readiness word: readiness bits, the reactor tick of the event that
-//     last set them, a shutdown bit, and the registration's generation;
-//   - at most one waiting task per direction (read, write).
-//
-// Where it comes from: Tokio's I/O driver and ScheduledIo (readiness word
-// with a driver tick; clear only if the tick still matches, so a stale
-// "would block" never erases a newer event) and mio's epoll selector
-// (EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP, eventfd waker).
-//
-// Invariants:
-//   - The epoll data of a registration is (slot | generation << 32). The
-//     generation changes under the slot's lock when it is deregistered, so
-//     an event still in flight for an old descriptor is dropped. The
-//     readiness word carries the generation too, so a clear computed from
-//     an old registration's word can never touch a new one's.
-//   - Only the hang-up bits (read closed, write closed) are sticky. An
-//     error or priority event is cleared like readiness by an operation
-//     that then gets EAGAIN: a UDP socket's ICMP error is consumed by the
-//     receive that reports it, and an urgent byte must not make every later
-//     read spin.
-//   - The reactor sets readiness, then takes the waiters under the slot's
-//     lock; a task checks readiness and registers under the same lock. So a
-//     task either sees the new readiness or is taken by the reactor.
-//   - A waiter is taken, marked fired (with the readiness it was fired for)
-//     and its task woken only by whoever removes it from the slot under the
-//     lock: the reactor, deregistration, or (never fired) the waiter's own
-//     destructor. After removal nobody touches the waiter's memory, so the
-//     awaiting frame may be destroyed at any time.
-//   - Only the thread polling (the driver's lock holder) touches the event
-//     buffer and the tick.
-
-#include <array>
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
-#include <span>
-
-#include <fcntl.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <pthread.h>
 
 
 // ---- begin weft/detail/scheduler.hpp ----
@@ -576,6 +201,65 @@ inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { fu
 
 } // namespace weft::detail
 // ---- end weft/detail/futex.hpp ----
+
+// ---- begin weft/detail/handlers.hpp ----
+// weft/detail/handlers.hpp
+//
+// What it is for: the two process-wide hooks a user may replace, stored
+// where both the scheduler internals and the public API can reach them:
+//   - the panic handler: receives misuse errors when exceptions are off
+//     (-fno-exceptions); the default prints the message and aborts;
+//   - the unhandled-exception handler: receives the exception of a task that
+//     nobody joins (detached, or its handle dropped unread); the default
+//     prints it and the worker keeps running.
+// Both are atomics of function pointers: replacing one is safe while
+// executors run (acquire/release pairs the store with the call).
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+namespace weft::detail {
+
+using panic_fn = void (*)(int code, const char* message) noexcept;
+using unhandled_exception_fn = void (*)(std::exception_ptr) noexcept;
+
+inline void default_panic(int /*code*/, const char* message) noexcept {
+    std::fprintf(stderr, "weft: fatal: %s\n", message);
+    std::fflush(stderr);
+}
+
+inline void default_unhandled_exception(std::exception_ptr error) noexcept {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft: exception in a task nobody joined: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "weft: exception in a task nobody joined (not a std::exception)\n");
+    }
+#else
+    (void)error;
+    std::fprintf(stderr, "weft: exception in a task nobody joined\n");
+#endif
+}
+
+inline std::atomic<panic_fn> g_panic_handler{&default_panic};
+inline std::atomic<unhandled_exception_fn> g_unhandled_exception_handler{&default_unhandled_exception};
+
+/// Reports a fatal misuse and ends the process (exceptions off).
+[[noreturn]] inline void panic(int code, const char* message) noexcept {
+    g_panic_handler.load(std::memory_order_acquire)(code, message);
+    std::abort(); // a handler that returns still ends the process
+}
+
+inline void report_unhandled_exception(std::exception_ptr error) noexcept {
+    g_unhandled_exception_handler.load(std::memory_order_acquire)(std::move(error));
+}
+
+} // namespace weft::detail
+// ---- end weft/detail/handlers.hpp ----
 
 // ---- begin weft/detail/task_cell.hpp ----
 // weft/detail/task_cell.hpp
@@ -1144,6 +828,1453 @@ inline void cancel_task(task_header* task) noexcept {
 
 } // namespace weft::detail
 // ---- end weft/detail/scheduler.hpp ----
+
+// ---- begin weft/detail/thread.hpp ----
+// weft/detail/thread.hpp
+//
+// What it is for: starting an executor's threads with the settings a board
+// needs, which std::thread cannot express: stack size, CPU affinity, and a
+// name the OS shows (top -H, /proc/<pid>/task/<tid>/comm, gdb).
+//
+// Everything here reports failure as an errno value; the public executor
+// turns it into a weft::error with a sentence.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+#include <pthread.h>
+#include <sched.h>
+
+namespace weft::detail {
+
+struct thread_spec {
+    char name[16] = {};         // what the OS shows; at most 15 characters
+    std::size_t stack_size = 0; // bytes; 0 keeps the platform default
+    int cpu = -1;               // pin to this CPU; -1 leaves it free
+};
+
+/// Starts `body(arg)` on a new thread. Returns 0 or an errno value
+/// (EINVAL for a stack below PTHREAD_STACK_MIN or a CPU that does not exist).
+inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
+                        void* arg) noexcept {
+    pthread_attr_t attr;
+    int rc = ::pthread_attr_init(&attr);
+    if (rc != 0) {
+        return rc;
+    }
+    if (rc == 0 && spec.stack_size != 0) {
+        rc = ::pthread_attr_setstacksize(&attr, spec.stack_size);
+    }
+    if (rc == 0 && spec.cpu >= 0) {
+        if (spec.cpu >= CPU_SETSIZE) {
+            rc = EINVAL;
+        } else {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(static_cast<std::size_t>(spec.cpu), &set);
+            rc = ::pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        }
+    }
+    if (rc == 0) {
+        rc = ::pthread_create(&thread, &attr, body, arg);
+    }
+    ::pthread_attr_destroy(&attr);
+    if (rc == 0 && spec.name[0] != '\0') {
+        ::pthread_setname_np(thread, spec.name); // cosmetic: failure is not an error
+    }
+    return rc;
+}
+
+/// Writes "<prefix>-<index>" into `out`, cutting the prefix so the whole
+/// name fits the OS limit of 15 characters and the index is never lost.
+inline void format_thread_name(char (&out)[16], const char* prefix, unsigned index) noexcept {
+    char digits[12];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + index % 10);
+        index /= 10;
+    } while (index != 0 && n < 11);
+    const std::size_t suffix = static_cast<std::size_t>(n) + 1; // "-" and digits
+    std::size_t len = std::strlen(prefix);
+    if (len + suffix > 15) {
+        len = 15 - suffix;
+    }
+    std::memcpy(out, prefix, len);
+    out[len] = '-';
+    for (int i = 0; i < n; ++i) {
+        out[len + 1 + static_cast<std::size_t>(i)] = digits[n - 1 - i];
+    }
+    out[len + suffix] = '\0';
+}
+
+} // namespace weft::detail
+// ---- end weft/detail/thread.hpp ----
+
+namespace weft::detail {
+
+class blocking_pool;
+
+/// What a thread knows about its executor besides t_context.
+struct blocking_context {
+    scheduler* spawn_target = nullptr; // on a blocking thread: where weft::spawn goes
+    blocking_pool* pool = nullptr;     // on a worker or blocking thread: where weft::spawn_blocking goes
+};
+
+constinit inline thread_local blocking_context t_blocking{};
+
+/// What became of a job offered to the pool.
+enum class blocking_submit { accepted, shut_down, full, thread_start_failed };
+
+class blocking_pool final : public scheduler {
+public:
+    /// One possible thread; the executor holds a fixed array of them.
+    struct slot {
+        pthread_t thread{};
+        blocking_pool* pool = nullptr;
+        std::uint32_t index = 0;
+        bool live = false;
+    };
+
+    struct config {
+        const char* name_prefix = "weft";
+        std::size_t stack_size = 0;
+        std::chrono::milliseconds keep_alive{10'000};
+        std::size_t queue_capacity = 1024;
+        scheduler* spawn_target = nullptr; // the executor's runtime
+    };
+
+    blocking_pool(std::span<slot> slots, const config& cfg) noexcept
+        : m_slots(slots), m_stack_size(cfg.stack_size),
+          m_keep_alive(cfg.keep_alive.count() > 0 ? cfg.keep_alive : std::chrono::milliseconds(0)),
+          m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target) {
+        for (std::size_t i = 0; i < m_slots.size(); ++i) {
+            m_slots[i].pool = this;
+            m_slots[i].index = static_cast<std::uint32_t>(i);
+        }
+        // "<prefix>-blk" cut so that "-<largest index>" still fits in 15.
+        unsigned digits = 1;
+        for (std::size_t n = m_slots.size() - 1; n >= 10; n /= 10) {
+            ++digits;
+        }
+        const std::size_t room = 15 - 4 - 1 - digits; // "-blk", "-", the index
+        std::size_t len = std::strlen(cfg.name_prefix);
+        if (len > room) {
+            len = room;
+        }
+        std::memcpy(m_name_prefix, cfg.name_prefix, len);
+        std::memcpy(m_name_prefix + len, "-blk", 5);
+    }
+
+    blocking_pool(const blocking_pool&) = delete;
+    blocking_pool& operator=(const blocking_pool&) = delete;
+
+    ~blocking_pool() { shutdown(std::chrono::milliseconds(0), nullptr); }
+
+    // ---- scheduler interface ------------------------------------------------
+    // Jobs come in through submit(), which binds and queues under one lock
+    // (so that the capacity check and the push cannot be split). bind() and
+    // schedule() serve the generic paths (a wake, an abort of an idle task),
+    // which a job that never suspends does not take; they ignore the bound.
+
+    bool bind(task_header* /*task*/) noexcept override {
+        std::lock_guard<std::mutex> hold(m_mutex);
+        return !m_closed;
+    }
+
+    void schedule(task_header* task) noexcept override {
+        std::lock_guard<std::mutex> hold(m_mutex);
+        push(task);
+        if (!m_closed) {
+            int rc = 0;
+            (void)claim_thread(rc); // if none can start, a running thread takes it later
+        }
+    }
+
+    void unbind(task_header* /*task*/) noexcept override {} // no live-task list (see the top)
+
+    // ---- jobs ----------------------------------------------------------------------
+
+    /// Queues a job that was just created (notified, holding its queue
+    /// reference). Anything but `accepted` leaves the job untouched: the
+    /// caller still owns it. `error` receives the errno of a failed start.
+    blocking_submit submit(task_header* task, int& error) noexcept {
+        std::lock_guard<std::mutex> hold(m_mutex);
+        if (m_closed) {
+            return blocking_submit::shut_down;
+        }
+        switch (claim_thread(error)) {
+        case claim::claimed: push(task); return blocking_submit::accepted;
+        case claim::start_failed:
+            if (m_threads == 0) {
+                return blocking_submit::thread_start_failed; // nobody would ever run it
+            }
+            break;
+        case claim::none: break;
+        }
+        if (waiting() >= m_queue_capacity) {
+            return blocking_submit::full;
+        }
+        push(task);
+        return blocking_submit::accepted;
+    }
+
+    /// Stops the pool: refuses new jobs, cancels the queued ones (their
+    /// destructors run on this thread; joiners get errc::task_aborted), waits
+    /// for the running ones and joins every thread. `limit` > 0 bounds the
+    /// wait: false if jobs still run then (the pool stays closed; call again
+    /// to keep waiting). `on_slow`, if given, is called once when `limit`
+    /// passes and the wait goes on regardless (limit > 0, on_slow set).
+    bool shutdown(std::chrono::milliseconds limit, void (*on_slow)(std::size_t running)) noexcept {
+        task_header* queued = nullptr;
+        {
+            std::lock_guard<std::mutex> hold(m_mutex);
+            m_closed = true;
+            queued = take_queue();
+            m_wake.notify_all(); // idle threads exit
+        }
+        cancel_all(queued);
+        std::unique_lock<std::mutex> hold(m_mutex);
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (m_threads != 0) {
+            if (limit.count() <= 0) {
+                m_exited.wait(hold);
+            } else if (m_exited.wait_until(hold, deadline) == std::cv_status::timeout && m_threads != 0) {
+                if (on_slow == nullptr) {
+                    return false;
+                }
+                on_slow(m_threads);
+                limit = std::chrono::milliseconds(0);
+            }
+        }
+        // Every thread has left its loop; the last one to exit is the only
+        // one not joined yet (each exiting thread joined its predecessor).
+        if (m_has_last_exited) {
+            m_has_last_exited = false;
+            const pthread_t last = m_last_exited;
+            hold.unlock();
+            ::pthread_join(last, nullptr);
+            hold.lock();
+        }
+        // A generic schedule() may have queued a job after the first sweep.
+        queued = take_queue();
+        hold.unlock();
+        cancel_all(queued);
+        return true;
+    }
+
+    // ---- metrics -------------------------------------------------------------------
+
+    std::uint32_t threads() const noexcept { return m_threads_metric.load(std::memory_order_relaxed); }
+    std::uint32_t idle_threads() const noexcept { return m_idle_metric.load(std::memory_order_relaxed); }
+    std::size_t queue_depth() const noexcept { return m_queued_metric.load(std::memory_order_relaxed); }
+
+private:
+    enum class claim { claimed, none, start_failed };
+
+    // Under the lock. Promises a thread to the job about to be pushed: an
+    // idle one (woken), else a new one if the cap allows.
+    claim claim_thread(int& error) noexcept {
+        if (m_idle > 0) {
+            --m_idle;
+            ++m_notify;
+            m_wake.notify_one();
+            publish();
+            return claim::claimed;
+        }
+        if (m_threads >= m_slots.size()) {
+            return claim::none;
+        }
+        slot* free = nullptr;
+        for (slot& s : m_slots) {
+            if (!s.live) {
+                free = &s;
+                break;
+            }
+        }
+        thread_spec spec;
+        format_thread_name(spec.name, m_name_prefix, free->index);
+        spec.stack_size = m_stack_size;
+        // The new thread waits for this lock before it touches the pool.
+        error = start_thread(free->thread, spec, &thread_main, free);
+        if (error != 0) {
+            return claim::start_failed;
+        }
+        free->live = true;
+        ++m_threads;
+        ++m_starting;
+        publish();
+        return claim::claimed;
+    }
+
+    // Under the lock: jobs in the queue that no promised thread will take.
+    std::size_t waiting() const noexcept {
+        const std::size_t promised = m_notify + m_starting;
+        return m_queued > promised ? m_queued - promised : 0;
+    }
+
+    void push(task_header* task) noexcept {
+        task->queue_next = nullptr;
+        if (m_tail != nullptr) {
+            m_tail->queue_next = task;
+        } else {
+            m_head = task;
+        }
+        m_tail = task;
+        ++m_queued;
+        publish();
+    }
+
+    task_header* pop() noexcept {
+        task_header* task = m_head;
+        if (task != nullptr) {
+            m_head = task->queue_next;
+            if (m_head == nullptr) {
+                m_tail = nullptr;
+            }
+            task->queue_next = nullptr;
+            --m_queued;
+            publish();
+        }
+        return task;
+    }
+
+    task_header* take_queue() noexcept {
+        task_header* list = m_head;
+        m_head = m_tail = nullptr;
+        m_queued = 0;
+        publish();
+        return list;
+    }
+
+    void publish() noexcept {
+        m_threads_metric.store(m_threads, std::memory_order_relaxed);
+        m_idle_metric.store(m_idle, std::memory_order_relaxed);
+        m_queued_metric.store(m_queued, std::memory_order_relaxed);
+    }
+
+    // Destroys queued jobs without running them: the queue's reference
+    // becomes the running one, the job completes as cancelled.
+    static void cancel_all(task_header* list) noexcept {
+        while (list != nullptr) {
+            task_header* task = list;
+            list = task->queue_next;
+            task->queue_next = nullptr;
+            task->state.fetch_or(task_state::cancelled, std::memory_order_acq_rel);
+            run_job(task);
+        }
+    }
+
+    // Polls a job as a worker polls a task. A job completes in one poll.
+    static void run_job(task_header* task) noexcept {
+        if (transition_to_running(task) == run_action::cancel) {
+            cancel_task(task);
+        } else if (const std::coroutine_handle<> target = resume_target(task)) {
+            t_context.current = task;
+            resume_task(target);
+            t_context.current = nullptr;
+        }
+        if (transition_to_idle(task) == idle_action::reschedule) {
+            task->owner->schedule(task); // not a job of ours after all: a generic task
+        }
+    }
+
+    static void* thread_main(void* arg) {
+        auto* s = static_cast<slot*>(arg);
+        s->pool->run(*s);
+        return nullptr;
+    }
+
+    void run(slot& self) noexcept {
+        t_blocking = {m_spawn_target, this};
+        std::unique_lock<std::mutex> hold(m_mutex);
+        --m_starting;
+        for (;;) {
+            if (m_closed) {
+                break; // queued jobs are shutdown's to cancel
+            }
+            if (task_header* task = pop()) {
+                hold.unlock();
+                run_job(task);
+                hold.lock();
+                continue;
+            }
+            if (!wait_for_job(hold)) {
+                break;
+            }
+        }
+        --m_threads;
+        self.live = false; // the slot may take a new thread now
+        publish();
+        // Join the previous leaver (it has left the pool already) and leave
+        // our own handle for the next one, or for shutdown.
+        const bool join_previous = m_has_last_exited;
+        const pthread_t previous = m_last_exited;
+        m_last_exited = ::pthread_self();
+        m_has_last_exited = true;
+        m_exited.notify_all(); // under the lock: shutdown cannot free the pool before we let go
+        hold.unlock();
+        // From here on nothing of the pool is touched: shutdown may free it
+        // once it has joined this thread.
+        t_blocking = {};
+        if (join_previous) {
+            ::pthread_join(previous, nullptr);
+        }
+    }
+
+    // Idle: true when a job claimed this thread, false when the thread
+    // should exit (keep-alive passed, or shutdown).
+    bool wait_for_job(std::unique_lock<std::mutex>& hold) noexcept {
+        ++m_idle;
+        publish();
+        const auto deadline = std::chrono::steady_clock::now() + m_keep_alive;
+        for (;;) {
+            const bool timed_out = m_wake.wait_until(hold, deadline) == std::cv_status::timeout;
+            if (m_notify > 0) {
+                --m_notify; // the notifier already took us off m_idle
+                return true;
+            }
+            if (m_closed || timed_out) {
+                --m_idle;
+                publish();
+                return false;
+            }
+        }
+    }
+
+    std::span<slot> m_slots;
+    const std::size_t m_stack_size;
+    const std::chrono::milliseconds m_keep_alive;
+    const std::size_t m_queue_capacity;
+    scheduler* const m_spawn_target;
+    char m_name_prefix[16] = {};
+
+    std::mutex m_mutex;
+    std::condition_variable m_wake;   // idle threads wait here for a job
+    std::condition_variable m_exited; // shutdown waits here for the threads
+    task_header* m_head = nullptr;    // the FIFO of jobs, linked through queue_next
+    task_header* m_tail = nullptr;
+    std::size_t m_queued = 0;
+    std::uint32_t m_threads = 0;
+    std::uint32_t m_idle = 0;
+    std::uint32_t m_notify = 0;
+    std::uint32_t m_starting = 0;
+    bool m_closed = false;
+    bool m_has_last_exited = false;
+    pthread_t m_last_exited{};
+
+    std::atomic<std::uint32_t> m_threads_metric{0};
+    std::atomic<std::uint32_t> m_idle_metric{0};
+    std::atomic<std::size_t> m_queued_metric{0};
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/blocking_pool.hpp ----
+
+// ---- begin weft/error.hpp ----
+// weft/error.hpp: what weft reports when something is misused, and the hooks
+// that receive errors when exceptions are off.
+//
+// Programming errors (calling block_on on a worker, spawning with no
+// executor, using a join handle twice, ...) raise a weft::error, a
+// std::system_error whose code() is a weft::errc and whose what() says what
+// happened and what to do instead. Built with -fno-exceptions, the same
+// message goes to the panic handler, which by default prints it and aborts.
+
+#include <exception>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+
+namespace weft {
+
+enum class errc {
+    /// block_on was called on a thread that already drives weft tasks.
+    nested_runtime = 1,
+    /// A blocking call (join_handle::get, executor shutdown) on a worker.
+    blocking_on_worker,
+    /// weft::spawn or an awaitable used outside any executor's task.
+    no_current_executor,
+    /// The executor is shutting down or has shut down.
+    executor_shut_down,
+    /// The join handle is empty: already joined, detached, or moved from.
+    invalid_handle,
+    /// The task was aborted (or destroyed by shutdown) before it finished.
+    task_aborted,
+    /// A fixed capacity was exhausted.
+    capacity_exhausted,
+    /// A setting or argument is out of range.
+    invalid_argument,
+    /// The operating system refused to start a thread.
+    thread_start_failed,
+    /// A weft::timeout expired before the operation finished.
+    timed_out,
+    /// The stream ended (the peer closed it) before the expected bytes arrived.
+    unexpected_eof,
+    /// The descriptor (or channel) was closed while a task waited on it.
+    closed,
+    /// Another task already waits for the same thing (one waiter per
+    /// direction of an async_fd).
+    busy,
+};
+
+} // namespace weft
+
+template <>
+struct std::is_error_code_enum<weft::errc> : std::true_type {};
+
+namespace weft {
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "weft"; }
+    std::string message(int code) const override {
+        switch (static_cast<errc>(code)) {
+        case errc::nested_runtime: return "cannot start a runtime from within a runtime";
+        case errc::blocking_on_worker: return "blocking call on a worker thread";
+        case errc::no_current_executor: return "no current executor";
+        case errc::executor_shut_down: return "executor is shut down";
+        case errc::invalid_handle: return "invalid join handle";
+        case errc::task_aborted: return "task aborted";
+        case errc::capacity_exhausted: return "capacity exhausted";
+        case errc::invalid_argument: return "invalid argument";
+        case errc::thread_start_failed: return "thread start failed";
+        case errc::timed_out: return "timed out";
+        case errc::unexpected_eof: return "unexpected end of stream";
+        case errc::closed: return "closed while waiting";
+        case errc::busy: return "another task is already waiting";
+        }
+        return "unknown weft error";
+    }
+};
+} // namespace detail
+
+/// The category of weft::errc codes.
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(errc code) noexcept {
+    return {static_cast<int>(code), error_category()};
+}
+
+/// A misuse of weft. `code()` compares equal to a weft::errc:
+///
+/// ```cpp
+/// try { ex.block_on(t()); } catch (const weft::error& e) {
+///     if (e.code() == weft::errc::nested_runtime) { /* ... */ }
+/// }
+/// ```
+class error : public std::system_error {
+public:
+    error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
+    error(std::error_code code, const char* message) : std::system_error(code, message) {}
+};
+
+/// Receives misuse errors when exceptions are disabled; must not return
+/// (if it does, the process aborts). Returns the previous handler.
+using panic_handler = detail::panic_fn;
+inline panic_handler set_panic_handler(panic_handler handler) noexcept {
+    return detail::g_panic_handler.exchange(handler != nullptr ? handler : &detail::default_panic,
+                                            std::memory_order_acq_rel);
+}
+
+/// Receives the exception of a task nobody joins (detached, or whose handle
+/// was dropped unread); the worker keeps running. Returns the previous one.
+using unhandled_exception_handler = detail::unhandled_exception_fn;
+inline unhandled_exception_handler
+set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
+    return detail::g_unhandled_exception_handler.exchange(
+        handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
+}
+
+namespace detail {
+/// Raises a misuse error: throws weft::error, or panics without exceptions.
+[[noreturn]] inline void raise(errc code, const char* message) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, message);
+#else
+    panic(static_cast<int>(code), message);
+#endif
+}
+
+/// Raises the error held by a weft::result whose value was asked for.
+[[noreturn]] inline void raise_error_code(std::error_code code) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, "weft::result::value() called on an error; check has_value() first");
+#else
+    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
+#endif
+}
+} // namespace detail
+
+} // namespace weft
+// ---- end weft/error.hpp ----
+
+// ---- begin weft/task.hpp ----
+// weft/task.hpp: coroutine tasks and the handles that join them.
+//
+// `weft::task<T>` is a lazy coroutine: nothing runs until it is awaited or
+// spawned. `co_await child()` runs the child inline on the current worker by
+// symmetric transfer: no scheduling, no allocation beyond its frame, and no
+// stack growth however deep the chain. `weft::spawn(child())` makes it a
+// separate, stealable task and returns a `join_handle<T>`.
+//
+// ```cpp
+// weft::task<int> twice(int x) { co_return 2 * x; }
+// weft::task<int> parent() {
+//     int a = co_await twice(1);          // inline
+//     auto h = weft::spawn(twice(20));    // concurrent
+//     co_return a + co_await h;           // 42
+// }
+// ```
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+
+namespace weft {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+/// Moves a result out: the value, or the exception rethrown, or an error
+/// if there is none (aborted, or already taken). Shared by inline awaits
+/// (the promise's slot) and joins (the cell).
+template <class T>
+T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>& storage) {
+    switch (kind) {
+    case output_kind::value:
+        if constexpr (std::is_void_v<T>) {
+            kind = output_kind::none;
+            return;
+        } else {
+            // If the move throws, the value stays (kind and all) and is
+            // destroyed with its slot.
+            T value = std::move(*storage.get());
+            storage.get()->~T();
+            kind = output_kind::none;
+            return value;
+        }
+    case output_kind::exception: {
+        kind = output_kind::none;
+        std::exception_ptr error = std::exchange(exception, nullptr);
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        std::rethrow_exception(error);
+#else
+        panic(0, "a task's exception reached a build without exceptions");
+#endif
+    }
+    case output_kind::cancelled:
+        raise(errc::task_aborted, "the task was aborted (or destroyed by shutdown) before it finished, "
+                                  "so it has no result; check is_finished() or handle errc::task_aborted");
+    case output_kind::none: break;
+    }
+    raise(errc::invalid_handle, "the task's result was already taken");
+}
+
+template <class T>
+T take_output(task_header* header) {
+    return take_result<T>(header->output, header->exception, static_cast<task_cell<T>*>(header)->storage);
+}
+
+template <class T>
+class promise_base {
+public:
+    promise_base() = default;
+    promise_base(const promise_base&) = delete;
+    promise_base& operator=(const promise_base&) = delete;
+    ~promise_base() {
+        if constexpr (!std::is_void_v<T>) {
+            if (m_kind == output_kind::value) {
+                m_storage.get()->~T();
+            }
+        }
+    }
+
+    // ---- allocation: one block, the cell in front of the frame --------------
+
+    static void* operator new(std::size_t frame_size) {
+        static_assert(
+            alignof(task_cell<T>) <= frame_alignment,
+            "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
+        constexpr std::size_t prefix = cell_prefix<T>;
+        void* block = ::operator new(prefix + frame_size);
+        auto* cell = ::new (block) task_cell<T>();
+        cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
+        cell->frame_offset = static_cast<std::uint32_t>(prefix);
+        cell->drop_value = &drop_value_of<T>;
+        return frame_of(cell, prefix);
+    }
+
+    // Called when the coroutine is destroyed: the frame's reference goes;
+    // the block stays while a join handle, queue or waker still holds one.
+    static void operator delete(void* frame, std::size_t) noexcept { ref_dec(cell_of_frame<T>(frame)); }
+
+    // ---- the coroutine protocol ------------------------------------------------
+
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+            promise_base& promise = self.promise();
+            if (promise.m_continuation) {
+                return transfer_to(promise.m_continuation); // inline child: back to the parent
+            }
+            if (task_cell<T>* cell = promise.m_cell) {
+                // The output is in the cell already: destroy the frame now,
+                // so the task's arguments are gone by the time it reports done.
+                self.destroy();
+                complete_task(cell);
+            }
+            return std::noop_coroutine();
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void unhandled_exception() noexcept {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        slot_ref out = slot();
+        out.exception = std::current_exception();
+        out.kind = output_kind::exception;
+#else
+        std::terminate();
+#endif
+    }
+
+    void set_continuation(std::coroutine_handle<> parent) noexcept { m_continuation = parent; }
+    /// Spawned tasks write their result straight into their cell, which
+    /// outlives the frame; null undoes it (a spawn that failed).
+    void set_spawned(task_cell<T>* cell) noexcept { m_cell = cell; }
+    T take_result() { return detail::take_result<T>(m_kind, m_exception, m_storage); }
+
+protected:
+    // Where the result goes: the cell of a spawned task, else the promise.
+    struct slot_ref {
+        output_kind& kind;
+        std::exception_ptr& exception;
+        value_storage<T>& storage;
+    };
+    slot_ref slot() noexcept {
+        if (m_cell != nullptr) {
+            return {m_cell->output, m_cell->exception, m_cell->storage};
+        }
+        return {m_kind, m_exception, m_storage};
+    }
+
+    std::coroutine_handle<> m_continuation;
+    task_cell<T>* m_cell = nullptr; // set while spawned
+    output_kind m_kind = output_kind::none;
+    std::exception_ptr m_exception;
+    value_storage<T> m_storage;
+};
+
+template <class T>
+class promise final : public promise_base<T> {
+public:
+    task<T> get_return_object() noexcept;
+
+    // Two overloads rather than a forwarding template: a `co_return` of
+    // another type converts at the co_return, as a `return` would.
+    void return_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(value);
+        out.kind = output_kind::value;
+    }
+    void return_value(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
+        auto out = this->slot();
+        ::new (static_cast<void*>(out.storage.bytes)) T(std::move(value));
+        out.kind = output_kind::value;
+    }
+};
+
+template <>
+class promise<void> final : public promise_base<void> {
+public:
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept { slot().kind = output_kind::value; }
+};
+
+} // namespace detail
+
+/// A lazy coroutine producing a T (or nothing, for task<void>). Move-only;
+/// destroying a task that never ran destroys its frame.
+template <class T>
+class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>, "weft::task<T&> is not supported: return a pointer or a value");
+
+public:
+    using promise_type = detail::promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            destroy();
+            m_handle = std::exchange(other.m_handle, nullptr);
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() { destroy(); }
+
+    /// True if this task holds a coroutine (it was not moved from or spawned).
+    bool valid() const noexcept { return static_cast<bool>(m_handle); }
+
+    /// Runs the task inline in the awaiting coroutine (symmetric transfer).
+    auto operator co_await() && noexcept {
+        struct awaiter {
+            std::coroutine_handle<promise_type> child;
+            bool await_ready() const noexcept { return !child; }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+                child.promise().set_continuation(parent);
+                return detail::transfer_to(child);
+            }
+            T await_resume() {
+                if (!child) {
+                    detail::raise(errc::invalid_handle,
+                                  "co_await on an empty weft::task (moved from or spawned)");
+                }
+                return child.promise().take_result();
+            }
+        };
+        return awaiter{m_handle};
+    }
+
+    /// For spawn: hands the coroutine over; the task becomes empty.
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(m_handle, nullptr); }
+    /// Undoes release() when a spawn fails, so the frame is not leaked.
+    void reclaim(std::coroutine_handle<promise_type> handle) noexcept { m_handle = handle; }
+
+private:
+    friend class detail::promise<T>;
+    explicit task(std::coroutine_handle<promise_type> handle) noexcept : m_handle(handle) {}
+
+    void destroy() noexcept {
+        if (m_handle) {
+            std::exchange(m_handle, nullptr).destroy();
+        }
+    }
+
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+namespace detail {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
+    return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+    return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+} // namespace detail
+
+/// The handle to a spawned task: await it (`co_await h`) or wait for it from
+/// a thread outside the executor (`h.get()`) to get the task's value or its
+/// exception; `detach()` to let it run on its own; `abort()` to cancel it.
+/// Dropping the handle detaches the task. Move-only; joining consumes it.
+/// Like any object, one handle is used from one place at a time; two tasks
+/// awaiting the same handle get errc::invalid_handle.
+template <class T>
+class [[nodiscard]] join_handle {
+public:
+    join_handle() noexcept = default;
+    explicit join_handle(detail::task_header* task) noexcept : m_task(task) {}
+    join_handle(join_handle&& other) noexcept : m_task(std::exchange(other.m_task, nullptr)) {}
+    join_handle& operator=(join_handle&& other) noexcept {
+        if (this != &other) {
+            reset();
+            m_task = std::exchange(other.m_task, nullptr);
+        }
+        return *this;
+    }
+    join_handle(const join_handle&) = delete;
+    join_handle& operator=(const join_handle&) = delete;
+    ~join_handle() { reset(); }
+
+    /// True while the handle refers to a task (not joined, detached or moved).
+    bool valid() const noexcept { return m_task != nullptr; }
+
+    /// True once the task has finished: returned, thrown, or been aborted.
+    bool is_finished() const noexcept {
+        // Acquire: pairs with the completer's acq_rel that set `complete`,
+        // so a caller that sees true also sees the output.
+        return m_task != nullptr &&
+               (m_task->state.load(std::memory_order_acquire) & detail::task_state::complete) != 0;
+    }
+
+    /// Cancels the task: if it has not started it never runs; if it is
+    /// suspended its coroutines are destroyed (destructors run) without
+    /// resuming; if it is running it is destroyed at its next suspension.
+    /// Joining an aborted task raises errc::task_aborted. No effect on a
+    /// finished task.
+    void abort() noexcept {
+        if (m_task != nullptr && detail::transition_to_cancelled(m_task) == detail::wake_action::submit) {
+            m_task->owner->schedule(m_task);
+        }
+    }
+
+    /// Lets the task run on its own; an exception it throws goes to the
+    /// unhandled-exception handler. The handle becomes empty.
+    void detach() noexcept { reset(); }
+
+    /// Blocks the calling thread until the task finishes; returns its value
+    /// or rethrows its exception. Not on a worker thread (it would block the
+    /// worker): there, `co_await` the handle instead.
+    T get() {
+        check_valid();
+        if (detail::on_worker_thread()) {
+            detail::raise(errc::blocking_on_worker,
+                          "join_handle::get() would block a worker thread and stall every task queued on it: "
+                          "co_await the handle instead");
+        }
+        std::uint32_t state =
+            m_task->state.fetch_or(detail::task_state::thread_waiter, std::memory_order_acq_rel) |
+            detail::task_state::thread_waiter;
+        while ((state & detail::task_state::complete) == 0) {
+            detail::futex_wait(&m_task->state, state);
+            state = m_task->state.load(std::memory_order_acquire);
+        }
+        return take();
+    }
+
+    /// Awaits the task's result from inside another task.
+    auto operator co_await() & noexcept { return awaiter{*this}; }
+    auto operator co_await() && noexcept { return awaiter{*this}; }
+
+private:
+    struct awaiter {
+        join_handle& handle;
+        bool registered = false;
+
+        awaiter(join_handle& h) noexcept : handle(h) {}
+        awaiter(const awaiter&) = delete;
+        awaiter& operator=(const awaiter&) = delete;
+        ~awaiter() {
+            // Destroyed while suspended: the awaiting task was cancelled.
+            // Take the waker back so the joined task does not hold a
+            // reference to it until it finishes.
+            if (registered) {
+                if (detail::task_header* waiter = detail::unset_join_waker(handle.m_task)) {
+                    detail::ref_dec(waiter);
+                }
+            }
+        }
+
+        bool await_ready() {
+            handle.check_valid();
+            return handle.is_finished() && detail::consume_budget();
+        }
+
+        bool await_suspend(std::coroutine_handle<> awaiting) {
+            detail::task_header* self = detail::t_context.current;
+            if (self == nullptr) {
+                detail::raise(errc::no_current_executor,
+                              "a join_handle can only be awaited inside a task run by a weft executor; "
+                              "outside one, call get()");
+            }
+            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
+            if (handle.is_finished()) {
+                if (detail::consume_budget()) {
+                    return false; // it finished since await_ready: resume at once
+                }
+                detail::forced_yield(self, awaiting); // ready, but the budget is spent
+                return true;
+            }
+            detail::ref_inc(self);
+            switch (detail::set_join_waker(handle.m_task, self)) {
+            case detail::join_register::registered: registered = true; return true;
+            case detail::join_register::completed:
+                detail::ref_dec(self); // finished meanwhile: resume at once
+                return false;
+            case detail::join_register::busy: break;
+            }
+            detail::ref_dec(self);
+            detail::raise(errc::invalid_handle, "this join_handle is already being awaited by another task; "
+                                                "a task can be joined once, by one awaiter");
+        }
+
+        T await_resume() {
+            registered = false;
+            return handle.take();
+        }
+    };
+
+    void check_valid() const {
+        if (m_task == nullptr) {
+            detail::raise(errc::invalid_handle,
+                          "this join_handle is empty: it was already joined, detached, or "
+                          "moved from; a task can be joined once");
+        }
+    }
+
+    // Consumes the handle: moves the output out, drops our reference.
+    T take() {
+        detail::task_header* task = std::exchange(m_task, nullptr);
+        struct release_guard {
+            detail::task_header* task;
+            ~release_guard() {
+                detail::drop_join_interest(task);
+                detail::ref_dec(task);
+            }
+        } guard{task};
+        return detail::take_output<T>(task);
+    }
+
+    void reset() noexcept {
+        detail::task_header* task = std::exchange(m_task, nullptr);
+        if (task == nullptr) {
+            return;
+        }
+        if (detail::drop_join_interest(task)) {
+            // Finished and never joined: its output is ours to dispose of,
+            // and an exception in it must not vanish.
+            if (task->output == detail::output_kind::exception) {
+                detail::report_unhandled_exception(task->exception);
+            }
+            detail::drop_output(task);
+        }
+        detail::ref_dec(task);
+    }
+
+    detail::task_header* m_task = nullptr;
+};
+
+} // namespace weft
+// ---- end weft/task.hpp ----
+
+namespace weft {
+
+namespace detail {
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+/// What spawn_blocking accepts: something callable with no arguments that
+/// returns a value or nothing (not a task: a blocking job cannot await).
+template <class F>
+concept blocking_callable = std::invocable < std::decay_t<F>
+& > &&!is_task<std::decay_t<F>>::value &&
+    !is_task<std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&>>>::value &&
+    !std::is_reference_v<std::invoke_result_t<std::decay_t<F>&>>;
+
+/// The job: a task whose frame holds the callable (one allocation) and
+/// which never suspends, so one poll runs it to the end.
+template <class F>
+WEFT_NO_SANITIZE_FUNCTION auto blocking_job(F fn) -> task<std::invoke_result_t<F&>> {
+    co_return fn();
+}
+
+/// Offers a new job to `pool`. On refusal the job (and the callable in it)
+/// is destroyed before the error is raised: nothing leaks.
+template <blocking_callable F>
+auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_result_t<std::decay_t<F>&>> {
+    using result = std::invoke_result_t<std::decay_t<F>&>;
+    task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
+    auto handle = job.release();
+    task_cell<result>* cell = cell_of_frame<result>(handle.address());
+    cell->owner = &pool;
+    cell->resume_point = handle;
+    // Before submit: once queued, a concurrent shutdown may destroy the frame.
+    handle.promise().set_spawned(cell);
+    // References: the frame's (already there), the join handle's, the queue's.
+    // Relaxed: no other thread knows the job yet; the pool's lock publishes it.
+    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
+                      std::memory_order_relaxed);
+    int error = 0;
+    const blocking_submit outcome = pool.submit(cell, error);
+    if (outcome == blocking_submit::accepted) {
+        return join_handle<result>(cell); // the join reference is already counted
+    }
+    cell->state.store(task_state::ref_one, std::memory_order_relaxed);
+    handle.promise().set_spawned(nullptr);
+    job.reclaim(handle); // destroyed with `job` as the error leaves
+    switch (outcome) {
+    case blocking_submit::shut_down:
+        raise(errc::executor_shut_down, "cannot spawn_blocking: the executor is shutting down or shut down, "
+                                        "and runs no new blocking job");
+    case blocking_submit::full:
+        raise(errc::capacity_exhausted,
+              "cannot spawn_blocking: every blocking thread is busy and the blocking queue is full "
+              "(Options::max_blocking_threads, Options::blocking_queue_capacity); raise those knobs, or "
+              "limit how many blocking jobs run at once (a weft::semaphore)");
+    case blocking_submit::thread_start_failed:
+    case blocking_submit::accepted: break;
+    }
+    const std::string message = std::string("cannot spawn_blocking: no blocking thread could start: ") +
+                                std::strerror(error) + " (check settings::stack_size and the thread limits)";
+    raise(errc::thread_start_failed, message.c_str());
+}
+
+} // namespace detail
+
+/// Runs `fn()` on one of the current executor's blocking threads and
+/// returns a join handle for its result: `co_await` it from a task (the
+/// worker runs other tasks meanwhile), or `get()` it from a thread outside
+/// the workers. An exception thrown by `fn` reaches the joiner.
+///
+/// Call it from a task (or a blocking job) of a weft executor; elsewhere it
+/// raises errc::no_current_executor (use executor::spawn_blocking). Raises
+/// errc::capacity_exhausted when every blocking thread is busy and
+/// `Options::blocking_queue_capacity` jobs already wait, and
+/// errc::executor_shut_down once the executor is shutting down; `fn` is
+/// destroyed without running then.
+///
+/// `abort()` on the handle cancels a job that has not started (it is
+/// dropped, destructors run, when it reaches the front of the queue, and
+/// joining it raises errc::task_aborted); a job that is already running
+/// cannot be interrupted and runs to completion (its result is kept).
+///
+/// ```cpp
+/// weft::task<int> checksum(const char* path) {
+///     int sum = co_await weft::spawn_blocking([path] { return crc_of_file(path); });
+///     co_return sum;
+/// }
+/// ```
+template <detail::blocking_callable F>
+auto spawn_blocking(F&& fn) {
+    detail::blocking_pool* pool = detail::t_blocking.pool;
+    if (pool == nullptr) {
+        detail::raise(errc::no_current_executor,
+                      "weft::spawn_blocking was called outside any executor: call it from a task (or a "
+                      "blocking job) of a weft executor, or use executor::spawn_blocking from other threads");
+    }
+    return detail::spawn_blocking_on(*pool, std::forward<F>(fn));
+}
+
+} // namespace weft
+// ---- end weft/blocking.hpp ----
+
+// ---- begin weft/config.hpp ----
+// weft/config.hpp: what you can tune, at compile time (Options) and at run
+// time (settings).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace weft {
+
+/// The compile-time knobs of an executor, in one place. Derive from it and
+/// override what you need:
+///
+/// ```cpp
+/// struct my_options : weft::default_options {
+///     static constexpr std::uint32_t budget = 64;
+/// };
+/// weft::executor<2, 128, my_options> ex;
+/// ```
+///
+/// Every knob is checked by a static_assert when the executor is
+/// instantiated.
+struct default_options {
+    /// How many tasks a worker runs between two looks at the global queue
+    /// *before* its own (fairness for remote spawns). Lower: remote work
+    /// waits less, local work loses some cache warmth. Go and Tokio use 61
+    /// for busy runtimes, Tokio's current-thread runtime 31.
+    static constexpr std::uint32_t global_queue_interval = 31;
+
+    /// How many tasks a worker runs between two maintenance passes
+    /// (metrics, shutdown; the reactor's non-blocking poll). Go's and
+    /// Tokio's value. Lower: I/O is seen sooner, more overhead per task.
+    static constexpr std::uint32_t event_interval = 61;
+
+    /// Operations (joins that find their result ready, later timers, I/O
+    /// and channel operations) a task may complete in one run before weft's
+    /// awaitables make it yield. Tokio's value; it keeps one busy task from
+    /// starving the rest of its worker's queue.
+    static constexpr std::uint32_t budget = 128;
+
+    /// The LIFO slot: the task most recently woken by a worker runs next on
+    /// that worker (cache-warm message passing). Disable it for strictly
+    /// FIFO scheduling.
+    static constexpr bool enable_lifo_slot = true;
+
+    /// LIFO-slot runs in a row before the worker goes back to its queue, so
+    /// two tasks waking each other cannot starve the queue (Tokio's 3).
+    static constexpr std::uint32_t max_lifo_polls = 3;
+
+    /// Most tasks a worker takes from the global queue in one lock hold.
+    static constexpr std::uint32_t max_global_batch = 128;
+
+    /// Timers that can be pending at once (each sleep, timeout and interval
+    /// tick holds one while it waits): a fixed array of about 40 bytes per
+    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_timers = 1024;
+
+    /// Timer resolution in nanoseconds: the step of the timer wheel. Timers
+    /// never fire early, and usually fire at their exact deadline plus the
+    /// wake-up latency (the driver keeps exact deadlines for the next step);
+    /// past 64 timers due in the same step, or at the end of a 64-step lap,
+    /// one may fire up to a step late. The wheel spans 2^35 steps (about a
+    /// year at 1 ms, as Tokio; 40 days at 100 us); longer sleeps still work,
+    /// they are re-placed when the wheel reaches them.
+    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
+
+    /// File descriptors registered with the reactor at once (async_fd, each
+    /// socket): a fixed array of 64 bytes per source. When all are in use,
+    /// registration returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_io_sources = 256;
+
+    /// Events taken from epoll in one poll (12 bytes each). More events wait
+    /// for the next poll.
+    static constexpr std::uint32_t max_io_events = 256;
+
+    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
+    /// it was woken for, first wakes a parked peer (if nobody searches) so
+    /// that the peer takes over the reactor. Without it, a task that blocks
+    /// its worker for a long time stalls every timer and socket until
+    /// another worker parks (tokio#4730). It costs one extra wake-up per
+    /// I/O-driven wake-up when the executor is otherwise idle.
+    static constexpr bool driver_handoff = true;
+
+    /// Shards of the live-task list (a power of two). More: less contention
+    /// between threads spawning at once, a few more bytes.
+    static constexpr std::uint32_t live_task_shards = 16;
+
+    /// Most threads running spawn_blocking jobs at once. They start on
+    /// demand (only when no blocking thread is idle) and retire after
+    /// settings::blocking_keep_alive without work, so an executor that never
+    /// blocks has none. Each costs a thread stack (settings::stack_size) while
+    /// it lives. Small, because these are boards, not servers (Tokio's 512
+    /// surprises its users): a job that needs one more thread than this waits
+    /// in the queue below.
+    static constexpr std::uint32_t max_blocking_threads = 16;
+
+    /// spawn_blocking jobs that may wait for a free blocking thread (an
+    /// intrusive list: no memory beyond the jobs themselves). When it is
+    /// full, spawn_blocking raises errc::capacity_exhausted instead of
+    /// queueing without limit. 0: never queue (a job needs a free thread).
+    static constexpr std::uint32_t blocking_queue_capacity = 1024;
+};
+
+/// Run-time settings of an executor's threads, given to its constructor.
+struct settings {
+    /// Worker i is named "<prefix>-<i>" (what top -H, gdb and
+    /// /proc/<pid>/task/<tid>/comm show). The OS allows 15 characters; the
+    /// prefix is cut so that the index always fits.
+    std::string thread_name_prefix = "weft";
+
+    /// Stack size of each worker thread in bytes; 0 keeps the platform
+    /// default (usually 8 MiB of address space). Tasks run on these stacks,
+    /// but their coroutine frames live on the heap, so small stacks (64 KiB)
+    /// are usually enough.
+    std::size_t stack_size = 0;
+
+    /// worker_cpus[i] pins worker i to that CPU; a missing entry or -1
+    /// leaves the worker free. A CPU that does not exist is an error at
+    /// construction (errc::invalid_argument).
+    std::vector<int> worker_cpus;
+
+    /// How long a blocking thread (see spawn_blocking) waits for a new job
+    /// before it exits; the next job that finds no idle thread starts a new
+    /// one. Blocking threads are named "<prefix>-blk-<i>", have stack_size
+    /// and no CPU pinning.
+    std::chrono::milliseconds blocking_keep_alive{10'000};
+
+    /// How long an explicit executor::shutdown() waits for running blocking
+    /// jobs before it gives up with errc::timed_out (the executor then keeps
+    /// running, accepts no blocking job, and a later shutdown() waits
+    /// again). 0: wait as long as they run. The destructor always waits
+    /// until they finish: it cannot free what their threads use.
+    std::chrono::milliseconds blocking_shutdown_timeout{0};
+};
+
+} // namespace weft
+// ---- end weft/config.hpp ----
+
+// ---- begin weft/executor.hpp ----
+// weft/executor.hpp: the work-stealing executor, spawning, and yielding.
+//
+// ```cpp
+// weft::task<int> child(int x) { co_await weft::yield_now(); co_return 2 * x; }
+//
+// weft::task<int> root() {
+//     auto h = weft::spawn(child(21)); // runs on any worker
+//     co_return co_await h;            // 42
+// }
+//
+// int main() {
+//     weft::executor<4, 256> ex;       // 4 workers, 256-slot local queues
+//     return ex.block_on(root()) == 42 ? 0 : 1;
+// }
+// ```
+
+#include <array>
+#include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <pthread.h>
+
+
+// ---- begin weft/detail/runtime.hpp ----
+// weft/detail/runtime.hpp
+//
+// What it is for: the scheduler proper. It ties the mechanisms of the other
+// detail headers into the worker loop: per-worker local queue and LIFO slot,
+// the global inject queue, the idle set and one parker per worker, and the
+// live-task list. The public `weft::executor` owns one runtime and the
+// threads that run `run_worker`.
+//
+// Where it comes from: Tokio's `multi_thread/worker.rs` (Context::run,
+// run_task, steal_work, park) with Go's scheduler behind it.
+//
+// The worker loop, per tick:
+//   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
+//      driver (I/O and timers), if nobody else holds it;
+//   2. every `global_queue_interval` ticks: one task from the global queue
+//      first, so remote work cannot starve behind local work;
+//   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
+//   4. none: search (if fewer than half the workers do) by stealing half of
+//      a victim's queue, victims visited from a random start;
+//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
+//      first worker to park sleeps inside the driver (epoll_wait until the
+//      next timer), the others on their futex (see parker.hpp).
+// A worker woken by the driver with tasks to run was not notified: it takes
+// itself off the sleeper list and, before running them, wakes a parked peer
+// (driver hand-off), so that a task blocking this thread cannot stall I/O
+// and timers for everyone (tokio#4730). While the driver delivers wakes,
+// local scheduling does not notify anyone; one notification follows.
+// Running a task: a budget of `Options::budget` operations; afterwards the
+// LIFO slot runs within the same budget, at most `max_lifo_polls` times in
+// a row, so a ping-pong pair cannot starve the queue.
+//
+// Ownership: each worker's fields marked "owner only" are touched by its own
+// thread, and after the threads are joined by the thread running shutdown
+// (pthread_join orders the two).
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+
+// ---- begin weft/detail/driver.hpp ----
+// weft/detail/driver.hpp
+//
+// What it is for: the one thing per executor that a parked worker sleeps in.
+// It joins the reactor (epoll) and the timers (a hierarchical wheel) behind
+// a try-lock: whoever holds the lock may poll. A worker about to park takes
+// it and sleeps in epoll_wait until the next timer deadline (the other
+// parked workers sleep on their futex); a busy worker takes it now and then
+// for a non-blocking poll; whoever fails the try-lock goes on without it.
+//
+// Where it comes from: Tokio's driver stack (time driver around the I/O
+// driver, one TryLock<Driver> shared by the workers) and its time driver
+// (ticks since start, deadlines rounded up, wakes in batches of 32 with the
+// wheel lock dropped in between).
+//
+// Time: `ticks` of `resolution` since the driver started, on the steady
+// clock. The wheel files a deadline under the first tick at or after it
+// (rounded up) and fires it once that tick has been reached (now rounded
+// down), so no timer ever fires early. Each timer also keeps its exact
+// deadline: the sleeper wakes at the earliest exact deadline of the next
+// tick's slot, and a poll fires, from that slot, the timers whose exact
+// deadline has passed (timer_wheel::take_from_next). So a timer fires about
+// one wake-up latency late, not up to a resolution step late; only past the
+// first `exact_scan` timers of one slot does it fall back to the tick.
+//
+// Invariants:
+//   - The wheel and the timer slots are guarded by m_timer_lock. A slot's
+//     task reference belongs to the wheel while the slot is armed; whoever
+//     disarms it (the firing poll, or the awaiter's cancel) owns it.
+//   - m_sleeper_wake_ns (under m_timer_lock) is when the epoll sleeper will
+//     wake, or 0 when nobody sleeps: arming an earlier timer wakes it.
+//   - m_sleeping is true only while the lock holder blocks in epoll_wait; a
+//     parker that fails the try-lock while it is false retries, because the
+//     holder is only polling and will release the lock in microseconds.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <span>
+
+#include <linux/time_types.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+// ---- begin weft/detail/reactor.hpp ----
+// weft/detail/reactor.hpp
+//
+// What it is for: telling tasks when their file descriptors are ready. One
+// epoll instance per executor, edge-triggered, plus an eventfd that wakes
+// the worker sleeping in epoll_wait. Registrations live in a fixed slab
+// (no allocation per descriptor); each one holds
+//   - a readiness word: readiness bits, the reactor tick of the event that
+//     last set them, a shutdown bit, and the registration's generation;
+//   - at most one waiting task per direction (read, write).
+//
+// Where it comes from: Tokio's I/O driver and ScheduledIo (readiness word
+// with a driver tick; clear only if the tick still matches, so a stale
+// "would block" never erases a newer event) and mio's epoll selector
+// (EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP, eventfd waker).
+//
+// Invariants:
+//   - The epoll data of a registration is (slot | generation << 32). The
+//     generation changes under the slot's lock when it is deregistered, so
+//     an event still in flight for an old descriptor is dropped. The
+//     readiness word carries the generation too, so a clear computed from
+//     an old registration's word can never touch a new one's.
+//   - Only the hang-up bits (read closed, write closed) are sticky. An
+//     error or priority event is cleared like readiness by an operation
+//     that then gets EAGAIN: a UDP socket's ICMP error is consumed by the
+//     receive that reports it, and an urgent byte must not make every later
+//     read spin.
+//   - The reactor sets readiness, then takes the waiters under the slot's
+//     lock; a task checks readiness and registers under the same lock. So a
+//     task either sees the new readiness or is taken by the reactor.
+//   - A waiter is taken, marked fired (with the readiness it was fired for)
+//     and its task woken only by whoever removes it from the slot under the
+//     lock: the reactor, deregistration, or (never fired) the waiter's own
+//     destructor. After removal nobody touches the waiter's memory, so the
+//     awaiting frame may be destroyed at any time.
+//   - Only the thread polling (the driver's lock holder) touches the event
+//     buffer and the tick.
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <span>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 
 // ---- begin weft/detail/spinlock.hpp ----
 // weft/detail/spinlock.hpp
@@ -1946,6 +3077,35 @@ public:
         }
     }
 
+    /// Looks into the slot next_deadline() names, if it is a level-0 slot
+    /// (its entries are all due at that tick; not a cascade point): offers
+    /// its first `scan` entries due exactly then to take(id), in arm order,
+    /// and disarms those for which take returns true (the caller fires them
+    /// before their tick: it knows their exact deadlines, the wheel only
+    /// their ticks). Returns how many it took; 0 if the next slot is not on
+    /// level 0. Lets a driver sleep until, and fire at, an exact deadline
+    /// inside a tick. `take` may not call into the wheel.
+    template <class Take>
+    std::size_t take_from_next(std::size_t scan, Take&& take) noexcept(noexcept(take(std::uint32_t{0}))) {
+        const std::optional<expiration> next = next_expiration();
+        if (!next || next->list >= slots_per_level) {
+            return 0;
+        }
+        std::size_t taken = 0;
+        for (std::uint32_t id = m_head[next->list]; id != npos && scan > 0; --scan) {
+            wheel_node& node = m_nodes[id];
+            const std::uint32_t following = node.m_next;
+            if (node.m_when == next->start && take(id)) { // not a far entry's stop
+                unlink(id);
+                node.m_list = not_armed;
+                --m_armed;
+                ++taken;
+            }
+            id = following;
+        }
+        return taken;
+    }
+
 private:
     static constexpr unsigned bits_per_level = 6;
     static constexpr std::uint64_t slot_mask = slots_per_level - 1;
@@ -2086,6 +3246,7 @@ namespace weft::detail {
 struct timer_slot {
     std::atomic<std::uint32_t> fired{0};
     task_header* task = nullptr;
+    std::uint64_t deadline_ns = 0; // exact, since the driver started
 };
 
 enum class arm_result : std::uint8_t { armed, due, full };
@@ -2095,6 +3256,7 @@ public:
     using clock = std::chrono::steady_clock;
     static constexpr std::uint64_t no_deadline = ~std::uint64_t{0};
     static constexpr std::size_t wake_batch = 32;
+    static constexpr std::size_t exact_scan = 64; // timers of one slot looked at for exact deadlines
 
     driver(std::span<wheel_node> nodes, std::span<timer_slot> timers, std::span<io_registration> sources,
            std::span<epoll_event> events, std::chrono::nanoseconds resolution) noexcept
@@ -2112,30 +3274,28 @@ public:
 
     // ---- time ------------------------------------------------------------------------
 
-    /// The first tick at or after `deadline`.
-    std::uint64_t tick_at(clock::time_point deadline) const noexcept {
-        if (deadline <= m_start) {
+    /// Nanoseconds from the driver's start to `at` (0 before it).
+    std::uint64_t since_start(clock::time_point at) const noexcept {
+        if (at <= m_start) {
             return 0;
         }
-        const auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - m_start).count());
-        return ns / m_resolution + (ns % m_resolution != 0 ? 1 : 0);
-    }
-
-    /// The last tick at or before now.
-    std::uint64_t now_tick() const noexcept {
-        const auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - m_start).count());
-        return ns / m_resolution;
+        return static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(at - m_start).count());
     }
 
     // ---- timers (any thread) -------------------------------------------------------------
 
     /// Arms a timer that wakes `task` (giving it the caller's reference)
-    /// at tick `when`. armed: `id` names it and the task must suspend on
+    /// at `deadline`. armed: `id` names it and the task must suspend on
     /// timer_word(id). due: the deadline has passed. full: no free timer.
     /// Neither keeps the reference.
-    arm_result arm_timer(std::uint64_t when, task_header* task, std::uint32_t& id) noexcept {
+    arm_result arm_timer(clock::time_point deadline, task_header* task, std::uint32_t& id) noexcept {
+        const std::uint64_t deadline_ns = since_start(deadline);
+        if (deadline_ns <= since_start(clock::now())) {
+            return arm_result::due;
+        }
+        // The first tick at or after the deadline.
+        const std::uint64_t when = deadline_ns / m_resolution + (deadline_ns % m_resolution != 0 ? 1 : 0);
         bool wake_sleeper = false;
         {
             lock_hold<spinlock> hold(m_timer_lock);
@@ -2146,13 +3306,14 @@ public:
             timer_slot& slot = m_timers[id];
             slot.fired.store(0, std::memory_order_relaxed); // under the lock; the task reads it after
             slot.task = task;
+            slot.deadline_ns = deadline_ns;
             if (!m_wheel.arm(id, when)) {
                 slot.task = nullptr;
                 m_wheel.release(id);
                 id = timer_wheel::npos;
                 return arm_result::due;
             }
-            wake_sleeper = m_sleeper_deadline != 0 && when < m_sleeper_deadline;
+            wake_sleeper = m_sleeper_wake_ns != 0 && deadline_ns < m_sleeper_wake_ns;
             m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
         }
         if (wake_sleeper) {
@@ -2201,21 +3362,29 @@ public:
     /// deadline, then delivers what is ready: tasks waiting for I/O and
     /// expired timers are woken (on this thread, so into this worker's queue).
     void park() noexcept {
-        std::uint64_t deadline = no_deadline;
+        std::uint64_t wake_ns = no_deadline;
         {
             lock_hold<spinlock> hold(m_timer_lock);
-            deadline = m_wheel.next_deadline();
-            m_sleeper_deadline = deadline;
+            const std::uint64_t tick = m_wheel.next_deadline();
+            if (tick != no_deadline) {
+                wake_ns = tick <= no_deadline / m_resolution ? tick * m_resolution : no_deadline - 1;
+                // The earliest exact deadline of that tick, if it holds timers.
+                m_wheel.take_from_next(exact_scan, [&](std::uint32_t id) noexcept {
+                    wake_ns = std::min(wake_ns, m_timers[id].deadline_ns);
+                    return false;
+                });
+            }
+            m_sleeper_wake_ns = wake_ns;
         }
         m_sleeping.store(true, std::memory_order_seq_cst);
-        const std::int64_t timeout = deadline == no_deadline ? -1 : nanoseconds_until(deadline);
+        const std::int64_t timeout = wake_ns == no_deadline ? -1 : nanoseconds_until(wake_ns);
         m_reactor.poll([timeout](int epfd, epoll_event* events, int max) noexcept {
             return wait_for_events(epfd, events, max, timeout);
         });
         m_sleeping.store(false, std::memory_order_seq_cst);
         {
             lock_hold<spinlock> hold(m_timer_lock);
-            m_sleeper_deadline = 0;
+            m_sleeper_wake_ns = 0;
         }
         fire_timers();
         m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
@@ -2237,12 +3406,11 @@ public:
     std::uint64_t polls() const noexcept { return m_polls.load(std::memory_order_relaxed); }
 
 private:
-    std::int64_t nanoseconds_until(std::uint64_t tick) const noexcept {
-        const auto at =
-            m_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
-                          std::min<std::uint64_t>(tick, INT64_MAX / m_resolution) * m_resolution));
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at - clock::now()).count();
-        return std::max<std::int64_t>(ns, 0);
+    std::int64_t nanoseconds_until(std::uint64_t at_ns) const noexcept {
+        const std::uint64_t now_ns = since_start(clock::now());
+        return at_ns <= now_ns
+                   ? 0
+                   : static_cast<std::int64_t>(std::min<std::uint64_t>(at_ns - now_ns, INT64_MAX));
     }
 
     // epoll_pwait2 takes a nanosecond timeout (Linux 5.11); older kernels
@@ -2274,24 +3442,39 @@ private:
         return n < 0 ? 0 : n;
     }
 
-    // Fires every timer due by now, waking their tasks in batches with the
-    // wheel lock dropped in between.
+    // Fires every timer due by now: those of the ticks that have passed,
+    // then those of the next tick whose exact deadline has passed. Wakes
+    // their tasks in batches, with the wheel lock dropped in between.
     void fire_timers() noexcept {
         if (armed_timers() == 0) {
             return;
         }
-        const std::uint64_t now = now_tick();
-        for (bool done = false; !done;) {
+        const std::uint64_t now_ns = since_start(clock::now());
+        const std::uint64_t now_tick = now_ns / m_resolution;
+        for (bool ticks_done = false, exact_done = false; !exact_done;) {
             std::array<task_header*, wake_batch> batch{};
             std::size_t count = 0;
+            const auto fire = [&](std::uint32_t id) noexcept {
+                timer_slot& slot = m_timers[id];
+                batch[count++] = std::exchange(slot.task, nullptr);
+                // Release: pairs with resume_target's acquire.
+                slot.fired.store(1, std::memory_order_release);
+            };
             {
                 lock_hold<spinlock> hold(m_timer_lock);
-                done = m_wheel.poll(now, wake_batch, [&](std::uint32_t id) noexcept {
-                    timer_slot& slot = m_timers[id];
-                    batch[count++] = std::exchange(slot.task, nullptr);
-                    // Release: pairs with resume_target's acquire.
-                    slot.fired.store(1, std::memory_order_release);
-                });
+                if (!ticks_done) {
+                    ticks_done = m_wheel.poll(now_tick, wake_batch, fire);
+                }
+                if (ticks_done && count < wake_batch) {
+                    // Done once a pass leaves room in the batch: nothing more is due.
+                    exact_done = m_wheel.take_from_next(exact_scan, [&](std::uint32_t id) noexcept {
+                        if (count == wake_batch || m_timers[id].deadline_ns > now_ns) {
+                            return false;
+                        }
+                        fire(id);
+                        return true;
+                    }) == 0 || count < wake_batch;
+                }
                 m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
             }
             for (std::size_t i = 0; i < count; ++i) {
@@ -2302,9 +3485,9 @@ private:
 
     class reactor m_reactor;
     spinlock m_timer_lock;
-    timer_wheel m_wheel;                  // under m_timer_lock
-    std::span<timer_slot> m_timers;       // under m_timer_lock (fired: atomic)
-    std::uint64_t m_sleeper_deadline = 0; // under m_timer_lock
+    timer_wheel m_wheel;                 // under m_timer_lock
+    std::span<timer_slot> m_timers;      // under m_timer_lock (fired: atomic)
+    std::uint64_t m_sleeper_wake_ns = 0; // under m_timer_lock
     std::atomic<std::uint32_t> m_armed{0};
     const std::uint64_t m_resolution;
     const clock::time_point m_start;
@@ -3519,88 +4702,6 @@ private:
 } // namespace weft::detail
 // ---- end weft/detail/runtime.hpp ----
 
-// ---- begin weft/detail/thread.hpp ----
-// weft/detail/thread.hpp
-//
-// What it is for: starting an executor's threads with the settings a board
-// needs, which std::thread cannot express: stack size, CPU affinity, and a
-// name the OS shows (top -H, /proc/<pid>/task/<tid>/comm, gdb).
-//
-// Everything here reports failure as an errno value; the public executor
-// turns it into a weft::error with a sentence.
-
-#include <cerrno>
-#include <cstddef>
-#include <cstring>
-
-#include <pthread.h>
-#include <sched.h>
-
-namespace weft::detail {
-
-struct thread_spec {
-    char name[16] = {};         // what the OS shows; at most 15 characters
-    std::size_t stack_size = 0; // bytes; 0 keeps the platform default
-    int cpu = -1;               // pin to this CPU; -1 leaves it free
-};
-
-/// Starts `body(arg)` on a new thread. Returns 0 or an errno value
-/// (EINVAL for a stack below PTHREAD_STACK_MIN or a CPU that does not exist).
-inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
-                        void* arg) noexcept {
-    pthread_attr_t attr;
-    int rc = ::pthread_attr_init(&attr);
-    if (rc != 0) {
-        return rc;
-    }
-    if (rc == 0 && spec.stack_size != 0) {
-        rc = ::pthread_attr_setstacksize(&attr, spec.stack_size);
-    }
-    if (rc == 0 && spec.cpu >= 0) {
-        if (spec.cpu >= CPU_SETSIZE) {
-            rc = EINVAL;
-        } else {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(static_cast<std::size_t>(spec.cpu), &set);
-            rc = ::pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-        }
-    }
-    if (rc == 0) {
-        rc = ::pthread_create(&thread, &attr, body, arg);
-    }
-    ::pthread_attr_destroy(&attr);
-    if (rc == 0 && spec.name[0] != '\0') {
-        ::pthread_setname_np(thread, spec.name); // cosmetic: failure is not an error
-    }
-    return rc;
-}
-
-/// Writes "<prefix>-<index>" into `out`, cutting the prefix so the whole
-/// name fits the OS limit of 15 characters and the index is never lost.
-inline void format_thread_name(char (&out)[16], const char* prefix, unsigned index) noexcept {
-    char digits[12];
-    int n = 0;
-    do {
-        digits[n++] = static_cast<char>('0' + index % 10);
-        index /= 10;
-    } while (index != 0 && n < 11);
-    const std::size_t suffix = static_cast<std::size_t>(n) + 1; // "-" and digits
-    std::size_t len = std::strlen(prefix);
-    if (len + suffix > 15) {
-        len = 15 - suffix;
-    }
-    std::memcpy(out, prefix, len);
-    out[len] = '-';
-    for (int i = 0; i < n; ++i) {
-        out[len + 1 + static_cast<std::size_t>(i)] = digits[n - 1 - i];
-    }
-    out[len + suffix] = '\0';
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/thread.hpp ----
-
 // ---- begin weft/metrics.hpp ----
 // weft/metrics.hpp: a snapshot of what an executor's workers have done.
 //
@@ -3636,15 +4737,18 @@ struct worker_metrics {
 template <std::uint32_t Workers>
 struct executor_metrics {
     std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0;  // tasks in the global queue now
-    std::size_t live_tasks = 0;          // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;     // tasks spawned since start
-    std::uint64_t remote_schedules = 0;  // spawns and wakes from outside the workers
-    std::uint32_t parked_workers = 0;    // workers asleep now
-    std::uint32_t searching_workers = 0; // workers looking for work to steal now
-    std::uint32_t armed_timers = 0;      // sleeps, timeouts and interval ticks waiting now
-    std::uint32_t io_sources = 0;        // descriptors registered with the reactor now
-    std::uint64_t driver_polls = 0;      // reactor polls so far (blocking and not)
+    std::size_t global_queue_depth = 0;      // tasks in the global queue now
+    std::size_t live_tasks = 0;              // spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;         // tasks spawned since start
+    std::uint64_t remote_schedules = 0;      // spawns and wakes from outside the workers
+    std::uint32_t parked_workers = 0;        // workers asleep now
+    std::uint32_t searching_workers = 0;     // workers looking for work to steal now
+    std::uint32_t armed_timers = 0;          // sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;            // descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;          // reactor polls so far (blocking and not)
+    std::uint32_t blocking_threads = 0;      // spawn_blocking threads alive now (busy or idle)
+    std::uint32_t idle_blocking_threads = 0; // of those, idle ones no job has claimed yet
+    std::size_t blocking_queue_depth = 0;    // spawn_blocking jobs waiting for a thread now
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {
@@ -3659,457 +4763,9 @@ struct executor_metrics {
 } // namespace weft
 // ---- end weft/metrics.hpp ----
 
-// ---- begin weft/task.hpp ----
-// weft/task.hpp: coroutine tasks and the handles that join them.
-//
-// `weft::task<T>` is a lazy coroutine: nothing runs until it is awaited or
-// spawned. `co_await child()` runs the child inline on the current worker by
-// symmetric transfer: no scheduling, no allocation beyond its frame, and no
-// stack growth however deep the chain. `weft::spawn(child())` makes it a
-// separate, stealable task and returns a `join_handle<T>`.
-//
-// ```cpp
-// weft::task<int> twice(int x) { co_return 2 * x; }
-// weft::task<int> parent() {
-//     int a = co_await twice(1);          // inline
-//     auto h = weft::spawn(twice(20));    // concurrent
-//     co_return a + co_await h;           // 42
-// }
-// ```
-
-#include <coroutine>
-#include <cstddef>
-#include <exception>
-#include <new>
-#include <type_traits>
-#include <utility>
-
-
-namespace weft {
-
-template <class T = void>
-class task;
-
-namespace detail {
-
-/// Moves a result out: the value, or the exception rethrown, or an error
-/// if there is none (aborted, or already taken). Shared by inline awaits
-/// (the promise's slot) and joins (the cell).
-template <class T>
-T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>& storage) {
-    switch (kind) {
-    case output_kind::value:
-        if constexpr (std::is_void_v<T>) {
-            kind = output_kind::none;
-            return;
-        } else {
-            // If the move throws, the value stays (kind and all) and is
-            // destroyed with its slot.
-            T value = std::move(*storage.get());
-            storage.get()->~T();
-            kind = output_kind::none;
-            return value;
-        }
-    case output_kind::exception: {
-        kind = output_kind::none;
-        std::exception_ptr error = std::exchange(exception, nullptr);
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-        std::rethrow_exception(error);
-#else
-        panic(0, "a task's exception reached a build without exceptions");
-#endif
-    }
-    case output_kind::cancelled:
-        raise(errc::task_aborted, "the task was aborted (or destroyed by shutdown) before it finished, "
-                                  "so it has no result; check is_finished() or handle errc::task_aborted");
-    case output_kind::none: break;
-    }
-    raise(errc::invalid_handle, "the task's result was already taken");
-}
-
-template <class T>
-T take_output(task_header* header) {
-    return take_result<T>(header->output, header->exception, static_cast<task_cell<T>*>(header)->storage);
-}
-
-template <class T>
-class promise_base {
-public:
-    promise_base() = default;
-    promise_base(const promise_base&) = delete;
-    promise_base& operator=(const promise_base&) = delete;
-    ~promise_base() {
-        if constexpr (!std::is_void_v<T>) {
-            if (m_kind == output_kind::value) {
-                m_storage.get()->~T();
-            }
-        }
-    }
-
-    // ---- allocation: one block, the cell in front of the frame --------------
-
-    static void* operator new(std::size_t frame_size) {
-        static_assert(
-            alignof(task_cell<T>) <= frame_alignment,
-            "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
-        constexpr std::size_t prefix = cell_prefix<T>;
-        void* block = ::operator new(prefix + frame_size);
-        auto* cell = ::new (block) task_cell<T>();
-        cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
-        cell->frame_offset = static_cast<std::uint32_t>(prefix);
-        cell->drop_value = &drop_value_of<T>;
-        return frame_of(cell, prefix);
-    }
-
-    // Called when the coroutine is destroyed: the frame's reference goes;
-    // the block stays while a join handle, queue or waker still holds one.
-    static void operator delete(void* frame, std::size_t) noexcept { ref_dec(cell_of_frame<T>(frame)); }
-
-    // ---- the coroutine protocol ------------------------------------------------
-
-    std::suspend_always initial_suspend() noexcept { return {}; }
-
-    struct final_awaiter {
-        bool await_ready() noexcept { return false; }
-        template <class Promise>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
-            promise_base& promise = self.promise();
-            if (promise.m_continuation) {
-                return transfer_to(promise.m_continuation); // inline child: back to the parent
-            }
-            if (task_cell<T>* cell = promise.m_cell) {
-                // The output is in the cell already: destroy the frame now,
-                // so the task's arguments are gone by the time it reports done.
-                self.destroy();
-                complete_task(cell);
-            }
-            return std::noop_coroutine();
-        }
-        void await_resume() noexcept {}
-    };
-    final_awaiter final_suspend() noexcept { return {}; }
-
-    void unhandled_exception() noexcept {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-        slot_ref out = slot();
-        out.exception = std::current_exception();
-        out.kind = output_kind::exception;
-#else
-        std::terminate();
-#endif
-    }
-
-    void set_continuation(std::coroutine_handle<> parent) noexcept { m_continuation = parent; }
-    /// Spawned tasks write their result straight into their cell, which
-    /// outlives the frame; null undoes it (a spawn that failed).
-    void set_spawned(task_cell<T>* cell) noexcept { m_cell = cell; }
-    T take_result() { return detail::take_result<T>(m_kind, m_exception, m_storage); }
-
-protected:
-    // Where the result goes: the cell of a spawned task, else the promise.
-    struct slot_ref {
-        output_kind& kind;
-        std::exception_ptr& exception;
-        value_storage<T>& storage;
-    };
-    slot_ref slot() noexcept {
-        if (m_cell != nullptr) {
-            return {m_cell->output, m_cell->exception, m_cell->storage};
-        }
-        return {m_kind, m_exception, m_storage};
-    }
-
-    std::coroutine_handle<> m_continuation;
-    task_cell<T>* m_cell = nullptr; // set while spawned
-    output_kind m_kind = output_kind::none;
-    std::exception_ptr m_exception;
-    value_storage<T> m_storage;
-};
-
-template <class T>
-class promise final : public promise_base<T> {
-public:
-    task<T> get_return_object() noexcept;
-
-    // Two overloads rather than a forwarding template: a `co_return` of
-    // another type converts at the co_return, as a `return` would.
-    void return_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
-        auto out = this->slot();
-        ::new (static_cast<void*>(out.storage.bytes)) T(value);
-        out.kind = output_kind::value;
-    }
-    void return_value(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
-        auto out = this->slot();
-        ::new (static_cast<void*>(out.storage.bytes)) T(std::move(value));
-        out.kind = output_kind::value;
-    }
-};
-
-template <>
-class promise<void> final : public promise_base<void> {
-public:
-    task<void> get_return_object() noexcept;
-    void return_void() noexcept { slot().kind = output_kind::value; }
-};
-
-} // namespace detail
-
-/// A lazy coroutine producing a T (or nothing, for task<void>). Move-only;
-/// destroying a task that never ran destroys its frame.
-template <class T>
-class [[nodiscard]] task {
-    static_assert(!std::is_reference_v<T>, "weft::task<T&> is not supported: return a pointer or a value");
-
-public:
-    using promise_type = detail::promise<T>;
-    using value_type = T;
-
-    task() noexcept = default;
-    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
-    task& operator=(task&& other) noexcept {
-        if (this != &other) {
-            destroy();
-            m_handle = std::exchange(other.m_handle, nullptr);
-        }
-        return *this;
-    }
-    task(const task&) = delete;
-    task& operator=(const task&) = delete;
-    ~task() { destroy(); }
-
-    /// True if this task holds a coroutine (it was not moved from or spawned).
-    bool valid() const noexcept { return static_cast<bool>(m_handle); }
-
-    /// Runs the task inline in the awaiting coroutine (symmetric transfer).
-    auto operator co_await() && noexcept {
-        struct awaiter {
-            std::coroutine_handle<promise_type> child;
-            bool await_ready() const noexcept { return !child; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
-                child.promise().set_continuation(parent);
-                return detail::transfer_to(child);
-            }
-            T await_resume() {
-                if (!child) {
-                    detail::raise(errc::invalid_handle,
-                                  "co_await on an empty weft::task (moved from or spawned)");
-                }
-                return child.promise().take_result();
-            }
-        };
-        return awaiter{m_handle};
-    }
-
-    /// For spawn: hands the coroutine over; the task becomes empty.
-    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(m_handle, nullptr); }
-    /// Undoes release() when a spawn fails, so the frame is not leaked.
-    void reclaim(std::coroutine_handle<promise_type> handle) noexcept { m_handle = handle; }
-
-private:
-    friend class detail::promise<T>;
-    explicit task(std::coroutine_handle<promise_type> handle) noexcept : m_handle(handle) {}
-
-    void destroy() noexcept {
-        if (m_handle) {
-            std::exchange(m_handle, nullptr).destroy();
-        }
-    }
-
-    std::coroutine_handle<promise_type> m_handle;
-};
-
-namespace detail {
-template <class T>
-task<T> promise<T>::get_return_object() noexcept {
-    return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
-}
-inline task<void> promise<void>::get_return_object() noexcept {
-    return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
-}
-} // namespace detail
-
-/// The handle to a spawned task: await it (`co_await h`) or wait for it from
-/// a thread outside the executor (`h.get()`) to get the task's value or its
-/// exception; `detach()` to let it run on its own; `abort()` to cancel it.
-/// Dropping the handle detaches the task. Move-only; joining consumes it.
-/// Like any object, one handle is used from one place at a time; two tasks
-/// awaiting the same handle get errc::invalid_handle.
-template <class T>
-class [[nodiscard]] join_handle {
-public:
-    join_handle() noexcept = default;
-    explicit join_handle(detail::task_header* task) noexcept : m_task(task) {}
-    join_handle(join_handle&& other) noexcept : m_task(std::exchange(other.m_task, nullptr)) {}
-    join_handle& operator=(join_handle&& other) noexcept {
-        if (this != &other) {
-            reset();
-            m_task = std::exchange(other.m_task, nullptr);
-        }
-        return *this;
-    }
-    join_handle(const join_handle&) = delete;
-    join_handle& operator=(const join_handle&) = delete;
-    ~join_handle() { reset(); }
-
-    /// True while the handle refers to a task (not joined, detached or moved).
-    bool valid() const noexcept { return m_task != nullptr; }
-
-    /// True once the task has finished: returned, thrown, or been aborted.
-    bool is_finished() const noexcept {
-        // Acquire: pairs with the completer's acq_rel that set `complete`,
-        // so a caller that sees true also sees the output.
-        return m_task != nullptr &&
-               (m_task->state.load(std::memory_order_acquire) & detail::task_state::complete) != 0;
-    }
-
-    /// Cancels the task: if it has not started it never runs; if it is
-    /// suspended its coroutines are destroyed (destructors run) without
-    /// resuming; if it is running it is destroyed at its next suspension.
-    /// Joining an aborted task raises errc::task_aborted. No effect on a
-    /// finished task.
-    void abort() noexcept {
-        if (m_task != nullptr && detail::transition_to_cancelled(m_task) == detail::wake_action::submit) {
-            m_task->owner->schedule(m_task);
-        }
-    }
-
-    /// Lets the task run on its own; an exception it throws goes to the
-    /// unhandled-exception handler. The handle becomes empty.
-    void detach() noexcept { reset(); }
-
-    /// Blocks the calling thread until the task finishes; returns its value
-    /// or rethrows its exception. Not on a worker thread (it would block the
-    /// worker): there, `co_await` the handle instead.
-    T get() {
-        check_valid();
-        if (detail::on_worker_thread()) {
-            detail::raise(errc::blocking_on_worker,
-                          "join_handle::get() would block a worker thread and stall every task queued on it: "
-                          "co_await the handle instead");
-        }
-        std::uint32_t state =
-            m_task->state.fetch_or(detail::task_state::thread_waiter, std::memory_order_acq_rel) |
-            detail::task_state::thread_waiter;
-        while ((state & detail::task_state::complete) == 0) {
-            detail::futex_wait(&m_task->state, state);
-            state = m_task->state.load(std::memory_order_acquire);
-        }
-        return take();
-    }
-
-    /// Awaits the task's result from inside another task.
-    auto operator co_await() & noexcept { return awaiter{*this}; }
-    auto operator co_await() && noexcept { return awaiter{*this}; }
-
-private:
-    struct awaiter {
-        join_handle& handle;
-        bool registered = false;
-
-        awaiter(join_handle& h) noexcept : handle(h) {}
-        awaiter(const awaiter&) = delete;
-        awaiter& operator=(const awaiter&) = delete;
-        ~awaiter() {
-            // Destroyed while suspended: the awaiting task was cancelled.
-            // Take the waker back so the joined task does not hold a
-            // reference to it until it finishes.
-            if (registered) {
-                if (detail::task_header* waiter = detail::unset_join_waker(handle.m_task)) {
-                    detail::ref_dec(waiter);
-                }
-            }
-        }
-
-        bool await_ready() {
-            handle.check_valid();
-            return handle.is_finished() && detail::consume_budget();
-        }
-
-        bool await_suspend(std::coroutine_handle<> awaiting) {
-            detail::task_header* self = detail::t_context.current;
-            if (self == nullptr) {
-                detail::raise(errc::no_current_executor,
-                              "a join_handle can only be awaited inside a task run by a weft executor; "
-                              "outside one, call get()");
-            }
-            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
-            if (handle.is_finished()) {
-                if (detail::consume_budget()) {
-                    return false; // it finished since await_ready: resume at once
-                }
-                detail::forced_yield(self, awaiting); // ready, but the budget is spent
-                return true;
-            }
-            detail::ref_inc(self);
-            switch (detail::set_join_waker(handle.m_task, self)) {
-            case detail::join_register::registered: registered = true; return true;
-            case detail::join_register::completed:
-                detail::ref_dec(self); // finished meanwhile: resume at once
-                return false;
-            case detail::join_register::busy: break;
-            }
-            detail::ref_dec(self);
-            detail::raise(errc::invalid_handle, "this join_handle is already being awaited by another task; "
-                                                "a task can be joined once, by one awaiter");
-        }
-
-        T await_resume() {
-            registered = false;
-            return handle.take();
-        }
-    };
-
-    void check_valid() const {
-        if (m_task == nullptr) {
-            detail::raise(errc::invalid_handle,
-                          "this join_handle is empty: it was already joined, detached, or "
-                          "moved from; a task can be joined once");
-        }
-    }
-
-    // Consumes the handle: moves the output out, drops our reference.
-    T take() {
-        detail::task_header* task = std::exchange(m_task, nullptr);
-        struct release_guard {
-            detail::task_header* task;
-            ~release_guard() {
-                detail::drop_join_interest(task);
-                detail::ref_dec(task);
-            }
-        } guard{task};
-        return detail::take_output<T>(task);
-    }
-
-    void reset() noexcept {
-        detail::task_header* task = std::exchange(m_task, nullptr);
-        if (task == nullptr) {
-            return;
-        }
-        if (detail::drop_join_interest(task)) {
-            // Finished and never joined: its output is ours to dispose of,
-            // and an exception in it must not vanish.
-            if (task->output == detail::output_kind::exception) {
-                detail::report_unhandled_exception(task->exception);
-            }
-            detail::drop_output(task);
-        }
-        detail::ref_dec(task);
-    }
-
-    detail::task_header* m_task = nullptr;
-};
-
-} // namespace weft
-// ---- end weft/task.hpp ----
-
 namespace weft {
 
 namespace detail {
-
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
 
 /// The stored copy of a callable given to spawn, as the task calls it.
 template <class F>
@@ -4179,20 +4835,23 @@ auto as_task(F&& fn) {
 }
 
 inline scheduler& current_scheduler() {
-    if (t_context.sched == nullptr) {
-        raise(
-            errc::no_current_executor,
-            "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
-            "use executor::spawn / executor::block_on from other threads");
+    if (t_context.sched != nullptr) {
+        return *t_context.sched;
     }
-    return *t_context.sched;
+    if (t_blocking.spawn_target != nullptr) {
+        return *t_blocking.spawn_target; // a blocking job: its executor
+    }
+    raise(errc::no_current_executor,
+          "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
+          "use executor::spawn / executor::block_on from other threads");
 }
 
 } // namespace detail
 
 /// Spawns a task on the executor running the calling task. Works from any
-/// code running on a weft worker, without the executor's template
-/// arguments. From other threads use executor::spawn.
+/// code running on a weft worker or in a blocking job (see
+/// spawn_blocking), without the executor's template arguments. From other
+/// threads use executor::spawn.
 template <class T>
 join_handle<T> spawn(task<T>&& work) {
     return detail::spawn_on(detail::current_scheduler(), std::move(work));
@@ -4247,6 +4906,10 @@ class executor {
     static_assert(Options::live_task_shards >= 1 &&
                       (Options::live_task_shards & (Options::live_task_shards - 1)) == 0,
                   "Options::live_task_shards must be a power of two");
+    static_assert(Options::max_blocking_threads >= 1,
+                  "Options::max_blocking_threads must be at least 1 (spawn_blocking needs a thread)");
+    static_assert(Options::max_blocking_threads <= 4096,
+                  "Options::max_blocking_threads must be at most 4096");
 
 public:
     static constexpr std::uint32_t worker_count = Workers;
@@ -4256,7 +4919,21 @@ public:
     /// setting the OS refuses (a CPU that does not exist, a stack below the
     /// minimum), errc::thread_start_failed if a thread cannot start; no
     /// thread is left running then.
-    explicit executor(settings config = {}) : m_settings(std::move(config)) {
+    explicit executor(settings config = {})
+        : m_settings(std::move(config)),
+          m_blocking(m_blocking_slots,
+                     detail::blocking_pool::config{m_settings.thread_name_prefix.c_str(),
+                                                   m_settings.stack_size, m_settings.blocking_keep_alive,
+                                                   Options::blocking_queue_capacity, &m_runtime}) {
+        if (const int err = m_runtime.io_driver().error(); err != 0) {
+            // Without epoll a parked worker could not sleep in the driver,
+            // and without its eventfd it could never be woken there.
+            std::string message =
+                "cannot create the executor's I/O driver (epoll_create1 or eventfd failed: ";
+            message += std::strerror(err);
+            message += "); the process may be out of file descriptors";
+            detail::raise(errc::capacity_exhausted, message.c_str());
+        }
         for (std::uint32_t i = 0; i < Workers; ++i) {
             detail::thread_spec spec;
             detail::format_thread_name(spec.name, m_settings.thread_name_prefix.c_str(), i);
@@ -4281,7 +4958,12 @@ public:
             detail::panic(static_cast<int>(errc::blocking_on_worker),
                           "an executor was destroyed by one of its own tasks: destroy it from outside");
         }
-        shutdown_impl();
+        if (detail::t_blocking.pool == &m_blocking) {
+            detail::panic(static_cast<int>(errc::blocking_on_worker),
+                          "an executor was destroyed by one of its own blocking jobs, and would wait for "
+                          "itself: destroy it from outside");
+        }
+        shutdown_impl(false);
     }
 
     /// Spawns a task from any thread: from one of this executor's workers it
@@ -4297,10 +4979,25 @@ public:
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
 
+    /// Runs `fn()` on one of this executor's blocking threads, from any
+    /// thread; see weft::spawn_blocking (the same, for code running on the
+    /// executor) for what it raises and how abort() behaves.
+    ///
+    /// ```cpp
+    /// weft::executor<2> ex;
+    /// auto h = ex.spawn_blocking([] { return std::ifstream("/proc/uptime").good(); });
+    /// bool ok = h.get();
+    /// ```
+    template <detail::blocking_callable F>
+    auto spawn_blocking(F&& fn) {
+        return detail::spawn_blocking_on(m_blocking, std::forward<F>(fn));
+    }
+
     /// Runs `work` on the executor and blocks the calling thread until it
     /// finishes; returns its value or rethrows its exception. Call it from a
-    /// thread outside every weft executor: on a worker it raises
-    /// errc::nested_runtime (there, co_await the task or spawn it).
+    /// thread outside every weft executor's workers (a blocking job may call
+    /// it): on a worker it raises errc::nested_runtime (there, co_await the
+    /// task or spawn it).
     template <class T>
     T block_on(task<T>&& work) {
         if (detail::on_worker_thread()) {
@@ -4312,13 +5009,36 @@ public:
         return spawn(std::move(work)).get();
     }
 
-    /// Stops the executor: no new task is accepted (spawn raises
-    /// errc::executor_shut_down), the workers finish the task each is
-    /// running and exit, and every task that has not finished is destroyed
-    /// without being resumed (its destructors run; joining it raises
-    /// errc::task_aborted). Joins every thread. Idempotent; the destructor
-    /// calls it. Raises errc::blocking_on_worker from one of this
-    /// executor's own workers.
+    /// Stops the executor, in two steps.
+    ///
+    /// 1. Blocking jobs: no new one is accepted (spawn_blocking raises
+    ///    errc::executor_shut_down), the queued ones are destroyed without
+    ///    running (their destructors run; joining one raises
+    ///    errc::task_aborted), and the running ones are waited for. The
+    ///    workers still run meanwhile, so what a blocking job spawns, wakes
+    ///    or block_on's still happens, and tasks awaiting a job get its
+    ///    result. With settings::blocking_shutdown_timeout > 0, if jobs
+    ///    still run when it passes, shutdown() raises errc::timed_out and
+    ///    stops there: the executor keeps running its tasks, accepts no
+    ///    blocking job, and a later shutdown() (or the destructor) waits again.
+    /// 2. Tasks: no new task is accepted (spawn raises
+    ///    errc::executor_shut_down), the workers finish the task each is
+    ///    running and exit, and every task that has not finished is destroyed
+    ///    without being resumed (its destructors run; joining it raises
+    ///    errc::task_aborted).
+    ///
+    /// Joins every thread. Idempotent; the destructor calls it (and waits
+    /// for blocking jobs however long they run, printing a warning to stderr
+    /// once blocking_shutdown_timeout has passed). Raises
+    /// errc::blocking_on_worker from one of this executor's own workers or
+    /// blocking jobs.
+    ///
+    /// ```cpp
+    /// weft::settings s;
+    /// s.blocking_shutdown_timeout = std::chrono::seconds(2);
+    /// weft::executor<2> ex(s);
+    /// try { ex.shutdown(); } catch (const weft::error& e) { /* a blocking job is stuck */ }
+    /// ```
     void shutdown() {
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
@@ -4326,7 +5046,17 @@ public:
                 "executor::shutdown() was called by one of the executor's own tasks, and would wait for "
                 "itself: call it from outside the executor");
         }
-        shutdown_impl();
+        if (detail::t_blocking.pool == &m_blocking) {
+            detail::raise(errc::blocking_on_worker,
+                          "executor::shutdown() was called by one of the executor's own blocking jobs, and "
+                          "would wait for itself: call it from outside the executor");
+        }
+        if (!shutdown_impl(true)) {
+            detail::raise(errc::timed_out,
+                          "executor::shutdown(): blocking jobs were still running when "
+                          "settings::blocking_shutdown_timeout passed; the executor still runs its tasks and "
+                          "accepts no blocking job; call shutdown() again to keep waiting");
+        }
     }
 
     /// A snapshot of the executor's counters (see weft/metrics.hpp).
@@ -4356,6 +5086,9 @@ public:
         out.armed_timers = drv.armed_timers();
         out.io_sources = drv.registered_sources();
         out.driver_polls = drv.polls();
+        out.blocking_threads = m_blocking.threads();
+        out.idle_blocking_threads = m_blocking.idle_threads();
+        out.blocking_queue_depth = m_blocking.queue_depth();
         return out;
     }
 
@@ -4373,7 +5106,9 @@ private:
 
     static void* thread_main(void* arg) {
         auto* start = static_cast<start_args*>(arg);
+        detail::t_blocking.pool = &start->self->m_blocking; // where weft::spawn_blocking goes
         start->self->m_runtime.run_worker(start->index);
+        detail::t_blocking = {};
         return nullptr;
     }
 
@@ -4385,19 +5120,39 @@ private:
         m_started = 0;
     }
 
-    void shutdown_impl() noexcept {
+    // Blocking jobs first, while the workers still run: a job may spawn
+    // tasks, wake the task awaiting it, or block_on the executor, and all of
+    // that must still work until the last job returns. False if the
+    // blocking timeout passed (`bounded`) with jobs still running.
+    bool shutdown_impl(bool bounded) noexcept {
         if (detail::t_context.shutting_down == this) {
-            return; // a destructor run by this very shutdown asked again
+            return true; // a destructor run by this very shutdown asked again
         }
-        detail::lock_hold<detail::spinlock> hold(m_shutdown_lock);
+        // A mutex, not a spinlock: a second caller may wait here for as long
+        // as the blocking jobs run.
+        std::lock_guard<std::mutex> hold(m_shutdown_lock);
         if (m_shut_down) {
-            return;
+            return true;
         }
         detail::t_context.shutting_down = this;
+        if (!m_blocking.shutdown(m_settings.blocking_shutdown_timeout, bounded ? nullptr : &warn_slow_jobs)) {
+            detail::t_context.shutting_down = nullptr;
+            return false;
+        }
         stop_threads();
         m_runtime.finish_shutdown();
         detail::t_context.shutting_down = nullptr;
         m_shut_down = true;
+        return true;
+    }
+
+    static void warn_slow_jobs(std::size_t running) noexcept {
+        std::fprintf(stderr,
+                     "weft: warning: the executor's destructor is still waiting for %zu blocking job(s) "
+                     "after settings::blocking_shutdown_timeout; it cannot free the executor before they "
+                     "return\n",
+                     running);
+        std::fflush(stderr);
     }
 
     [[noreturn]] void raise_start_error(int rc, std::uint32_t index, const detail::thread_spec& spec) {
@@ -4417,7 +5172,9 @@ private:
     std::array<pthread_t, Workers> m_threads{};
     std::array<start_args, Workers> m_starts{};
     std::uint32_t m_started = 0;
-    detail::spinlock m_shutdown_lock;
+    std::array<detail::blocking_pool::slot, Options::max_blocking_threads> m_blocking_slots{};
+    detail::blocking_pool m_blocking; // after m_settings and m_runtime, which it uses
+    std::mutex m_shutdown_lock;
     bool m_shut_down = false;
 };
 
@@ -4643,9 +5400,9 @@ inline std::error_code last_error() noexcept { return {errno, std::generic_categ
 // ```
 //
 // Timers live in the executor's fixed timer wheel (Options::max_timers
-// entries, Options::timer_resolution_ns per step). A deadline is rounded up
-// to the next step, so nothing fires early; it fires at most one step plus
-// the wake-up latency late. Each sleep returns weft::result<void>: the only
+// entries, Options::timer_resolution_ns per step). Nothing fires early; a
+// timer usually fires at its deadline plus the wake-up latency, at worst one
+// step later (see the knob). Each sleep returns weft::result<void>: the only
 // error is errc::capacity_exhausted (every timer is in use), and then the
 // sleep returns at once. A deadline in the past (or a negative duration)
 // completes at once. Aborting a task removes its timers at once.
@@ -4656,22 +5413,6 @@ inline std::error_code last_error() noexcept { return {errno, std::generic_categ
 #include <type_traits>
 #include <utility>
 
-
-// ---- begin weft/detail/attributes.hpp ----
-// weft/detail/attributes.hpp: the few macros weft's headers need, defined in
-// one place. weft.hpp #undefs them at its end (detail/attributes_end.hpp),
-// so the umbrella header and the single header leak no macro.
-
-// clang 14 cannot compile a free or static coroutine that is inline or a
-// template under -fsanitize=function (part of -fsanitize=undefined): "Cannot
-// represent a difference across sections" (llvm/llvm-project#49689). Such
-// coroutines opt out of that one check.
-#if defined(__clang__)
-#define WEFT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
-#else
-#define WEFT_NO_SANITIZE_FUNCTION
-#endif
-// ---- end weft/detail/attributes.hpp ----
 
 namespace weft {
 
@@ -4711,7 +5452,7 @@ public:
         }
         m_driver = &drv;
         ref_inc(self); // the timer's reference
-        switch (drv.arm_timer(drv.tick_at(m_deadline), self, m_id)) {
+        switch (drv.arm_timer(m_deadline, self, m_id)) {
         case arm_result::armed: suspend_until(self, awaiting, drv.timer_word(m_id), 1); return true;
         case arm_result::full: m_error = make_error_code(errc::capacity_exhausted); break;
         case arm_result::due: break;
@@ -4801,16 +5542,16 @@ public:
         m_self = t_context.current;
         m_driver = &drv;
         ref_inc(m_self); // the timer's reference
-        switch (drv.arm_timer(drv.tick_at(m_deadline), m_self, m_id)) {
+        switch (drv.arm_timer(m_deadline, m_self, m_id)) {
         case arm_result::armed: break;
         case arm_result::due:
             ref_dec(m_self);
             m_error = make_error_code(errc::timed_out); // expired before it started
-            return awaiting;
+            return resume_at_once(awaiting);
         case arm_result::full:
             ref_dec(m_self);
             m_error = make_error_code(errc::capacity_exhausted);
-            return awaiting;
+            return resume_at_once(awaiting);
         }
         m_scope.fired = drv.timer_word(m_id);
         m_scope.handler = awaiting;
@@ -4845,6 +5586,18 @@ public:
     }
 
 private:
+    // Completes without running the child. Spends budget like any ready
+    // operation (a loop of expired timeouts must still let other tasks run)
+    // and continues through transfer_to, so g++ builds (no guaranteed tail
+    // call) do not nest one resume per turn of such a loop.
+    std::coroutine_handle<> resume_at_once(std::coroutine_handle<> awaiting) noexcept {
+        if (!consume_budget()) {
+            forced_yield(m_self, awaiting);
+            return std::noop_coroutine();
+        }
+        return transfer_to(awaiting);
+    }
+
     // Destroys the child (if any) first, so the scopes and timers inside it
     // go before this one; then leaves the scope and gives the timer back.
     void finish() noexcept {
