@@ -63,7 +63,7 @@ inline constexpr std::uint32_t error = 1u << 4;        // EPOLLERR: a pending so
 inline constexpr std::uint32_t priority = 1u << 5;     // EPOLLPRI: out-of-band / exceptional
 inline constexpr std::uint32_t all = 0xFF;
 inline constexpr std::uint32_t tick_shift = 8;
-inline constexpr std::uint32_t tick_mask = 0xFFFFu << tick_shift;
+inline constexpr std::uint64_t tick_mask = std::uint64_t{0xFFFF} << tick_shift; // 64 bits: see dispatch
 inline constexpr std::uint32_t shutdown = 1u << 31; // deregistered: every wait fails
 inline constexpr unsigned generation_shift = 32;    // the registration's generation, above
 // What wakes a reader, and what wakes a writer.
@@ -221,10 +221,16 @@ public:
         retire(key);
     }
 
-    /// The readiness word of a live registration (acquire: pairs with the
-    /// reactor's release when it set the bits).
+    /// The readiness word of a registration (acquire: pairs with the
+    /// reactor's release when it set the bits); just `shutdown` once the
+    /// key's generation is gone, so a word of the slot's next registration
+    /// is never taken for this one (nor cleared through it).
     std::uint64_t readiness(io_key key) const noexcept {
-        return m_slots[key.slot].readiness.load(std::memory_order_acquire);
+        const std::uint64_t word = m_slots[key.slot].readiness.load(std::memory_order_acquire);
+        if ((word >> io_ready::generation_shift) != key.generation) {
+            return io_ready::shutdown;
+        }
+        return word;
     }
 
     /// Forgets what `dir` saw in `observed` (an operation failed with
@@ -370,6 +376,7 @@ private:
             std::uint64_t cur = reg.readiness.load(std::memory_order_relaxed);
             std::uint64_t next = 0;
             do {
+                // tick_mask is 64 bits wide: a 32-bit ~mask would erase the generation.
                 next = (cur & ~io_ready::tick_mask) | bits | tick;
                 // Release: a task that sees the bits sees what the kernel
                 // reported before them (nothing else to publish, but the
