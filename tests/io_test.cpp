@@ -402,8 +402,8 @@ TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
             weft::executor<1> ex;
             ::_exit(1); // constructed without an I/O driver
         } catch (const weft::error& e) {
-            const bool clear = e.code() == weft::errc::capacity_exhausted &&
-                               std::strstr(e.what(), "I/O driver") != nullptr;
+            const bool clear =
+                e.code() == weft::errc::capacity_exhausted && std::strstr(e.what(), "I/O driver") != nullptr;
             ::_exit(clear ? 0 : 2);
         }
     }
@@ -411,4 +411,18 @@ TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("timeout wraps an async_fd readiness wait", "[io]") {
+    weft::executor<2> ex;
+    pipe_pair p;
+    ex.block_on([&]() -> weft::task<> {
+        auto in = weft::async_fd::open(p.read_end);
+        auto idle = co_await weft::timeout(2ms, in->readable());
+        REQUIRE(idle.error() == weft::errc::timed_out);
+        REQUIRE(::write(p.write_end, "z", 1) == 1);
+        auto ready = co_await weft::timeout(1h, in->readable()); // not busy: the timed-out wait is gone
+        REQUIRE(ready.has_value());
+        REQUIRE(ready->has_value());
+    }());
 }

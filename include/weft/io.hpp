@@ -58,7 +58,9 @@ namespace detail {
 class io_awaiter {
 public:
     io_awaiter(driver* drv, io_key key, io_direction dir) noexcept : m_driver(drv), m_key(key), m_dir(dir) {}
-    io_awaiter(const io_awaiter&) = delete;
+    /// Movable until awaited (so it can be handed to weft::timeout).
+    io_awaiter(io_awaiter&& other) noexcept
+        : m_driver(other.m_driver), m_key(other.m_key), m_dir(other.m_dir) {}
     io_awaiter& operator=(const io_awaiter&) = delete;
     ~io_awaiter() {
         if (m_registered && m_driver->io().cancel_wait(m_key, m_dir, m_waiter)) {

@@ -375,7 +375,6 @@ private:
                               "a join_handle can only be awaited inside a task run by a weft executor; "
                               "outside one, call get()");
             }
-            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
             if (handle.is_finished()) {
                 if (detail::consume_budget()) {
                     return false; // it finished since await_ready: resume at once
@@ -384,13 +383,19 @@ private:
                 return true;
             }
             detail::ref_inc(self);
+            // Before the waker is published: the completer may wake us at once.
+            detail::suspend_until(self, awaiting, &handle.m_task->state, detail::task_state::complete);
             switch (detail::set_join_waker(handle.m_task, self)) {
             case detail::join_register::registered: registered = true; return true;
             case detail::join_register::completed:
-                detail::ref_dec(self); // finished meanwhile: resume at once
+                // Finished meanwhile: resume at once, and leave no wait word
+                // pointing into a task that take() may free.
+                detail::suspend_until(self, nullptr, nullptr, 0);
+                detail::ref_dec(self);
                 return false;
             case detail::join_register::busy: break;
             }
+            detail::suspend_until(self, nullptr, nullptr, 0);
             detail::ref_dec(self);
             detail::raise(errc::invalid_handle, "this join_handle is already being awaited by another task; "
                                                 "a task can be joined once, by one awaiter");

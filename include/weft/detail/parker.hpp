@@ -62,6 +62,10 @@ public:
                 if (drv->has_sleeper()) {
                     break; // it watches I/O and timers: sleep on the futex
                 }
+                // The holder is only polling and lets go within microseconds.
+                // Our own token is not watched here: an unpark meanwhile
+                // leaves NOTIFIED, which the sleep we are about to take (in
+                // the driver or on the futex) consumes at once.
                 cpu_relax();
                 if (spins > 64) {
                     ::sched_yield();
