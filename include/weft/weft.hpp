@@ -10,6 +10,7 @@
 #include "metrics.hpp"
 #include "net.hpp"
 #include "result.hpp"
+#include "sync.hpp"
 #include "task.hpp"
 #include "time.hpp"
 
