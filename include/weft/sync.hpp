@@ -1317,14 +1317,18 @@ public:
     /// w.send(42);
     /// ```
     void send(T value) {
+        std::uint64_t waiting_before = 0;
         {
             detail::lock_hold<detail::spinlock> hold(m_lock); // released even if the swap throws
             using std::swap;
             swap(m_value, value); // the old value dies outside the lock
             ++m_version;
+            waiting_before = m_waiters.next_ticket();
         }
         m_lock.lock();
-        detail::fire_all(m_lock, m_waiters, 1); // later waiters saw the new version and did not wait
+        // Only those that waited before the new version: a receiver that
+        // has seen it since (and waits for the next one) must stay.
+        detail::fire_before(m_lock, m_waiters, waiting_before, 1);
     }
 
     /// A copy of the latest value. Any thread.

@@ -163,12 +163,11 @@ void fire_while(Lock& lock, Next next) noexcept {
     }
 }
 
-/// Fires every node linked before this call with `reason`; later arrivals
-/// (which may link while the lock is dropped between batches) stay. Called
-/// with `lock` held; returns with it released.
+/// Fires every node that was linked before `limit` (a next_ticket() taken
+/// earlier, under the lock) with `reason`; later arrivals stay. Called with
+/// `lock` held; returns with it released.
 template <class Lock>
-void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
-    const std::uint64_t limit = list.next_ticket();
+void fire_before(Lock& lock, wait_list& list, std::uint64_t limit, std::uint32_t reason) noexcept {
     fire_while(lock, [&]() noexcept -> task_header* {
         wait_node* node = list.front();
         if (node == nullptr || node->ticket >= limit) {
@@ -176,6 +175,14 @@ void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
         }
         return fire(list, *node, reason);
     });
+}
+
+/// Fires every node linked before this call with `reason`; later arrivals
+/// (which may link while the lock is dropped between batches) stay. Called
+/// with `lock` held; returns with it released.
+template <class Lock>
+void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
+    fire_before(lock, list, list.next_ticket(), reason);
 }
 
 /// An awaiter that could complete without suspending: spends one unit of
