@@ -7,13 +7,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <dirent.h>
 
 #include "support/catch.hpp"
 #include "support/util.hpp"
@@ -21,29 +18,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-/// Threads of this process whose name starts with `prefix`.
-int threads_named(const std::string& prefix) {
-    int count = 0;
-    DIR* dir = ::opendir("/proc/self/task");
-    if (dir == nullptr) {
-        return -1;
-    }
-    while (dirent* entry = ::readdir(dir)) {
-        const std::string tid = entry->d_name;
-        if (tid == "." || tid == "..") {
-            continue;
-        }
-        std::ifstream comm("/proc/self/task/" + tid + "/comm");
-        std::string name;
-        std::getline(comm, name);
-        if (name.rfind(prefix, 0) == 0) {
-            ++count;
-        }
-    }
-    ::closedir(dir);
-    return count;
-}
 
 weft::settings named(const char* prefix) {
     weft::settings s;
@@ -119,7 +93,7 @@ TEST_CASE("a blocking job's result and exception reach its joiner, by get() and 
 TEST_CASE("16 blocked jobs run at once on 16 blocking threads, and the pool never grows beyond",
           "[blocking]") {
     weft::executor<2> ex(named("bgrow"));
-    REQUIRE(threads_named("bgrow-blk-") == 0); // started on demand only
+    REQUIRE(weft_test::threads_named("bgrow-blk-") == 0); // started on demand only
     gate g;
     std::atomic<int> running{0};
     std::atomic<int> most_running{0};
@@ -138,21 +112,21 @@ TEST_CASE("16 blocked jobs run at once on 16 blocking threads, and the pool neve
     }
     // All 16 block at the same time: they run concurrently, one per thread.
     REQUIRE(weft_test::wait_until([&] { return running.load() == 16; }));
-    REQUIRE(threads_named("bgrow-blk-") == 16);
+    REQUIRE(weft_test::threads_named("bgrow-blk-") == 16);
     REQUIRE(ex.metrics().blocking_threads == 16);
     // 16 more while every thread is busy: they queue, no 17th thread.
     for (int i = 0; i < 16; ++i) {
         handles.push_back(ex.spawn_blocking(job));
     }
     REQUIRE(ex.metrics().blocking_queue_depth == 16);
-    REQUIRE(threads_named("bgrow-blk-") == 16);
+    REQUIRE(weft_test::threads_named("bgrow-blk-") == 16);
     REQUIRE(running.load() == 16);
     g.open.store(true);
     for (auto& h : handles) {
         REQUIRE(h.get() >= 1);
     }
     REQUIRE(most_running.load() == 16);
-    REQUIRE(threads_named("bgrow-blk-") <= 16);
+    REQUIRE(weft_test::threads_named("bgrow-blk-") <= 16);
     REQUIRE(g.hung.load() == 0);
 }
 
@@ -181,7 +155,7 @@ TEST_CASE("with 2 threads and a queue of 2, jobs queue, a full queue refuses, an
         REQUIRE(std::string(e.what()).find("blocking_queue_capacity") != std::string::npos);
     }
     REQUIRE(counted::alive.load() == 0); // the refused job's callable is gone
-    REQUIRE(threads_named("bcap-blk-") <= 2);
+    REQUIRE(weft_test::threads_named("bcap-blk-") <= 2);
     g.open.store(true);
     for (int i = 0; i < 4; ++i) {
         REQUIRE(handles[static_cast<std::size_t>(i)].get() == i);
@@ -190,7 +164,7 @@ TEST_CASE("with 2 threads and a queue of 2, jobs queue, a full queue refuses, an
     REQUIRE_FALSE(refused_ran.load());
     // Room again once the queue drained.
     REQUIRE(ex.spawn_blocking([] { return 5; }).get() == 5);
-    REQUIRE(threads_named("bcap-blk-") <= 2);
+    REQUIRE(weft_test::threads_named("bcap-blk-") <= 2);
     REQUIRE(g.hung.load() == 0);
 }
 
@@ -208,17 +182,17 @@ TEST_CASE("idle blocking threads retire after the keep-alive, and the pool start
         }));
     }
     REQUIRE(weft_test::wait_until([&] { return running.load() == 4; }));
-    REQUIRE(threads_named("bret-blk-") == 4);
+    REQUIRE(weft_test::threads_named("bret-blk-") == 4);
     g.open.store(true);
     for (auto& h : handles) {
         h.get();
     }
-    REQUIRE(weft_test::wait_until([] { return threads_named("bret-blk-") == 0; }));
+    REQUIRE(weft_test::wait_until([] { return weft_test::threads_named("bret-blk-") == 0; }));
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().blocking_threads == 0; }));
     REQUIRE(ex.metrics().idle_blocking_threads == 0);
     // A retired thread's slot is reused.
     REQUIRE(ex.spawn_blocking([] { return 7; }).get() == 7);
-    REQUIRE(threads_named("bret-blk-") <= 1);
+    REQUIRE(weft_test::threads_named("bret-blk-") <= 1);
     REQUIRE(g.hung.load() == 0);
 }
 
@@ -276,7 +250,7 @@ TEST_CASE("shutdown waits for a running blocking job and cancels the queued ones
         g.open.store(true);
         stopper.join();
         REQUIRE(shutdown_returned.load());
-        REQUIRE(threads_named("bshut-") == 0); // every thread joined
+        REQUIRE(weft_test::threads_named("bshut-") == 0); // every thread joined
     }
     REQUIRE(finished.load());
     REQUIRE(running.get() == 9);
@@ -398,7 +372,7 @@ TEST_CASE("shutdown() with a blocking timeout gives up with timed_out, and a lat
     g.open.store(true);
     REQUIRE(h.get() == 3);
     ex.shutdown();
-    REQUIRE(threads_named("btime-") == 0);
+    REQUIRE(weft_test::threads_named("btime-") == 0);
     REQUIRE(g.hung.load() == 0);
 }
 

@@ -37,14 +37,13 @@ bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::second
     return true;
 }
 
-/// Voluntary context switches (times a thread went to sleep) of the threads
-/// whose names start with `prefix`, from /proc/self/task; all-ones if
-/// /proc is not there.
-inline std::uint64_t worker_context_switches(const std::string& prefix) {
-    std::uint64_t total = 0;
+/// Calls `visit(tid)` for every thread of this process whose name starts
+/// with `prefix` (from /proc/self/task). False if /proc is not there.
+template <class Visit>
+bool for_each_thread_named(const std::string& prefix, Visit visit) {
     DIR* dir = ::opendir("/proc/self/task");
     if (dir == nullptr) {
-        return ~std::uint64_t{0};
+        return false;
     }
     while (dirent* entry = ::readdir(dir)) {
         const std::string tid = entry->d_name;
@@ -54,9 +53,25 @@ inline std::uint64_t worker_context_switches(const std::string& prefix) {
         std::ifstream comm("/proc/self/task/" + tid + "/comm");
         std::string name;
         std::getline(comm, name);
-        if (name.rfind(prefix, 0) != 0) {
-            continue;
+        if (name.rfind(prefix, 0) == 0) {
+            visit(tid);
         }
+    }
+    ::closedir(dir);
+    return true;
+}
+
+/// Threads whose names start with `prefix`; -1 if /proc is not there.
+inline int threads_named(const std::string& prefix) {
+    int count = 0;
+    return for_each_thread_named(prefix, [&](const std::string&) { ++count; }) ? count : -1;
+}
+
+/// Voluntary context switches (times a thread went to sleep) of the threads
+/// whose names start with `prefix`; all-ones if /proc is not there.
+inline std::uint64_t worker_context_switches(const std::string& prefix) {
+    std::uint64_t total = 0;
+    const bool found = for_each_thread_named(prefix, [&](const std::string& tid) {
         std::ifstream status("/proc/self/task/" + tid + "/status");
         std::string line;
         while (std::getline(status, line)) {
@@ -64,9 +79,8 @@ inline std::uint64_t worker_context_switches(const std::string& prefix) {
                 total += std::stoull(line.substr(line.find(':') + 1));
             }
         }
-    }
-    ::closedir(dir);
-    return total;
+    });
+    return found ? total : ~std::uint64_t{0};
 }
 
 } // namespace weft_test

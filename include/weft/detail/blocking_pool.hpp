@@ -313,14 +313,7 @@ private:
 
     // Polls a job as a worker polls a task. A job completes in one poll.
     static void run_job(task_header* task) noexcept {
-        if (transition_to_running(task) == run_action::cancel) {
-            cancel_task(task);
-        } else if (const std::coroutine_handle<> target = resume_target(task)) {
-            t_context.current = task;
-            resume_task(target);
-            t_context.current = nullptr;
-        }
-        if (transition_to_idle(task) == idle_action::reschedule) {
+        if (poll_task(task) == idle_action::reschedule) {
             task->owner->schedule(task); // not a job of ours after all: a generic task
         }
     }

@@ -307,14 +307,7 @@ private:
 
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
-        if (transition_to_running(task) == run_action::cancel) {
-            cancel_task(task);
-        } else if (const std::coroutine_handle<> target = resume_target(task)) {
-            t_context.current = task;
-            resume_task(target);
-            t_context.current = nullptr;
-        }
-        if (transition_to_idle(task) == idle_action::reschedule) {
+        if (poll_task(task) == idle_action::reschedule) {
             schedule_local(w, task, true);
         }
     }

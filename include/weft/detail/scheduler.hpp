@@ -218,4 +218,20 @@ inline void cancel_task(task_header* task) noexcept {
     complete_task(task);
 }
 
+/// Runs a task the caller took from a queue (it holds the queue's
+/// reference): destroys it if it was cancelled, else resumes what it waits
+/// for (nothing, if the wake was stale). Returns whether it must be queued
+/// again (it was woken while it ran).
+inline idle_action poll_task(task_header* task) noexcept {
+    if (transition_to_running(task) == run_action::cancel) {
+        cancel_task(task);
+    } else if (const std::coroutine_handle<> target = resume_target(task)) {
+        task_header* const outer = t_context.current;
+        t_context.current = task;
+        resume_task(target);
+        t_context.current = outer;
+    }
+    return transition_to_idle(task);
+}
+
 } // namespace weft::detail
