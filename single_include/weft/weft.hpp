@@ -826,6 +826,22 @@ inline void cancel_task(task_header* task) noexcept {
     complete_task(task);
 }
 
+/// Runs a task the caller took from a queue (it holds the queue's
+/// reference): destroys it if it was cancelled, else resumes what it waits
+/// for (nothing, if the wake was stale). Returns whether it must be queued
+/// again (it was woken while it ran).
+inline idle_action poll_task(task_header* task) noexcept {
+    if (transition_to_running(task) == run_action::cancel) {
+        cancel_task(task);
+    } else if (const std::coroutine_handle<> target = resume_target(task)) {
+        task_header* const outer = t_context.current;
+        t_context.current = task;
+        resume_task(target);
+        t_context.current = outer;
+    }
+    return transition_to_idle(task);
+}
+
 } // namespace weft::detail
 // ---- end weft/detail/scheduler.hpp ----
 
@@ -1167,14 +1183,7 @@ private:
 
     // Polls a job as a worker polls a task. A job completes in one poll.
     static void run_job(task_header* task) noexcept {
-        if (transition_to_running(task) == run_action::cancel) {
-            cancel_task(task);
-        } else if (const std::coroutine_handle<> target = resume_target(task)) {
-            t_context.current = task;
-            resume_task(target);
-            t_context.current = nullptr;
-        }
-        if (transition_to_idle(task) == idle_action::reschedule) {
+        if (poll_task(task) == idle_action::reschedule) {
             task->owner->schedule(task); // not a job of ours after all: a generic task
         }
     }
@@ -4572,14 +4581,7 @@ private:
 
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
-        if (transition_to_running(task) == run_action::cancel) {
-            cancel_task(task);
-        } else if (const std::coroutine_handle<> target = resume_target(task)) {
-            t_context.current = task;
-            resume_task(target);
-            t_context.current = nullptr;
-        }
-        if (transition_to_idle(task) == idle_action::reschedule) {
+        if (poll_task(task) == idle_action::reschedule) {
             schedule_local(w, task, true);
         }
     }
@@ -7292,12 +7294,11 @@ void fire_while(Lock& lock, Next next) noexcept {
     }
 }
 
-/// Fires every node linked before this call with `reason`; later arrivals
-/// (which may link while the lock is dropped between batches) stay. Called
-/// with `lock` held; returns with it released.
+/// Fires every node that was linked before `limit` (a next_ticket() taken
+/// earlier, under the lock) with `reason`; later arrivals stay. Called with
+/// `lock` held; returns with it released.
 template <class Lock>
-void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
-    const std::uint64_t limit = list.next_ticket();
+void fire_before(Lock& lock, wait_list& list, std::uint64_t limit, std::uint32_t reason) noexcept {
     fire_while(lock, [&]() noexcept -> task_header* {
         wait_node* node = list.front();
         if (node == nullptr || node->ticket >= limit) {
@@ -7305,6 +7306,14 @@ void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
         }
         return fire(list, *node, reason);
     });
+}
+
+/// Fires every node linked before this call with `reason`; later arrivals
+/// (which may link while the lock is dropped between batches) stay. Called
+/// with `lock` held; returns with it released.
+template <class Lock>
+void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
+    fire_before(lock, list, list.next_ticket(), reason);
 }
 
 /// An awaiter that could complete without suspending: spends one unit of
@@ -8577,14 +8586,18 @@ public:
     /// w.send(42);
     /// ```
     void send(T value) {
+        std::uint64_t waiting_before = 0;
         {
             detail::lock_hold<detail::spinlock> hold(m_lock); // released even if the swap throws
             using std::swap;
             swap(m_value, value); // the old value dies outside the lock
             ++m_version;
+            waiting_before = m_waiters.next_ticket();
         }
         m_lock.lock();
-        detail::fire_all(m_lock, m_waiters, 1); // later waiters saw the new version and did not wait
+        // Only those that waited before the new version: a receiver that
+        // has seen it since (and waits for the next one) must stay.
+        detail::fire_before(m_lock, m_waiters, waiting_before, 1);
     }
 
     /// A copy of the latest value. Any thread.
