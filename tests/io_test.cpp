@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -394,13 +395,25 @@ TEST_CASE("an urgent (out-of-band) byte does not make later reads spin", "[io]")
 }
 
 TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
+#if defined(WEFT_TEST_SANITIZED)
+    // The sanitizer runtimes open files to check and report (UBSan's vptr
+    // check reads /proc/self/maps): with no descriptor left they fail first.
+    SUCCEED("skipped under sanitizers");
+    return;
+#endif
     // In a child: with no descriptor left to open, epoll_create1 fails.
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        int fd = 0;
-        while ((fd = ::dup(0)) >= 0) {
-            // use up every descriptor below the limit
+        // Lower the limit to just above a descriptor we own, then fill every
+        // free number below it (stdin may be closed: do not rely on it).
+        const int base = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        rlimit limit{};
+        limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(base + 1);
+        if (base < 0 || ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            ::_exit(3);
+        }
+        while (::dup(base) >= 0) {
         }
         try {
             weft::executor<1> ex;
