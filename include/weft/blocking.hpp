@@ -66,22 +66,13 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     using result = std::invoke_result_t<std::decay_t<F>&>;
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
     auto handle = job.release();
-    task_cell<result>* cell = cell_of_frame<result>(handle.address());
-    cell->owner = &pool;
-    cell->resume_point = handle;
-    // Before submit: once queued, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(cell);
-    // References: the frame's (already there), the join handle's, the queue's.
-    // Relaxed: no other thread knows the job yet; the pool's lock publishes it.
-    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
-                      std::memory_order_relaxed);
+    task_cell<result>* cell = adopt_spawned(handle, pool);
     int error = 0;
     const blocking_submit outcome = pool.submit(cell, error);
     if (outcome == blocking_submit::accepted) {
         return join_handle<result>(cell); // the join reference is already counted
     }
-    cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-    handle.promise().set_spawned(nullptr);
+    unadopt_spawned(handle, cell);
     job.reclaim(handle); // destroyed with `job` as the error leaves
     switch (outcome) {
     case blocking_submit::shut_down:

@@ -60,22 +60,9 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     if (!handle) {
         raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
     }
-    // A spawned task's frame was allocated by its promise's operator new
-    // (its handle escapes here, so no compiler may elide the allocation):
-    // the cell sits right in front of it.
-    task_cell<T>* cell = cell_of_frame<T>(handle.address());
-    cell->owner = &sched;
-    cell->resume_point = handle;
-    // Before bind: once bound, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(cell);
-    // References: the frame's (already there), the join handle's, the queue's.
-    // Relaxed: no other thread knows the task yet; bind's lock and the
-    // queue push publish it.
-    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
-                      std::memory_order_relaxed);
+    task_cell<T>* cell = adopt_spawned(handle, sched);
     if (!sched.bind(cell)) {
-        cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-        handle.promise().set_spawned(nullptr);
+        unadopt_spawned(handle, cell);
         work.reclaim(handle);
         raise(errc::executor_shut_down,
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");

@@ -93,11 +93,7 @@ public:
         case reactor::wait_status::ready: break;
         }
         ref_dec(self);
-        if (!m_error && !consume_budget()) {
-            forced_yield(self, awaiting); // ready, but the budget is spent
-            return true;
-        }
-        return false; // ready, or busy: resume at once
+        return m_error ? false : complete_or_yield(self, awaiting); // busy: resume at once with the error
     }
 
     result<std::uint64_t> await_resume() noexcept {
@@ -187,7 +183,9 @@ public:
 
     /// The descriptor (still owned by the caller), or -1.
     int native_handle() const noexcept { return m_fd.load(std::memory_order_acquire); }
-    /// True while registered.
+    /// True while registered. (Relaxed loads of m_driver: the driver outlives
+    /// the async_fd, so a stale pointer still names a live driver, and a wait
+    /// through it on a key that close() retired ends with errc::closed.)
     bool valid() const noexcept { return m_driver.load(std::memory_order_relaxed) != nullptr; }
 
     /// Waits until the descriptor is readable, at end of file, or in error.

@@ -1615,11 +1615,7 @@ public:
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
             if (m_cell->initialized()) {
-                if (detail::consume_budget()) {
-                    return detail::transfer_to(awaiting);
-                }
-                detail::forced_yield(self, awaiting);
-                return std::noop_coroutine();
+                return detail::continue_or_yield(self, awaiting);
             }
             m_slow = m_cell->slow_path(std::move(m_init));
             return std::move(m_slow).operator co_await().await_suspend(awaiting);

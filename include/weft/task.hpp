@@ -269,6 +269,34 @@ task<T> promise<T>::get_return_object() noexcept {
 inline task<void> promise<void>::get_return_object() noexcept {
     return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
 }
+
+/// Makes a released task's coroutine a spawned task of `owner`: the cell in
+/// front of its frame (allocated by the promise's operator new; the handle
+/// escapes, so no compiler may elide it) takes its result, and holds three
+/// references (the frame's, the join handle's, the queue's) and NOTIFIED.
+/// Before the owner sees it: once listed, a concurrent shutdown may destroy
+/// the frame.
+template <class T>
+task_cell<T>* adopt_spawned(std::coroutine_handle<promise<T>> handle, scheduler& owner) noexcept {
+    task_cell<T>* cell = cell_of_frame<T>(handle.address());
+    cell->owner = &owner;
+    cell->resume_point = handle;
+    handle.promise().set_spawned(cell);
+    // Relaxed: no other thread knows the task yet; the owner's lock (bind,
+    // queue push) publishes it.
+    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
+                      std::memory_order_relaxed);
+    return cell;
+}
+
+/// Undoes adopt_spawned when the owner refused the task: only the frame's
+/// reference is left, and the result goes to the promise again, so the
+/// caller can reclaim and destroy the task.
+template <class T>
+void unadopt_spawned(std::coroutine_handle<promise<T>> handle, task_cell<T>* cell) noexcept {
+    cell->state.store(task_state::ref_one, std::memory_order_relaxed); // still private to this thread
+    handle.promise().set_spawned(nullptr);
+}
 } // namespace detail
 
 /// The handle to a spawned task: await it (`co_await h`) or wait for it from
@@ -376,11 +404,7 @@ private:
                               "outside one, call get()");
             }
             if (handle.is_finished()) {
-                if (detail::consume_budget()) {
-                    return false; // it finished since await_ready: resume at once
-                }
-                detail::forced_yield(self, awaiting); // ready, but the budget is spent
-                return true;
+                return detail::complete_or_yield(self, awaiting); // it finished since await_ready
             }
             detail::ref_inc(self);
             // Before the waker is published: the completer may wake us at once.

@@ -170,11 +170,11 @@ public:
         case arm_result::due:
             ref_dec(m_self);
             m_error = make_error_code(errc::timed_out); // expired before it started
-            return resume_at_once(awaiting);
+            return continue_or_yield(m_self, awaiting); // completes without running the child
         case arm_result::full:
             ref_dec(m_self);
             m_error = make_error_code(errc::capacity_exhausted);
-            return resume_at_once(awaiting);
+            return continue_or_yield(m_self, awaiting); // completes without running the child
         }
         m_scope.fired = drv.timer_word(m_id);
         m_scope.handler = awaiting;
@@ -209,18 +209,6 @@ public:
     }
 
 private:
-    // Completes without running the child. Spends budget like any ready
-    // operation (a loop of expired timeouts must still let other tasks run)
-    // and continues through transfer_to, so g++ builds (no guaranteed tail
-    // call) do not nest one resume per turn of such a loop.
-    std::coroutine_handle<> resume_at_once(std::coroutine_handle<> awaiting) noexcept {
-        if (!consume_budget()) {
-            forced_yield(m_self, awaiting);
-            return std::noop_coroutine();
-        }
-        return transfer_to(awaiting);
-    }
-
     // Destroys the child (if any) first, so the scopes and timers inside it
     // go before this one; then leaves the scope and gives the timer back.
     void finish() noexcept {

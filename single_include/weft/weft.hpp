@@ -783,6 +783,25 @@ inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) n
     self_notify(task);
 }
 
+/// An awaiter that can complete without suspending: spends one unit of
+/// budget and returns false (resume at once) or, with the budget spent,
+/// yields and returns true (the await_suspend result either way).
+inline bool complete_or_yield(task_header* self, std::coroutine_handle<> awaiting) noexcept {
+    if (consume_budget()) {
+        return false;
+    }
+    forced_yield(self, awaiting);
+    return true;
+}
+
+/// complete_or_yield for an await_suspend that returns a coroutine: the
+/// awaiting one (through transfer_to, so g++ builds do not nest a resume)
+/// or, with the budget spent, none.
+inline std::coroutine_handle<> continue_or_yield(task_header* self,
+                                                 std::coroutine_handle<> awaiting) noexcept {
+    return complete_or_yield(self, awaiting) ? std::noop_coroutine() : transfer_to(awaiting);
+}
+
 /// Wakes a task, consuming the caller's reference to it.
 inline void wake(task_header* task) noexcept {
     if (transition_to_notified(task) == wake_action::submit) {
@@ -1690,6 +1709,34 @@ task<T> promise<T>::get_return_object() noexcept {
 inline task<void> promise<void>::get_return_object() noexcept {
     return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
 }
+
+/// Makes a released task's coroutine a spawned task of `owner`: the cell in
+/// front of its frame (allocated by the promise's operator new; the handle
+/// escapes, so no compiler may elide it) takes its result, and holds three
+/// references (the frame's, the join handle's, the queue's) and NOTIFIED.
+/// Before the owner sees it: once listed, a concurrent shutdown may destroy
+/// the frame.
+template <class T>
+task_cell<T>* adopt_spawned(std::coroutine_handle<promise<T>> handle, scheduler& owner) noexcept {
+    task_cell<T>* cell = cell_of_frame<T>(handle.address());
+    cell->owner = &owner;
+    cell->resume_point = handle;
+    handle.promise().set_spawned(cell);
+    // Relaxed: no other thread knows the task yet; the owner's lock (bind,
+    // queue push) publishes it.
+    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
+                      std::memory_order_relaxed);
+    return cell;
+}
+
+/// Undoes adopt_spawned when the owner refused the task: only the frame's
+/// reference is left, and the result goes to the promise again, so the
+/// caller can reclaim and destroy the task.
+template <class T>
+void unadopt_spawned(std::coroutine_handle<promise<T>> handle, task_cell<T>* cell) noexcept {
+    cell->state.store(task_state::ref_one, std::memory_order_relaxed); // still private to this thread
+    handle.promise().set_spawned(nullptr);
+}
 } // namespace detail
 
 /// The handle to a spawned task: await it (`co_await h`) or wait for it from
@@ -1797,11 +1844,7 @@ private:
                               "outside one, call get()");
             }
             if (handle.is_finished()) {
-                if (detail::consume_budget()) {
-                    return false; // it finished since await_ready: resume at once
-                }
-                detail::forced_yield(self, awaiting); // ready, but the budget is spent
-                return true;
+                return detail::complete_or_yield(self, awaiting); // it finished since await_ready
             }
             detail::ref_inc(self);
             // Before the waker is published: the completer may wake us at once.
@@ -1902,22 +1945,13 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     using result = std::invoke_result_t<std::decay_t<F>&>;
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
     auto handle = job.release();
-    task_cell<result>* cell = cell_of_frame<result>(handle.address());
-    cell->owner = &pool;
-    cell->resume_point = handle;
-    // Before submit: once queued, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(cell);
-    // References: the frame's (already there), the join handle's, the queue's.
-    // Relaxed: no other thread knows the job yet; the pool's lock publishes it.
-    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
-                      std::memory_order_relaxed);
+    task_cell<result>* cell = adopt_spawned(handle, pool);
     int error = 0;
     const blocking_submit outcome = pool.submit(cell, error);
     if (outcome == blocking_submit::accepted) {
         return join_handle<result>(cell); // the join reference is already counted
     }
-    cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-    handle.promise().set_spawned(nullptr);
+    unadopt_spawned(handle, cell);
     job.reclaim(handle); // destroyed with `job` as the error leaves
     switch (outcome) {
     case blocking_submit::shut_down:
@@ -2529,7 +2563,8 @@ public:
     bool ok() const noexcept { return m_error == 0; }
     int error() const noexcept { return m_error; }
 
-    /// Registrations in use (a metric, and "is anyone listening?").
+    /// Registrations in use (a metric, and has_interest's hint; relaxed
+    /// like armed_timers, for the same reason).
     std::uint32_t registered() const noexcept { return m_registered.load(std::memory_order_relaxed); }
 
     // ---- registrations (any thread) --------------------------------------------------
@@ -2748,9 +2783,9 @@ private:
             do {
                 // tick_mask is 64 bits wide: a 32-bit ~mask would erase the generation.
                 next = (cur & ~io_ready::tick_mask) | bits | tick;
-                // Release: a task that sees the bits sees what the kernel
-                // reported before them (nothing else to publish, but the
-                // clear's CAS must order after this set).
+                // Release: pairs with the acquire loads of readiness() and
+                // wait(). A clear's CAS on the same word is ordered by the
+                // word's own modification order, not by this.
             } while (!reg.readiness.compare_exchange_weak(cur, next, std::memory_order_release,
                                                           std::memory_order_relaxed));
             for (unsigned dir = 0; dir < 2; ++dir) {
@@ -3359,7 +3394,10 @@ public:
         return task;
     }
 
-    /// Timers armed now (a metric).
+    /// Timers armed now: a metric, and has_interest's hint. Relaxed: it
+    /// orders nothing; a timer armed while a busy worker reads a stale 0 is
+    /// found by the next poll, or by the sleeper arm_timer wakes under
+    /// m_timer_lock.
     std::uint32_t armed_timers() const noexcept { return m_armed.load(std::memory_order_relaxed); }
     /// Descriptors registered now (a metric).
     std::uint32_t registered_sources() const noexcept { return m_reactor.registered(); }
@@ -3370,6 +3408,8 @@ public:
 
     // ---- polling (the lock holder only) ------------------------------------------------
 
+    // Acquire / release: the next holder sees what the last one left in the
+    // reactor's polling state (event buffer, tick).
     bool try_lock() noexcept {
         return !m_locked.load(std::memory_order_relaxed) &&
                !m_locked.exchange(true, std::memory_order_acquire);
@@ -4802,22 +4842,9 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
     if (!handle) {
         raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
     }
-    // A spawned task's frame was allocated by its promise's operator new
-    // (its handle escapes here, so no compiler may elide the allocation):
-    // the cell sits right in front of it.
-    task_cell<T>* cell = cell_of_frame<T>(handle.address());
-    cell->owner = &sched;
-    cell->resume_point = handle;
-    // Before bind: once bound, a concurrent shutdown may destroy the frame.
-    handle.promise().set_spawned(cell);
-    // References: the frame's (already there), the join handle's, the queue's.
-    // Relaxed: no other thread knows the task yet; bind's lock and the
-    // queue push publish it.
-    cell->state.store(3 * task_state::ref_one | task_state::notified | task_state::join_interest,
-                      std::memory_order_relaxed);
+    task_cell<T>* cell = adopt_spawned(handle, sched);
     if (!sched.bind(cell)) {
-        cell->state.store(task_state::ref_one, std::memory_order_relaxed);
-        handle.promise().set_spawned(nullptr);
+        unadopt_spawned(handle, cell);
         work.reclaim(handle);
         raise(errc::executor_shut_down,
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
@@ -5565,11 +5592,11 @@ public:
         case arm_result::due:
             ref_dec(m_self);
             m_error = make_error_code(errc::timed_out); // expired before it started
-            return resume_at_once(awaiting);
+            return continue_or_yield(m_self, awaiting); // completes without running the child
         case arm_result::full:
             ref_dec(m_self);
             m_error = make_error_code(errc::capacity_exhausted);
-            return resume_at_once(awaiting);
+            return continue_or_yield(m_self, awaiting); // completes without running the child
         }
         m_scope.fired = drv.timer_word(m_id);
         m_scope.handler = awaiting;
@@ -5604,18 +5631,6 @@ public:
     }
 
 private:
-    // Completes without running the child. Spends budget like any ready
-    // operation (a loop of expired timeouts must still let other tasks run)
-    // and continues through transfer_to, so g++ builds (no guaranteed tail
-    // call) do not nest one resume per turn of such a loop.
-    std::coroutine_handle<> resume_at_once(std::coroutine_handle<> awaiting) noexcept {
-        if (!consume_budget()) {
-            forced_yield(m_self, awaiting);
-            return std::noop_coroutine();
-        }
-        return transfer_to(awaiting);
-    }
-
     // Destroys the child (if any) first, so the scopes and timers inside it
     // go before this one; then leaves the scope and gives the timer back.
     void finish() noexcept {
@@ -5849,11 +5864,7 @@ public:
         case reactor::wait_status::ready: break;
         }
         ref_dec(self);
-        if (!m_error && !consume_budget()) {
-            forced_yield(self, awaiting); // ready, but the budget is spent
-            return true;
-        }
-        return false; // ready, or busy: resume at once
+        return m_error ? false : complete_or_yield(self, awaiting); // busy: resume at once with the error
     }
 
     result<std::uint64_t> await_resume() noexcept {
@@ -5943,7 +5954,9 @@ public:
 
     /// The descriptor (still owned by the caller), or -1.
     int native_handle() const noexcept { return m_fd.load(std::memory_order_acquire); }
-    /// True while registered.
+    /// True while registered. (Relaxed loads of m_driver: the driver outlives
+    /// the async_fd, so a stale pointer still names a live driver, and a wait
+    /// through it on a key that close() retired ends with errc::closed.)
     bool valid() const noexcept { return m_driver.load(std::memory_order_relaxed) != nullptr; }
 
     /// Waits until the descriptor is readable, at end of file, or in error.
@@ -7314,17 +7327,6 @@ void fire_before(Lock& lock, wait_list& list, std::uint64_t limit, std::uint32_t
 template <class Lock>
 void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
     fire_before(lock, list, list.next_ticket(), reason);
-}
-
-/// An awaiter that could complete without suspending: spends one unit of
-/// budget and returns false (resume at once), or, with the budget spent,
-/// yields and returns true (as sleep_awaiter does).
-inline bool complete_or_yield(task_header* self, std::coroutine_handle<> awaiting) noexcept {
-    if (consume_budget()) {
-        return false;
-    }
-    forced_yield(self, awaiting);
-    return true;
 }
 
 } // namespace weft::detail
@@ -8884,11 +8886,7 @@ public:
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
             if (m_cell->initialized()) {
-                if (detail::consume_budget()) {
-                    return detail::transfer_to(awaiting);
-                }
-                detail::forced_yield(self, awaiting);
-                return std::noop_coroutine();
+                return detail::continue_or_yield(self, awaiting);
             }
             m_slow = m_cell->slow_path(std::move(m_init));
             return std::move(m_slow).operator co_await().await_suspend(awaiting);

@@ -152,7 +152,10 @@ public:
         return task;
     }
 
-    /// Timers armed now (a metric).
+    /// Timers armed now: a metric, and has_interest's hint. Relaxed: it
+    /// orders nothing; a timer armed while a busy worker reads a stale 0 is
+    /// found by the next poll, or by the sleeper arm_timer wakes under
+    /// m_timer_lock.
     std::uint32_t armed_timers() const noexcept { return m_armed.load(std::memory_order_relaxed); }
     /// Descriptors registered now (a metric).
     std::uint32_t registered_sources() const noexcept { return m_reactor.registered(); }
@@ -163,6 +166,8 @@ public:
 
     // ---- polling (the lock holder only) ------------------------------------------------
 
+    // Acquire / release: the next holder sees what the last one left in the
+    // reactor's polling state (event buffer, tick).
     bool try_lock() noexcept {
         return !m_locked.load(std::memory_order_relaxed) &&
                !m_locked.exchange(true, std::memory_order_acquire);

@@ -159,7 +159,8 @@ public:
     bool ok() const noexcept { return m_error == 0; }
     int error() const noexcept { return m_error; }
 
-    /// Registrations in use (a metric, and "is anyone listening?").
+    /// Registrations in use (a metric, and has_interest's hint; relaxed
+    /// like armed_timers, for the same reason).
     std::uint32_t registered() const noexcept { return m_registered.load(std::memory_order_relaxed); }
 
     // ---- registrations (any thread) --------------------------------------------------
@@ -378,9 +379,9 @@ private:
             do {
                 // tick_mask is 64 bits wide: a 32-bit ~mask would erase the generation.
                 next = (cur & ~io_ready::tick_mask) | bits | tick;
-                // Release: a task that sees the bits sees what the kernel
-                // reported before them (nothing else to publish, but the
-                // clear's CAS must order after this set).
+                // Release: pairs with the acquire loads of readiness() and
+                // wait(). A clear's CAS on the same word is ordered by the
+                // word's own modification order, not by this.
             } while (!reg.readiness.compare_exchange_weak(cur, next, std::memory_order_release,
                                                           std::memory_order_relaxed));
             for (unsigned dir = 0; dir < 2; ++dir) {

@@ -175,6 +175,25 @@ inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) n
     self_notify(task);
 }
 
+/// An awaiter that can complete without suspending: spends one unit of
+/// budget and returns false (resume at once) or, with the budget spent,
+/// yields and returns true (the await_suspend result either way).
+inline bool complete_or_yield(task_header* self, std::coroutine_handle<> awaiting) noexcept {
+    if (consume_budget()) {
+        return false;
+    }
+    forced_yield(self, awaiting);
+    return true;
+}
+
+/// complete_or_yield for an await_suspend that returns a coroutine: the
+/// awaiting one (through transfer_to, so g++ builds do not nest a resume)
+/// or, with the budget spent, none.
+inline std::coroutine_handle<> continue_or_yield(task_header* self,
+                                                 std::coroutine_handle<> awaiting) noexcept {
+    return complete_or_yield(self, awaiting) ? std::noop_coroutine() : transfer_to(awaiting);
+}
+
 /// Wakes a task, consuming the caller's reference to it.
 inline void wake(task_header* task) noexcept {
     if (transition_to_notified(task) == wake_action::submit) {

@@ -185,15 +185,4 @@ void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
     fire_before(lock, list, list.next_ticket(), reason);
 }
 
-/// An awaiter that could complete without suspending: spends one unit of
-/// budget and returns false (resume at once), or, with the budget spent,
-/// yields and returns true (as sleep_awaiter does).
-inline bool complete_or_yield(task_header* self, std::coroutine_handle<> awaiting) noexcept {
-    if (consume_budget()) {
-        return false;
-    }
-    forced_yield(self, awaiting);
-    return true;
-}
-
 } // namespace weft::detail
