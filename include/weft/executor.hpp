@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -52,15 +53,21 @@ using stored_callable = std::decay_t<F>&;
 template <class F>
 concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std::decay_t<F>>::value;
 
-/// Binds a task to `sched` and queues it. On failure the task keeps its
-/// coroutine (destroyed with it) and the error is raised.
+/// Binds a task to `sched` and queues it; pinned to worker `home` unless
+/// that is no_home. On failure the task keeps its coroutine (destroyed with
+/// it) and the error is raised.
 template <class T>
-join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
+join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = no_home) {
+    if (home != no_home && home >= sched.pinnable_workers()) {
+        raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
+                                      "the executor's worker count)");
+    }
     auto handle = work.release();
     if (!handle) {
         raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
     }
     task_cell<T>* cell = adopt_spawned(handle, sched);
+    cell->home = home;
     if (!sched.bind(cell)) {
         unadopt_spawned(handle, cell);
         work.reclaim(handle);
@@ -109,7 +116,28 @@ inline scheduler& current_scheduler() {
           "use executor::spawn / executor::block_on from other threads");
 }
 
+/// The worker the calling code runs on, for spawn_local.
+inline std::uint32_t current_worker_or_raise() {
+    if (t_context.sched == nullptr) {
+        raise(errc::no_current_executor,
+              "weft::spawn_local was called outside a weft worker: call it from a task (a blocking job is "
+              "not on a worker), or use weft::spawn_pinned / executor::spawn_pinned with a worker index");
+    }
+    return t_context.worker_index;
+}
+
 } // namespace detail
+
+/// The index of the worker the calling code runs on (0 to Workers - 1), or
+/// nothing outside every executor's workers (other threads, blocking jobs).
+/// A task that is not pinned may run on another worker after each
+/// suspension.
+inline std::optional<std::uint32_t> current_worker() noexcept {
+    if (detail::t_context.sched == nullptr) {
+        return std::nullopt;
+    }
+    return detail::t_context.worker_index;
+}
 
 /// Spawns a task on the executor running the calling task. Works from any
 /// code running on a weft worker or in a blocking job (see
@@ -124,6 +152,47 @@ join_handle<T> spawn(task<T>&& work) {
 template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
     return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)));
+}
+
+/// Spawns a task pinned to worker `worker` of the executor running the
+/// calling code: only that worker runs it, nobody steals it, and every task
+/// it starts with spawn_local is pinned there too. The home for
+/// thread-affine state (a handle that must stay on one thread, a
+/// thread-local cache): Tokio's LocalSet. The price: a pinned task waits
+/// while its worker is busy, even if others are idle. Raises
+/// errc::invalid_argument if there is no such worker, and whatever spawn
+/// raises.
+///
+/// ```cpp
+/// auto h = weft::spawn_pinned(0, [] { return weft::current_worker(); }); // always 0
+/// ```
+template <class T>
+join_handle<T> spawn_pinned(std::uint32_t worker, task<T>&& work) {
+    return detail::spawn_on(detail::current_scheduler(), std::move(work), worker);
+}
+
+/// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+template <detail::spawnable_callable F>
+auto spawn_pinned(std::uint32_t worker, F&& fn) {
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)), worker);
+}
+
+/// Spawns a task pinned to the worker the caller runs on (see
+/// spawn_pinned). From a pinned task, that is its own worker: the task and
+/// everything it spawns this way share one thread, and so may share state
+/// without locks. From a task that is not pinned it is whichever worker
+/// runs the caller now. Raises errc::no_current_executor outside a worker
+/// (another thread, a blocking job), and whatever spawn raises.
+template <class T>
+join_handle<T> spawn_local(task<T>&& work) {
+    return detail::spawn_on(detail::current_scheduler(), std::move(work), detail::current_worker_or_raise());
+}
+
+/// Spawns a plain callable (or one returning a weft::task) on the caller's worker.
+template <detail::spawnable_callable F>
+auto spawn_local(F&& fn) {
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)),
+                            detail::current_worker_or_raise());
 }
 
 /// Suspends the calling task and puts it at the back of its worker's local
@@ -242,6 +311,19 @@ public:
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
 
+    /// Spawns a task pinned to worker `worker`, from any thread; see
+    /// weft::spawn_pinned.
+    template <class T>
+    join_handle<T> spawn_pinned(std::uint32_t worker, task<T>&& work) {
+        return detail::spawn_on(m_runtime, std::move(work), worker);
+    }
+
+    /// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+    template <detail::spawnable_callable F>
+    auto spawn_pinned(std::uint32_t worker, F&& fn) {
+        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)), worker);
+    }
+
     /// Runs `fn()` on one of this executor's blocking threads, from any
     /// thread; see weft::spawn_blocking (the same, for code running on the
     /// executor) for what it raises and how abort() behaves.
@@ -338,6 +420,7 @@ public:
             w.budget_forced_yields = c.budget_forced_yields.get();
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
+            w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();

@@ -28,6 +28,7 @@ struct worker_metrics {
     std::uint64_t budget_forced_yields = 0; // tasks it made yield because their budget ran out
     std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
+    std::size_t pinned_queue_depth = 0;     // tasks pinned to it (spawn_pinned) waiting now
 };
 
 template <std::uint32_t Workers>

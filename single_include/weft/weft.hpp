@@ -334,6 +334,9 @@ struct cancel_scope {
     std::coroutine_handle<> handler;
 };
 
+/// task_header::home of a task that any worker may run.
+inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
+
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
     std::uint32_t block_size = 0;                          // bytes of the whole block
@@ -354,6 +357,7 @@ struct task_header {
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
     std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
@@ -659,6 +663,9 @@ public:
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
+    /// Workers a task can be pinned to (task_header::home is an index below
+    /// this); 0 where tasks cannot be pinned.
+    virtual std::uint32_t pinnable_workers() const noexcept = 0;
 
 protected:
     ~scheduler() = default;
@@ -667,6 +674,7 @@ protected:
 struct thread_context {
     scheduler* sched = nullptr;               // set on worker threads only
     void* worker = nullptr;                   // that scheduler's state for this worker
+    std::uint32_t worker_index = 0;           // and its index
     task_header* current = nullptr;           // the task being polled, if any
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
@@ -1027,6 +1035,8 @@ public:
     }
 
     void unbind(task_header* /*task*/) noexcept override {} // no live-task list (see the top)
+
+    std::uint32_t pinnable_workers() const noexcept override { return 0; } // jobs are never pinned
 
     // ---- jobs ----------------------------------------------------------------------
 
@@ -2174,6 +2184,7 @@ struct settings {
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -2198,7 +2209,8 @@ struct settings {
 //      driver (I/O and timers), if nobody else holds it;
 //   2. every `global_queue_interval` ticks: one task from the global queue
 //      first, so remote work cannot starve behind local work;
-//   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
+//   3. otherwise: LIFO slot, local queue and pinned queue (on alternate
+//      ticks, the pinned queue first), then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
 //   5. still none: park (announce, re-check, sleep; see idle.hpp). The
@@ -2209,6 +2221,12 @@ struct settings {
 // (driver hand-off), so that a task blocking this thread cannot stall I/O
 // and timers for everyone (tokio#4730). While the driver delivers wakes,
 // local scheduling does not notify anyone; one notification follows.
+// Pinned tasks (spawn_pinned, spawn_local) never enter the local queue or
+// the global queue, so nobody can steal them: their worker's pinned queue
+// (pinned_queue.hpp) holds them, its LIFO slot may too. Scheduled from
+// another thread, a pinned task goes to its worker's inbox and that worker
+// alone is unparked; a parked worker that finds its inbox filled takes
+// itself off the sleeper list, as for the driver's wakes.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -4363,6 +4381,108 @@ private:
 } // namespace weft::detail
 // ---- end weft/detail/parker.hpp ----
 
+// ---- begin weft/detail/pinned_queue.hpp ----
+// weft/detail/pinned_queue.hpp
+//
+// What it is for: the tasks pinned to one worker (spawn_pinned,
+// spawn_local), which only that worker runs and nobody steals. Two halves:
+//   - an owner-only FIFO for the tasks the worker schedules itself (a yield,
+//     a wake from a task running there): no lock, no RMW;
+//   - an inbox (an inject_queue) for the tasks spawned or woken by any other
+//     thread. Whenever the owner takes a task, it first moves the whole
+//     inbox to the back of its FIFO, so neither half starves the other.
+//
+// Where it comes from: Tokio's LocalSet (a local queue plus a shared one
+// for remote wakes), flattened into the worker loop instead of being a
+// future the worker polls.
+//
+// Invariants:
+//   - push_local(), pop() and is_empty() are called by the owner only (and
+//     by the thread running shutdown after the owner was joined).
+//   - push_remote() is called by anyone, who then unparks the owner: the
+//     inbox's lock orders the push before the owner's next look, and the
+//     parker's token makes a push that the owner missed before sleeping end
+//     that sleep (see parker.hpp).
+//   - Once closed (shutdown), push_remote() fails and the caller keeps the
+//     task; push_local() never fails (the shutdown sweep drains it).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace weft::detail {
+
+template <class Node, class Policy = std_policy>
+class pinned_queue {
+public:
+    /// Appends a task the owner scheduled itself.
+    void push_local(Node* node) noexcept {
+        node->queue_next = nullptr;
+        append(node, node, 1);
+    }
+
+    /// Appends a task from another thread. False if the queue is closed
+    /// (the node is not taken). The caller must unpark the owner.
+    bool push_remote(Node* node) noexcept { return m_inbox.push(node); }
+
+    /// Takes the oldest task, or null. Owner only.
+    Node* pop() noexcept {
+        if (!m_inbox.is_empty()) {
+            std::size_t taken = 0;
+            if (Node* first = m_inbox.pop_n(~std::size_t{0}, taken)) {
+                Node* last = first;
+                while (last->queue_next != nullptr) {
+                    last = last->queue_next;
+                }
+                append(first, last, static_cast<std::uint32_t>(taken));
+            }
+        }
+        Node* node = m_head;
+        if (node == nullptr) {
+            return nullptr;
+        }
+        m_head = node->queue_next;
+        if (m_head == nullptr) {
+            m_tail = nullptr;
+        }
+        node->queue_next = nullptr;
+        m_local_len.store(m_local_len.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        return node;
+    }
+
+    /// Whether nothing is queued. Owner only.
+    bool is_empty() const noexcept { return m_head == nullptr && m_inbox.is_empty(); }
+
+    /// Tasks queued now; from another thread, a value that was true at some
+    /// instant (for metrics).
+    std::size_t len() const noexcept { return m_local_len.load(std::memory_order_relaxed) + m_inbox.len(); }
+
+    /// Refuses later remote pushes. Queued tasks stay for pop().
+    void close() noexcept { m_inbox.close(); }
+
+private:
+    void append(Node* first, Node* last, std::uint32_t count) noexcept {
+        if (m_tail == nullptr) {
+            m_head = first;
+        } else {
+            m_tail->queue_next = first;
+        }
+        m_tail = last;
+        // Relaxed, single writer: a statistic for other threads.
+        m_local_len.store(m_local_len.load(std::memory_order_relaxed) + count, std::memory_order_relaxed);
+    }
+
+    // Owner only.
+    Node* m_head = nullptr;
+    Node* m_tail = nullptr;
+    typename Policy::template atomic<std::uint32_t> m_local_len{0};
+    inject_queue<Node, Policy> m_inbox;
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/pinned_queue.hpp ----
+
 namespace weft::detail {
 
 /// Per-worker counters, written by the worker alone.
@@ -4402,12 +4522,17 @@ public:
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
 
     void schedule(task_header* task) noexcept override {
-        if (t_context.sched == this) {
+        const bool on_worker = t_context.sched == this;
+        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
+            schedule_pinned_remote(task);
+        } else if (on_worker) {
             schedule_local(*static_cast<worker*>(t_context.worker), task, false);
         } else {
             schedule_remote(task);
         }
     }
+
+    std::uint32_t pinnable_workers() const noexcept override { return Workers; }
 
     // ---- threads ---------------------------------------------------------------
 
@@ -4418,6 +4543,7 @@ public:
         w.rng = 0x9E3779B9u * (index + 1);
         t_context.sched = this;
         t_context.worker = &w;
+        t_context.worker_index = index;
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
@@ -4444,6 +4570,9 @@ public:
     void begin_shutdown() noexcept {
         m_owned.close();
         m_inject.close();
+        for (worker& w : m_workers) {
+            w.pinned.close();
+        }
         // Release, and the unpark below: a worker that wakes or loops sees
         // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
@@ -4465,6 +4594,9 @@ public:
             while (w.queue.pop(task)) {
                 ref_dec(task);
             }
+            while ((task = w.pinned.pop()) != nullptr) {
+                ref_dec(task);
+            }
         }
         while (task_header* task = m_inject.pop()) {
             ref_dec(task);
@@ -4484,6 +4616,9 @@ public:
     std::uint32_t local_queue_depth(std::uint32_t index) const noexcept {
         return m_workers[index].queue.len();
     }
+    std::size_t pinned_queue_depth(std::uint32_t index) const noexcept {
+        return m_workers[index].pinned.len();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
@@ -4498,6 +4633,7 @@ public:
 private:
     struct alignas(64) worker {
         queue_type queue;
+        pinned_queue<task_header> pinned; // tasks only this worker runs
         parker park;
         worker_counters counters;
         // Owner only.
@@ -4521,8 +4657,15 @@ private:
         if (w.lifo != nullptr) {
             return std::exchange(w.lifo, nullptr);
         }
+        // Pinned and stealable tasks take turns, so that a busy worker
+        // starves neither: tasks that yield in a loop on one side still
+        // leave every other tick to the other.
         task_header* task = nullptr;
-        if (w.queue.pop(task)) {
+        if ((w.tick & 1u) == 0) {
+            if ((task = w.pinned.pop()) != nullptr || w.queue.pop(task)) {
+                return task;
+            }
+        } else if (w.queue.pop(task) || (task = w.pinned.pop()) != nullptr) {
             return task;
         }
         return refill_from_global(w);
@@ -4660,12 +4803,16 @@ private:
             task = prev;
         }
         push_local(w, task);
-        if (!w.in_driver) {
-            notify_parked();
+        if (!w.in_driver && task->home == no_home) {
+            notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
     void push_local(worker& w, task_header* task) noexcept {
+        if (task->home != no_home) {
+            w.pinned.push_local(task); // this worker is its home: schedule() sent it here
+            return;
+        }
         if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
@@ -4684,6 +4831,18 @@ private:
             return;
         }
         notify_parked();
+    }
+
+    // A pinned task scheduled away from its worker: into that worker's
+    // inbox, and wake that worker (whatever it is doing: a running worker
+    // just finds its token set at its next park).
+    void schedule_pinned_remote(task_header* task) noexcept {
+        worker& home = m_workers[task->home];
+        if (!home.pinned.push_remote(task)) {
+            ref_dec(task); // shutting down: the sweep cancels it
+            return;
+        }
+        home.park.unpark(&m_driver);
     }
 
     // ---- parking -------------------------------------------------------------------
@@ -4710,8 +4869,8 @@ private:
     }
 
     void park(worker& w) noexcept {
-        if (w.lifo != nullptr || !w.queue.is_empty()) {
-            return; // work arrived (a steal landed extra tasks here)
+        if (w.lifo != nullptr || !w.queue.is_empty() || !w.pinned.is_empty()) {
+            return; // work arrived (a steal landed extra tasks here, a pinned task came)
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
@@ -4730,8 +4889,10 @@ private:
                 w.searching = true; // a notifier picked us
                 break;
             }
-            if (polled && local_work(w) != 0) {
-                // The driver woke tasks onto this worker.
+            if ((polled && local_work(w) != 0) || !w.pinned.is_empty()) {
+                // The driver woke tasks onto this worker, or a task pinned
+                // here was woken (by the driver, or by another thread that
+                // then unparked us).
                 if (!m_idle.remove_sleeper(w.index)) {
                     w.searching = true; // a notifier picked us meanwhile
                 }
@@ -4740,8 +4901,9 @@ private:
             // Spurious, or the driver woke nothing here: sleep again.
         }
         w.counters.unparks.add();
-        if (local_work(w) > (Options::driver_handoff ? 0u : 1u)) {
-            // Hand the driver over (see the header), and share a burst.
+        // Hand the driver over (see the header) before running anything
+        // here, pinned tasks included; without the hand-off, share a burst.
+        if (Options::driver_handoff ? local_work(w) != 0 || !w.pinned.is_empty() : local_work(w) > 1) {
             notify_parked();
         }
     }
@@ -4790,6 +4952,7 @@ struct worker_metrics {
     std::uint64_t budget_forced_yields = 0; // tasks it made yield because their budget ran out
     std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
+    std::size_t pinned_queue_depth = 0;     // tasks pinned to it (spawn_pinned) waiting now
 };
 
 template <std::uint32_t Workers>
@@ -4834,15 +4997,21 @@ using stored_callable = std::decay_t<F>&;
 template <class F>
 concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std::decay_t<F>>::value;
 
-/// Binds a task to `sched` and queues it. On failure the task keeps its
-/// coroutine (destroyed with it) and the error is raised.
+/// Binds a task to `sched` and queues it; pinned to worker `home` unless
+/// that is no_home. On failure the task keeps its coroutine (destroyed with
+/// it) and the error is raised.
 template <class T>
-join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
+join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = no_home) {
+    if (home != no_home && home >= sched.pinnable_workers()) {
+        raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
+                                      "the executor's worker count)");
+    }
     auto handle = work.release();
     if (!handle) {
         raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
     }
     task_cell<T>* cell = adopt_spawned(handle, sched);
+    cell->home = home;
     if (!sched.bind(cell)) {
         unadopt_spawned(handle, cell);
         work.reclaim(handle);
@@ -4891,7 +5060,28 @@ inline scheduler& current_scheduler() {
           "use executor::spawn / executor::block_on from other threads");
 }
 
+/// The worker the calling code runs on, for spawn_local.
+inline std::uint32_t current_worker_or_raise() {
+    if (t_context.sched == nullptr) {
+        raise(errc::no_current_executor,
+              "weft::spawn_local was called outside a weft worker: call it from a task (a blocking job is "
+              "not on a worker), or use weft::spawn_pinned / executor::spawn_pinned with a worker index");
+    }
+    return t_context.worker_index;
+}
+
 } // namespace detail
+
+/// The index of the worker the calling code runs on (0 to Workers - 1), or
+/// nothing outside every executor's workers (other threads, blocking jobs).
+/// A task that is not pinned may run on another worker after each
+/// suspension.
+inline std::optional<std::uint32_t> current_worker() noexcept {
+    if (detail::t_context.sched == nullptr) {
+        return std::nullopt;
+    }
+    return detail::t_context.worker_index;
+}
 
 /// Spawns a task on the executor running the calling task. Works from any
 /// code running on a weft worker or in a blocking job (see
@@ -4906,6 +5096,47 @@ join_handle<T> spawn(task<T>&& work) {
 template <detail::spawnable_callable F>
 auto spawn(F&& fn) {
     return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)));
+}
+
+/// Spawns a task pinned to worker `worker` of the executor running the
+/// calling code: only that worker runs it, nobody steals it, and every task
+/// it starts with spawn_local is pinned there too. The home for
+/// thread-affine state (a handle that must stay on one thread, a
+/// thread-local cache): Tokio's LocalSet. The price: a pinned task waits
+/// while its worker is busy, even if others are idle. Raises
+/// errc::invalid_argument if there is no such worker, and whatever spawn
+/// raises.
+///
+/// ```cpp
+/// auto h = weft::spawn_pinned(0, [] { return weft::current_worker(); }); // always 0
+/// ```
+template <class T>
+join_handle<T> spawn_pinned(std::uint32_t worker, task<T>&& work) {
+    return detail::spawn_on(detail::current_scheduler(), std::move(work), worker);
+}
+
+/// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+template <detail::spawnable_callable F>
+auto spawn_pinned(std::uint32_t worker, F&& fn) {
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)), worker);
+}
+
+/// Spawns a task pinned to the worker the caller runs on (see
+/// spawn_pinned). From a pinned task, that is its own worker: the task and
+/// everything it spawns this way share one thread, and so may share state
+/// without locks. From a task that is not pinned it is whichever worker
+/// runs the caller now. Raises errc::no_current_executor outside a worker
+/// (another thread, a blocking job), and whatever spawn raises.
+template <class T>
+join_handle<T> spawn_local(task<T>&& work) {
+    return detail::spawn_on(detail::current_scheduler(), std::move(work), detail::current_worker_or_raise());
+}
+
+/// Spawns a plain callable (or one returning a weft::task) on the caller's worker.
+template <detail::spawnable_callable F>
+auto spawn_local(F&& fn) {
+    return detail::spawn_on(detail::current_scheduler(), detail::as_task(std::forward<F>(fn)),
+                            detail::current_worker_or_raise());
 }
 
 /// Suspends the calling task and puts it at the back of its worker's local
@@ -5024,6 +5255,19 @@ public:
         return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
     }
 
+    /// Spawns a task pinned to worker `worker`, from any thread; see
+    /// weft::spawn_pinned.
+    template <class T>
+    join_handle<T> spawn_pinned(std::uint32_t worker, task<T>&& work) {
+        return detail::spawn_on(m_runtime, std::move(work), worker);
+    }
+
+    /// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+    template <detail::spawnable_callable F>
+    auto spawn_pinned(std::uint32_t worker, F&& fn) {
+        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)), worker);
+    }
+
     /// Runs `fn()` on one of this executor's blocking threads, from any
     /// thread; see weft::spawn_blocking (the same, for code running on the
     /// executor) for what it raises and how abort() behaves.
@@ -5120,6 +5364,7 @@ public:
             w.budget_forced_yields = c.budget_forced_yields.get();
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
+            w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();

@@ -139,6 +139,8 @@ public:
 
     void unbind(task_header* /*task*/) noexcept override {} // no live-task list (see the top)
 
+    std::uint32_t pinnable_workers() const noexcept override { return 0; } // jobs are never pinned
+
     // ---- jobs ----------------------------------------------------------------------
 
     /// Queues a job that was just created (notified, holding its queue

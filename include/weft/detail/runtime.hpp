@@ -14,7 +14,8 @@
 //      driver (I/O and timers), if nobody else holds it;
 //   2. every `global_queue_interval` ticks: one task from the global queue
 //      first, so remote work cannot starve behind local work;
-//   3. otherwise: LIFO slot, local queue, then a batch from the global queue;
+//   3. otherwise: LIFO slot, local queue and pinned queue (on alternate
+//      ticks, the pinned queue first), then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
 //   5. still none: park (announce, re-check, sleep; see idle.hpp). The
@@ -25,6 +26,12 @@
 // (driver hand-off), so that a task blocking this thread cannot stall I/O
 // and timers for everyone (tokio#4730). While the driver delivers wakes,
 // local scheduling does not notify anyone; one notification follows.
+// Pinned tasks (spawn_pinned, spawn_local) never enter the local queue or
+// the global queue, so nobody can steal them: their worker's pinned queue
+// (pinned_queue.hpp) holds them, its LIFO slot may too. Scheduled from
+// another thread, a pinned task goes to its worker's inbox and that worker
+// alone is unparked; a parked worker that finds its inbox filled takes
+// itself off the sleeper list, as for the driver's wakes.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -46,6 +53,7 @@
 #include "local_queue.hpp"
 #include "owned_tasks.hpp"
 #include "parker.hpp"
+#include "pinned_queue.hpp"
 #include "scheduler.hpp"
 #include "task_cell.hpp"
 
@@ -88,12 +96,17 @@ public:
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
 
     void schedule(task_header* task) noexcept override {
-        if (t_context.sched == this) {
+        const bool on_worker = t_context.sched == this;
+        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
+            schedule_pinned_remote(task);
+        } else if (on_worker) {
             schedule_local(*static_cast<worker*>(t_context.worker), task, false);
         } else {
             schedule_remote(task);
         }
     }
+
+    std::uint32_t pinnable_workers() const noexcept override { return Workers; }
 
     // ---- threads ---------------------------------------------------------------
 
@@ -104,6 +117,7 @@ public:
         w.rng = 0x9E3779B9u * (index + 1);
         t_context.sched = this;
         t_context.worker = &w;
+        t_context.worker_index = index;
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
@@ -130,6 +144,9 @@ public:
     void begin_shutdown() noexcept {
         m_owned.close();
         m_inject.close();
+        for (worker& w : m_workers) {
+            w.pinned.close();
+        }
         // Release, and the unpark below: a worker that wakes or loops sees
         // the flag (acquire) together with the closed queues.
         m_shutdown.store(true, std::memory_order_release);
@@ -151,6 +168,9 @@ public:
             while (w.queue.pop(task)) {
                 ref_dec(task);
             }
+            while ((task = w.pinned.pop()) != nullptr) {
+                ref_dec(task);
+            }
         }
         while (task_header* task = m_inject.pop()) {
             ref_dec(task);
@@ -170,6 +190,9 @@ public:
     std::uint32_t local_queue_depth(std::uint32_t index) const noexcept {
         return m_workers[index].queue.len();
     }
+    std::size_t pinned_queue_depth(std::uint32_t index) const noexcept {
+        return m_workers[index].pinned.len();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
@@ -184,6 +207,7 @@ public:
 private:
     struct alignas(64) worker {
         queue_type queue;
+        pinned_queue<task_header> pinned; // tasks only this worker runs
         parker park;
         worker_counters counters;
         // Owner only.
@@ -207,8 +231,15 @@ private:
         if (w.lifo != nullptr) {
             return std::exchange(w.lifo, nullptr);
         }
+        // Pinned and stealable tasks take turns, so that a busy worker
+        // starves neither: tasks that yield in a loop on one side still
+        // leave every other tick to the other.
         task_header* task = nullptr;
-        if (w.queue.pop(task)) {
+        if ((w.tick & 1u) == 0) {
+            if ((task = w.pinned.pop()) != nullptr || w.queue.pop(task)) {
+                return task;
+            }
+        } else if (w.queue.pop(task) || (task = w.pinned.pop()) != nullptr) {
             return task;
         }
         return refill_from_global(w);
@@ -346,12 +377,16 @@ private:
             task = prev;
         }
         push_local(w, task);
-        if (!w.in_driver) {
-            notify_parked();
+        if (!w.in_driver && task->home == no_home) {
+            notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
     void push_local(worker& w, task_header* task) noexcept {
+        if (task->home != no_home) {
+            w.pinned.push_local(task); // this worker is its home: schedule() sent it here
+            return;
+        }
         if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
@@ -370,6 +405,18 @@ private:
             return;
         }
         notify_parked();
+    }
+
+    // A pinned task scheduled away from its worker: into that worker's
+    // inbox, and wake that worker (whatever it is doing: a running worker
+    // just finds its token set at its next park).
+    void schedule_pinned_remote(task_header* task) noexcept {
+        worker& home = m_workers[task->home];
+        if (!home.pinned.push_remote(task)) {
+            ref_dec(task); // shutting down: the sweep cancels it
+            return;
+        }
+        home.park.unpark(&m_driver);
     }
 
     // ---- parking -------------------------------------------------------------------
@@ -396,8 +443,8 @@ private:
     }
 
     void park(worker& w) noexcept {
-        if (w.lifo != nullptr || !w.queue.is_empty()) {
-            return; // work arrived (a steal landed extra tasks here)
+        if (w.lifo != nullptr || !w.queue.is_empty() || !w.pinned.is_empty()) {
+            return; // work arrived (a steal landed extra tasks here, a pinned task came)
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
@@ -416,8 +463,10 @@ private:
                 w.searching = true; // a notifier picked us
                 break;
             }
-            if (polled && local_work(w) != 0) {
-                // The driver woke tasks onto this worker.
+            if ((polled && local_work(w) != 0) || !w.pinned.is_empty()) {
+                // The driver woke tasks onto this worker, or a task pinned
+                // here was woken (by the driver, or by another thread that
+                // then unparked us).
                 if (!m_idle.remove_sleeper(w.index)) {
                     w.searching = true; // a notifier picked us meanwhile
                 }
@@ -426,8 +475,9 @@ private:
             // Spurious, or the driver woke nothing here: sleep again.
         }
         w.counters.unparks.add();
-        if (local_work(w) > (Options::driver_handoff ? 0u : 1u)) {
-            // Hand the driver over (see the header), and share a burst.
+        // Hand the driver over (see the header) before running anything
+        // here, pinned tasks included; without the hand-off, share a burst.
+        if (Options::driver_handoff ? local_work(w) != 0 || !w.pinned.is_empty() : local_work(w) > 1) {
             notify_parked();
         }
     }

@@ -51,6 +51,9 @@ public:
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
+    /// Workers a task can be pinned to (task_header::home is an index below
+    /// this); 0 where tasks cannot be pinned.
+    virtual std::uint32_t pinnable_workers() const noexcept = 0;
 
 protected:
     ~scheduler() = default;
@@ -59,6 +62,7 @@ protected:
 struct thread_context {
     scheduler* sched = nullptr;               // set on worker threads only
     void* worker = nullptr;                   // that scheduler's state for this worker
+    std::uint32_t worker_index = 0;           // and its index
     task_header* current = nullptr;           // the task being polled, if any
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric

@@ -71,6 +71,9 @@ struct cancel_scope {
     std::coroutine_handle<> handler;
 };
 
+/// task_header::home of a task that any worker may run.
+inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
+
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
     std::uint32_t block_size = 0;                          // bytes of the whole block
@@ -91,6 +94,7 @@ struct task_header {
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
     std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
