@@ -64,6 +64,7 @@ WEFT_NO_SANITIZE_FUNCTION auto blocking_job(F fn) -> task<std::invoke_result_t<F
 template <blocking_callable F>
 auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_result_t<std::decay_t<F>&>> {
     using result = std::invoke_result_t<std::decay_t<F>&>;
+    pool.check_not_forked();
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
     auto handle = job.release();
     task_cell<result>* cell = adopt_spawned(handle, pool);

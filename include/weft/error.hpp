@@ -45,6 +45,9 @@ enum class errc {
     /// Another task already waits for the same thing (one waiter per
     /// direction of an async_fd).
     busy,
+    /// An executor created before fork() was used in the child process,
+    /// where its threads do not exist.
+    used_after_fork,
 };
 
 } // namespace weft
@@ -73,6 +76,7 @@ public:
         case errc::unexpected_eof: return "unexpected end of stream";
         case errc::closed: return "closed while waiting";
         case errc::busy: return "another task is already waiting";
+        case errc::used_after_fork: return "executor used in a child process after fork()";
         }
         return "unknown weft error";
     }

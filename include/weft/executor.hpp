@@ -58,6 +58,7 @@ concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std:
 /// it) and the error is raised.
 template <class T>
 join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = no_home) {
+    sched.check_not_forked();
     if (home != no_home && home >= sched.pinnable_workers()) {
         raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
                                       "the executor's worker count)");
@@ -295,6 +296,12 @@ public:
                           "an executor was destroyed by one of its own blocking jobs, and would wait for "
                           "itself: destroy it from outside");
         }
+        if (m_runtime.forked()) {
+            // A child process: no thread of ours exists here to stop or join,
+            // and their tasks' frames may be half-run copies. The memory is the
+            // child's own and goes when it exits.
+            return;
+        }
         shutdown_impl(false);
     }
 
@@ -385,6 +392,7 @@ public:
     /// try { ex.shutdown(); } catch (const weft::error& e) { /* a blocking job is stuck */ }
     /// ```
     void shutdown() {
+        m_runtime.check_not_forked();
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
                 errc::blocking_on_worker,

@@ -361,6 +361,9 @@ public:
         std::uint32_t state =
             m_task->state.fetch_or(detail::task_state::thread_waiter, std::memory_order_acq_rel) |
             detail::task_state::thread_waiter;
+        if ((state & detail::task_state::complete) == 0) {
+            m_task->owner->check_not_forked(); // nothing would ever complete it in a child process
+        }
         while ((state & detail::task_state::complete) == 0) {
             detail::futex_wait(&m_task->state, state);
             state = m_task->state.load(std::memory_order_acquire);

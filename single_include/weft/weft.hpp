@@ -137,6 +137,295 @@
 #include <utility>
 
 
+// ---- begin weft/detail/fork.hpp ----
+// weft/detail/fork.hpp
+//
+// What it is for: noticing that an executor is used in a child process.
+// fork() copies the calling thread only: the child has the executor's memory
+// but none of its workers or blocking threads, so a task spawned there would
+// never run, and a join or a shutdown would wait forever for threads that
+// do not exist. Each executor (through its schedulers) remembers the fork
+// generation it was created in; a pthread_atfork child handler advances the
+// generation, and the entry points compare (one relaxed load).
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+
+#include <pthread.h>
+
+
+// ---- begin weft/error.hpp ----
+// weft/error.hpp: what weft reports when something is misused, and the hooks
+// that receive errors when exceptions are off.
+//
+// Programming errors (calling block_on on a worker, spawning with no
+// executor, using a join handle twice, ...) raise a weft::error, a
+// std::system_error whose code() is a weft::errc and whose what() says what
+// happened and what to do instead. Built with -fno-exceptions, the same
+// message goes to the panic handler, which by default prints it and aborts.
+
+#include <exception>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+
+// ---- begin weft/detail/handlers.hpp ----
+// weft/detail/handlers.hpp
+//
+// What it is for: the two process-wide hooks a user may replace, stored
+// where both the scheduler internals and the public API can reach them:
+//   - the panic handler: receives misuse errors when exceptions are off
+//     (-fno-exceptions); the default prints the message and aborts;
+//   - the unhandled-exception handler: receives the exception of a task that
+//     nobody joins (detached, or its handle dropped unread); the default
+//     prints it and the worker keeps running.
+// Both are atomics of function pointers: replacing one is safe while
+// executors run (acquire/release pairs the store with the call).
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+namespace weft::detail {
+
+using panic_fn = void (*)(int code, const char* message) noexcept;
+using unhandled_exception_fn = void (*)(std::exception_ptr) noexcept;
+
+inline void default_panic(int /*code*/, const char* message) noexcept {
+    std::fprintf(stderr, "weft: fatal: %s\n", message);
+    std::fflush(stderr);
+}
+
+inline void default_unhandled_exception(std::exception_ptr error) noexcept {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft: exception in a task nobody joined: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "weft: exception in a task nobody joined (not a std::exception)\n");
+    }
+#else
+    (void)error;
+    std::fprintf(stderr, "weft: exception in a task nobody joined\n");
+#endif
+}
+
+inline std::atomic<panic_fn> g_panic_handler{&default_panic};
+inline std::atomic<unhandled_exception_fn> g_unhandled_exception_handler{&default_unhandled_exception};
+
+/// Reports a fatal misuse and ends the process (exceptions off).
+[[noreturn]] inline void panic(int code, const char* message) noexcept {
+    g_panic_handler.load(std::memory_order_acquire)(code, message);
+    std::abort(); // a handler that returns still ends the process
+}
+
+inline void report_unhandled_exception(std::exception_ptr error) noexcept {
+    g_unhandled_exception_handler.load(std::memory_order_acquire)(std::move(error));
+}
+
+} // namespace weft::detail
+// ---- end weft/detail/handlers.hpp ----
+
+namespace weft {
+
+enum class errc {
+    /// block_on was called on a thread that already drives weft tasks.
+    nested_runtime = 1,
+    /// A blocking call (join_handle::get, executor shutdown) on a worker.
+    blocking_on_worker,
+    /// weft::spawn or an awaitable used outside any executor's task.
+    no_current_executor,
+    /// The executor is shutting down or has shut down.
+    executor_shut_down,
+    /// The join handle is empty: already joined, detached, or moved from.
+    invalid_handle,
+    /// The task was aborted (or destroyed by shutdown) before it finished.
+    task_aborted,
+    /// A fixed capacity was exhausted.
+    capacity_exhausted,
+    /// A setting or argument is out of range.
+    invalid_argument,
+    /// The operating system refused to start a thread.
+    thread_start_failed,
+    /// A weft::timeout expired before the operation finished.
+    timed_out,
+    /// The stream ended (the peer closed it) before the expected bytes arrived.
+    unexpected_eof,
+    /// The descriptor (or channel) was closed while a task waited on it.
+    closed,
+    /// Another task already waits for the same thing (one waiter per
+    /// direction of an async_fd).
+    busy,
+    /// An executor created before fork() was used in the child process,
+    /// where its threads do not exist.
+    used_after_fork,
+};
+
+} // namespace weft
+
+template <>
+struct std::is_error_code_enum<weft::errc> : std::true_type {};
+
+namespace weft {
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "weft"; }
+    std::string message(int code) const override {
+        switch (static_cast<errc>(code)) {
+        case errc::nested_runtime: return "cannot start a runtime from within a runtime";
+        case errc::blocking_on_worker: return "blocking call on a worker thread";
+        case errc::no_current_executor: return "no current executor";
+        case errc::executor_shut_down: return "executor is shut down";
+        case errc::invalid_handle: return "invalid join handle";
+        case errc::task_aborted: return "task aborted";
+        case errc::capacity_exhausted: return "capacity exhausted";
+        case errc::invalid_argument: return "invalid argument";
+        case errc::thread_start_failed: return "thread start failed";
+        case errc::timed_out: return "timed out";
+        case errc::unexpected_eof: return "unexpected end of stream";
+        case errc::closed: return "closed while waiting";
+        case errc::busy: return "another task is already waiting";
+        case errc::used_after_fork: return "executor used in a child process after fork()";
+        }
+        return "unknown weft error";
+    }
+};
+} // namespace detail
+
+/// The category of weft::errc codes.
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(errc code) noexcept {
+    return {static_cast<int>(code), error_category()};
+}
+
+/// A misuse of weft. `code()` compares equal to a weft::errc:
+///
+/// ```cpp
+/// try { ex.block_on(t()); } catch (const weft::error& e) {
+///     if (e.code() == weft::errc::nested_runtime) { /* ... */ }
+/// }
+/// ```
+class error : public std::system_error {
+public:
+    error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
+    error(std::error_code code, const char* message) : std::system_error(code, message) {}
+};
+
+/// Receives misuse errors when exceptions are disabled; must not return
+/// (if it does, the process aborts). Returns the previous handler.
+using panic_handler = detail::panic_fn;
+inline panic_handler set_panic_handler(panic_handler handler) noexcept {
+    return detail::g_panic_handler.exchange(handler != nullptr ? handler : &detail::default_panic,
+                                            std::memory_order_acq_rel);
+}
+
+/// Receives the exception of a task nobody joins (detached, or whose handle
+/// was dropped unread); the worker keeps running. Returns the previous one.
+using unhandled_exception_handler = detail::unhandled_exception_fn;
+inline unhandled_exception_handler
+set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
+    return detail::g_unhandled_exception_handler.exchange(
+        handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
+}
+
+namespace detail {
+/// Raises a misuse error: throws weft::error, or panics without exceptions.
+[[noreturn]] inline void raise(errc code, const char* message) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, message);
+#else
+    panic(static_cast<int>(code), message);
+#endif
+}
+
+/// Raises the error held by a weft::result whose value was asked for.
+[[noreturn]] inline void raise_error_code(std::error_code code) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    throw error(code, "weft::result::value() called on an error; check has_value() first");
+#else
+    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
+#endif
+}
+} // namespace detail
+
+} // namespace weft
+// ---- end weft/error.hpp ----
+
+namespace weft::detail {
+
+/// How many fork()s this process descends through since weft first looked:
+/// advanced in each child, never in the parent.
+inline std::atomic<std::uint32_t> g_fork_generation{0};
+
+inline void on_fork_child() noexcept {
+    // Relaxed: the child has a single thread when the handler runs.
+    g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+class fork_guard {
+public:
+    fork_guard() noexcept {
+        static const int registered = ::pthread_atfork(nullptr, nullptr, &on_fork_child);
+        (void)registered; // it fails only without memory; then forks go unnoticed
+        m_generation = g_fork_generation.load(std::memory_order_relaxed);
+    }
+
+    /// True in a child process forked after this object was created.
+    bool forked() const noexcept { return g_fork_generation.load(std::memory_order_relaxed) != m_generation; }
+
+    /// Raises errc::used_after_fork if forked().
+    void check() const {
+        if (forked()) {
+            raise(errc::used_after_fork,
+                  "this weft executor was created before fork() and this is the child process, where its "
+                  "threads do not exist: nothing would run. Create a new executor in the child (after "
+                  "fork), and leave this one alone; its destructor does nothing in the child");
+        }
+    }
+
+private:
+    std::uint32_t m_generation = 0;
+};
+
+/// A T whose destructor can be skipped, for the condition variables that
+/// threads wait on: in a forked child those threads do not exist, and
+/// glibc's pthread_cond_destroy waits for its waiters to leave.
+template <class T>
+class abandonable {
+public:
+    abandonable() { ::new (static_cast<void*>(m_storage)) T(); }
+    abandonable(const abandonable&) = delete;
+    abandonable& operator=(const abandonable&) = delete;
+    ~abandonable() {
+        if (!m_abandoned) {
+            get().~T();
+        }
+    }
+
+    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(m_storage)); }
+    T* operator->() noexcept { return &get(); }
+
+    /// The destructor will not destroy the T (its memory is simply dropped).
+    void abandon() noexcept { m_abandoned = true; }
+
+private:
+    alignas(T) unsigned char m_storage[sizeof(T)];
+    bool m_abandoned = false;
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/fork.hpp ----
+
 // ---- begin weft/detail/futex.hpp ----
 // weft/detail/futex.hpp
 //
@@ -201,65 +490,6 @@ inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { fu
 
 } // namespace weft::detail
 // ---- end weft/detail/futex.hpp ----
-
-// ---- begin weft/detail/handlers.hpp ----
-// weft/detail/handlers.hpp
-//
-// What it is for: the two process-wide hooks a user may replace, stored
-// where both the scheduler internals and the public API can reach them:
-//   - the panic handler: receives misuse errors when exceptions are off
-//     (-fno-exceptions); the default prints the message and aborts;
-//   - the unhandled-exception handler: receives the exception of a task that
-//     nobody joins (detached, or its handle dropped unread); the default
-//     prints it and the worker keeps running.
-// Both are atomics of function pointers: replacing one is safe while
-// executors run (acquire/release pairs the store with the call).
-
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <exception>
-
-namespace weft::detail {
-
-using panic_fn = void (*)(int code, const char* message) noexcept;
-using unhandled_exception_fn = void (*)(std::exception_ptr) noexcept;
-
-inline void default_panic(int /*code*/, const char* message) noexcept {
-    std::fprintf(stderr, "weft: fatal: %s\n", message);
-    std::fflush(stderr);
-}
-
-inline void default_unhandled_exception(std::exception_ptr error) noexcept {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "weft: exception in a task nobody joined: %s\n", e.what());
-    } catch (...) {
-        std::fprintf(stderr, "weft: exception in a task nobody joined (not a std::exception)\n");
-    }
-#else
-    (void)error;
-    std::fprintf(stderr, "weft: exception in a task nobody joined\n");
-#endif
-}
-
-inline std::atomic<panic_fn> g_panic_handler{&default_panic};
-inline std::atomic<unhandled_exception_fn> g_unhandled_exception_handler{&default_unhandled_exception};
-
-/// Reports a fatal misuse and ends the process (exceptions off).
-[[noreturn]] inline void panic(int code, const char* message) noexcept {
-    g_panic_handler.load(std::memory_order_acquire)(code, message);
-    std::abort(); // a handler that returns still ends the process
-}
-
-inline void report_unhandled_exception(std::exception_ptr error) noexcept {
-    g_unhandled_exception_handler.load(std::memory_order_acquire)(std::move(error));
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/handlers.hpp ----
 
 // ---- begin weft/detail/task_cell.hpp ----
 // weft/detail/task_cell.hpp
@@ -667,8 +897,16 @@ public:
     /// this); 0 where tasks cannot be pinned.
     virtual std::uint32_t pinnable_workers() const noexcept = 0;
 
+    /// Raises errc::used_after_fork in a child process forked after this
+    /// scheduler was created (see fork.hpp).
+    void check_not_forked() const { m_fork.check(); }
+    bool forked() const noexcept { return m_fork.forked(); }
+
 protected:
     ~scheduler() = default;
+
+private:
+    fork_guard m_fork;
 };
 
 struct thread_context {
@@ -1012,7 +1250,16 @@ public:
     blocking_pool(const blocking_pool&) = delete;
     blocking_pool& operator=(const blocking_pool&) = delete;
 
-    ~blocking_pool() { shutdown(std::chrono::milliseconds(0), nullptr); }
+    ~blocking_pool() {
+        if (forked()) {
+            // A child process: the threads to join, and the ones waiting on
+            // the condition variables, do not exist here (fork.hpp).
+            m_wake.abandon();
+            m_exited.abandon();
+            return;
+        }
+        shutdown(std::chrono::milliseconds(0), nullptr);
+    }
 
     // ---- scheduler interface ------------------------------------------------
     // Jobs come in through submit(), which binds and queues under one lock
@@ -1076,15 +1323,15 @@ public:
             std::lock_guard<std::mutex> hold(m_mutex);
             m_closed = true;
             queued = take_queue();
-            m_wake.notify_all(); // idle threads exit
+            m_wake->notify_all(); // idle threads exit
         }
         cancel_all(queued);
         std::unique_lock<std::mutex> hold(m_mutex);
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (m_threads != 0) {
             if (limit.count() <= 0) {
-                m_exited.wait(hold);
-            } else if (m_exited.wait_until(hold, deadline) == std::cv_status::timeout && m_threads != 0) {
+                m_exited->wait(hold);
+            } else if (m_exited->wait_until(hold, deadline) == std::cv_status::timeout && m_threads != 0) {
                 if (on_slow == nullptr) {
                     return false;
                 }
@@ -1123,7 +1370,7 @@ private:
         if (m_idle > 0) {
             --m_idle;
             ++m_notify;
-            m_wake.notify_one();
+            m_wake->notify_one();
             publish();
             return claim::claimed;
         }
@@ -1250,7 +1497,7 @@ private:
         const pthread_t previous = m_last_exited;
         m_last_exited = ::pthread_self();
         m_has_last_exited = true;
-        m_exited.notify_all(); // under the lock: shutdown cannot free the pool before we let go
+        m_exited->notify_all(); // under the lock: shutdown cannot free the pool before we let go
         hold.unlock();
         // From here on nothing of the pool is touched: shutdown may free it
         // once it has joined this thread.
@@ -1267,7 +1514,7 @@ private:
         publish();
         const auto deadline = std::chrono::steady_clock::now() + m_keep_alive;
         for (;;) {
-            const bool timed_out = m_wake.wait_until(hold, deadline) == std::cv_status::timeout;
+            const bool timed_out = m_wake->wait_until(hold, deadline) == std::cv_status::timeout;
             if (m_notify > 0) {
                 --m_notify; // the notifier already took us off m_idle
                 return true;
@@ -1288,9 +1535,9 @@ private:
     char m_name_prefix[16] = {};
 
     std::mutex m_mutex;
-    std::condition_variable m_wake;   // idle threads wait here for a job
-    std::condition_variable m_exited; // shutdown waits here for the threads
-    task_header* m_head = nullptr;    // the FIFO of jobs, linked through queue_next
+    abandonable<std::condition_variable> m_wake;   // idle threads wait here for a job
+    abandonable<std::condition_variable> m_exited; // shutdown waits here for the threads
+    task_header* m_head = nullptr;                 // the FIFO of jobs, linked through queue_next
     task_header* m_tail = nullptr;
     std::size_t m_queued = 0;
     std::uint32_t m_threads = 0;
@@ -1308,149 +1555,6 @@ private:
 
 } // namespace weft::detail
 // ---- end weft/detail/blocking_pool.hpp ----
-
-// ---- begin weft/error.hpp ----
-// weft/error.hpp: what weft reports when something is misused, and the hooks
-// that receive errors when exceptions are off.
-//
-// Programming errors (calling block_on on a worker, spawning with no
-// executor, using a join handle twice, ...) raise a weft::error, a
-// std::system_error whose code() is a weft::errc and whose what() says what
-// happened and what to do instead. Built with -fno-exceptions, the same
-// message goes to the panic handler, which by default prints it and aborts.
-
-#include <exception>
-#include <string>
-#include <system_error>
-#include <type_traits>
-
-
-namespace weft {
-
-enum class errc {
-    /// block_on was called on a thread that already drives weft tasks.
-    nested_runtime = 1,
-    /// A blocking call (join_handle::get, executor shutdown) on a worker.
-    blocking_on_worker,
-    /// weft::spawn or an awaitable used outside any executor's task.
-    no_current_executor,
-    /// The executor is shutting down or has shut down.
-    executor_shut_down,
-    /// The join handle is empty: already joined, detached, or moved from.
-    invalid_handle,
-    /// The task was aborted (or destroyed by shutdown) before it finished.
-    task_aborted,
-    /// A fixed capacity was exhausted.
-    capacity_exhausted,
-    /// A setting or argument is out of range.
-    invalid_argument,
-    /// The operating system refused to start a thread.
-    thread_start_failed,
-    /// A weft::timeout expired before the operation finished.
-    timed_out,
-    /// The stream ended (the peer closed it) before the expected bytes arrived.
-    unexpected_eof,
-    /// The descriptor (or channel) was closed while a task waited on it.
-    closed,
-    /// Another task already waits for the same thing (one waiter per
-    /// direction of an async_fd).
-    busy,
-};
-
-} // namespace weft
-
-template <>
-struct std::is_error_code_enum<weft::errc> : std::true_type {};
-
-namespace weft {
-
-namespace detail {
-class error_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "weft"; }
-    std::string message(int code) const override {
-        switch (static_cast<errc>(code)) {
-        case errc::nested_runtime: return "cannot start a runtime from within a runtime";
-        case errc::blocking_on_worker: return "blocking call on a worker thread";
-        case errc::no_current_executor: return "no current executor";
-        case errc::executor_shut_down: return "executor is shut down";
-        case errc::invalid_handle: return "invalid join handle";
-        case errc::task_aborted: return "task aborted";
-        case errc::capacity_exhausted: return "capacity exhausted";
-        case errc::invalid_argument: return "invalid argument";
-        case errc::thread_start_failed: return "thread start failed";
-        case errc::timed_out: return "timed out";
-        case errc::unexpected_eof: return "unexpected end of stream";
-        case errc::closed: return "closed while waiting";
-        case errc::busy: return "another task is already waiting";
-        }
-        return "unknown weft error";
-    }
-};
-} // namespace detail
-
-/// The category of weft::errc codes.
-inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl instance;
-    return instance;
-}
-
-inline std::error_code make_error_code(errc code) noexcept {
-    return {static_cast<int>(code), error_category()};
-}
-
-/// A misuse of weft. `code()` compares equal to a weft::errc:
-///
-/// ```cpp
-/// try { ex.block_on(t()); } catch (const weft::error& e) {
-///     if (e.code() == weft::errc::nested_runtime) { /* ... */ }
-/// }
-/// ```
-class error : public std::system_error {
-public:
-    error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
-    error(std::error_code code, const char* message) : std::system_error(code, message) {}
-};
-
-/// Receives misuse errors when exceptions are disabled; must not return
-/// (if it does, the process aborts). Returns the previous handler.
-using panic_handler = detail::panic_fn;
-inline panic_handler set_panic_handler(panic_handler handler) noexcept {
-    return detail::g_panic_handler.exchange(handler != nullptr ? handler : &detail::default_panic,
-                                            std::memory_order_acq_rel);
-}
-
-/// Receives the exception of a task nobody joins (detached, or whose handle
-/// was dropped unread); the worker keeps running. Returns the previous one.
-using unhandled_exception_handler = detail::unhandled_exception_fn;
-inline unhandled_exception_handler
-set_unhandled_exception_handler(unhandled_exception_handler handler) noexcept {
-    return detail::g_unhandled_exception_handler.exchange(
-        handler != nullptr ? handler : &detail::default_unhandled_exception, std::memory_order_acq_rel);
-}
-
-namespace detail {
-/// Raises a misuse error: throws weft::error, or panics without exceptions.
-[[noreturn]] inline void raise(errc code, const char* message) {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    throw error(code, message);
-#else
-    panic(static_cast<int>(code), message);
-#endif
-}
-
-/// Raises the error held by a weft::result whose value was asked for.
-[[noreturn]] inline void raise_error_code(std::error_code code) {
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    throw error(code, "weft::result::value() called on an error; check has_value() first");
-#else
-    panic(code.value(), "weft::result::value() called on an error; check has_value() first");
-#endif
-}
-} // namespace detail
-
-} // namespace weft
-// ---- end weft/error.hpp ----
 
 // ---- begin weft/task.hpp ----
 // weft/task.hpp: coroutine tasks and the handles that join them.
@@ -1811,6 +1915,9 @@ public:
         std::uint32_t state =
             m_task->state.fetch_or(detail::task_state::thread_waiter, std::memory_order_acq_rel) |
             detail::task_state::thread_waiter;
+        if ((state & detail::task_state::complete) == 0) {
+            m_task->owner->check_not_forked(); // nothing would ever complete it in a child process
+        }
         while ((state & detail::task_state::complete) == 0) {
             detail::futex_wait(&m_task->state, state);
             state = m_task->state.load(std::memory_order_acquire);
@@ -1953,6 +2060,7 @@ WEFT_NO_SANITIZE_FUNCTION auto blocking_job(F fn) -> task<std::invoke_result_t<F
 template <blocking_callable F>
 auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_result_t<std::decay_t<F>&>> {
     using result = std::invoke_result_t<std::decay_t<F>&>;
+    pool.check_not_forked();
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
     auto handle = job.release();
     task_cell<result>* cell = adopt_spawned(handle, pool);
@@ -5002,6 +5110,7 @@ concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std:
 /// it) and the error is raised.
 template <class T>
 join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = no_home) {
+    sched.check_not_forked();
     if (home != no_home && home >= sched.pinnable_workers()) {
         raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
                                       "the executor's worker count)");
@@ -5239,6 +5348,12 @@ public:
                           "an executor was destroyed by one of its own blocking jobs, and would wait for "
                           "itself: destroy it from outside");
         }
+        if (m_runtime.forked()) {
+            // A child process: no thread of ours exists here to stop or join,
+            // and their tasks' frames may be half-run copies. The memory is the
+            // child's own and goes when it exits.
+            return;
+        }
         shutdown_impl(false);
     }
 
@@ -5329,6 +5444,7 @@ public:
     /// try { ex.shutdown(); } catch (const weft::error& e) { /* a blocking job is stuck */ }
     /// ```
     void shutdown() {
+        m_runtime.check_not_forked();
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
                 errc::blocking_on_worker,

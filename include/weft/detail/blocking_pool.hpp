@@ -115,7 +115,16 @@ public:
     blocking_pool(const blocking_pool&) = delete;
     blocking_pool& operator=(const blocking_pool&) = delete;
 
-    ~blocking_pool() { shutdown(std::chrono::milliseconds(0), nullptr); }
+    ~blocking_pool() {
+        if (forked()) {
+            // A child process: the threads to join, and the ones waiting on
+            // the condition variables, do not exist here (fork.hpp).
+            m_wake.abandon();
+            m_exited.abandon();
+            return;
+        }
+        shutdown(std::chrono::milliseconds(0), nullptr);
+    }
 
     // ---- scheduler interface ------------------------------------------------
     // Jobs come in through submit(), which binds and queues under one lock
@@ -179,15 +188,15 @@ public:
             std::lock_guard<std::mutex> hold(m_mutex);
             m_closed = true;
             queued = take_queue();
-            m_wake.notify_all(); // idle threads exit
+            m_wake->notify_all(); // idle threads exit
         }
         cancel_all(queued);
         std::unique_lock<std::mutex> hold(m_mutex);
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (m_threads != 0) {
             if (limit.count() <= 0) {
-                m_exited.wait(hold);
-            } else if (m_exited.wait_until(hold, deadline) == std::cv_status::timeout && m_threads != 0) {
+                m_exited->wait(hold);
+            } else if (m_exited->wait_until(hold, deadline) == std::cv_status::timeout && m_threads != 0) {
                 if (on_slow == nullptr) {
                     return false;
                 }
@@ -226,7 +235,7 @@ private:
         if (m_idle > 0) {
             --m_idle;
             ++m_notify;
-            m_wake.notify_one();
+            m_wake->notify_one();
             publish();
             return claim::claimed;
         }
@@ -353,7 +362,7 @@ private:
         const pthread_t previous = m_last_exited;
         m_last_exited = ::pthread_self();
         m_has_last_exited = true;
-        m_exited.notify_all(); // under the lock: shutdown cannot free the pool before we let go
+        m_exited->notify_all(); // under the lock: shutdown cannot free the pool before we let go
         hold.unlock();
         // From here on nothing of the pool is touched: shutdown may free it
         // once it has joined this thread.
@@ -370,7 +379,7 @@ private:
         publish();
         const auto deadline = std::chrono::steady_clock::now() + m_keep_alive;
         for (;;) {
-            const bool timed_out = m_wake.wait_until(hold, deadline) == std::cv_status::timeout;
+            const bool timed_out = m_wake->wait_until(hold, deadline) == std::cv_status::timeout;
             if (m_notify > 0) {
                 --m_notify; // the notifier already took us off m_idle
                 return true;
@@ -391,9 +400,9 @@ private:
     char m_name_prefix[16] = {};
 
     std::mutex m_mutex;
-    std::condition_variable m_wake;   // idle threads wait here for a job
-    std::condition_variable m_exited; // shutdown waits here for the threads
-    task_header* m_head = nullptr;    // the FIFO of jobs, linked through queue_next
+    abandonable<std::condition_variable> m_wake;   // idle threads wait here for a job
+    abandonable<std::condition_variable> m_exited; // shutdown waits here for the threads
+    task_header* m_head = nullptr;                 // the FIFO of jobs, linked through queue_next
     task_header* m_tail = nullptr;
     std::size_t m_queued = 0;
     std::uint32_t m_threads = 0;

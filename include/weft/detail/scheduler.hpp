@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "fork.hpp"
 #include "futex.hpp"
 #include "handlers.hpp"
 #include "task_cell.hpp"
@@ -55,8 +56,16 @@ public:
     /// this); 0 where tasks cannot be pinned.
     virtual std::uint32_t pinnable_workers() const noexcept = 0;
 
+    /// Raises errc::used_after_fork in a child process forked after this
+    /// scheduler was created (see fork.hpp).
+    void check_not_forked() const { m_fork.check(); }
+    bool forked() const noexcept { return m_fork.forked(); }
+
 protected:
     ~scheduler() = default;
+
+private:
+    fork_guard m_fork;
 };
 
 struct thread_context {
