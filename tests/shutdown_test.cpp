@@ -185,3 +185,55 @@ TEST_CASE("a destructor run by shutdown may call shutdown again without deadlock
     ex.shutdown();
     REQUIRE(h.is_finished());
 }
+
+namespace {
+// Spawns from its destructor, as cleanup code sometimes does, and keeps what it got.
+struct spawns_on_destruction {
+    std::atomic<int>* child_destroyed;
+    std::atomic<int>* outcome; // 1: got an aborted handle, 2: the child ran, 3: spawn raised
+    ~spawns_on_destruction() {
+        struct guard {
+            std::atomic<int>* count;
+            guard(std::atomic<int>* c) : count(c) {}
+            guard(guard&& o) noexcept : count(std::exchange(o.count, nullptr)) {}
+            ~guard() {
+                if (count != nullptr) {
+                    count->fetch_add(1);
+                }
+            }
+        };
+        try {
+            auto h = weft::spawn([g = guard(child_destroyed)] { return 1; });
+            try {
+                (void)h.get();
+                outcome->store(2);
+            } catch (const weft::error& e) {
+                outcome->store(e.code() == weft::errc::task_aborted ? 1 : 4);
+            }
+        } catch (...) {
+            outcome->store(3);
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("a destructor run by shutdown that spawns gets an aborted handle; the child is destroyed unrun",
+          "[shutdown][errors]") {
+    std::atomic<int> child_destroyed{0};
+    std::atomic<int> outcome{0};
+    std::atomic<bool> started{false};
+    {
+        weft::executor<2, 64> ex;
+        weft::notify never;
+        auto h = ex.spawn([&]() -> weft::task<void> {
+            spawns_on_destruction cleanup{&child_destroyed, &outcome};
+            started.store(true);
+            co_await never.notified(); // destroyed here by shutdown
+        });
+        REQUIRE(weft_test::wait_until([&] { return started.load(); }));
+        ex.shutdown();
+        REQUIRE(h.is_finished());
+    }
+    REQUIRE(outcome.load() == 1);
+    REQUIRE(child_destroyed.load() >= 1); // the lambda's capture (moved copies included) was destroyed
+}

@@ -53,9 +53,22 @@ using stored_callable = std::decay_t<F>&;
 template <class F>
 concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std::decay_t<F>>::value;
 
+/// A spawn refused during a shutdown sweep, i.e. by a destructor that the
+/// sweep runs: raising there would end the process, so the task is
+/// destroyed unrun (its captures' destructors run now) and the handle
+/// reports errc::task_aborted, as Tokio's does.
+template <class T>
+join_handle<T> spawn_aborted(task_cell<T>* cell) noexcept {
+    transition_to_running(cell); // the queue's reference becomes the running one
+    cancel_task(cell);           // destroys the frame, completes as cancelled
+    transition_to_idle(cell);    // drops the running reference
+    return join_handle<T>(cell);
+}
+
 /// Binds a task to `sched` and queues it; pinned to worker `home` unless
 /// that is no_home. On failure the task keeps its coroutine (destroyed with
-/// it) and the error is raised.
+/// it) and the error is raised, except inside a shutdown sweep (see
+/// spawn_aborted).
 template <class T>
 join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = no_home) {
     sched.check_not_forked();
@@ -70,6 +83,9 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = n
     task_cell<T>* cell = adopt_spawned(handle, sched);
     cell->home = home;
     if (!sched.bind(cell)) {
+        if (t_context.shutting_down != nullptr) {
+            return spawn_aborted(cell);
+        }
         unadopt_spawned(handle, cell);
         work.reclaim(handle);
         raise(errc::executor_shut_down,
@@ -111,6 +127,9 @@ inline scheduler& current_scheduler() {
     }
     if (t_blocking.spawn_target != nullptr) {
         return *t_blocking.spawn_target; // a blocking job: its executor
+    }
+    if (t_context.current != nullptr) {
+        return *t_context.current->owner; // a destructor run by a shutdown sweep: its task's executor
     }
     raise(errc::no_current_executor,
           "weft::spawn was called outside any executor: call it from a task running on a weft executor, or "
