@@ -11,30 +11,11 @@
 #include <sys/wait.h>
 
 #include "support/catch.hpp"
-
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TEST_TSAN 1
-#endif
-#endif
+#include "support/util.hpp"
 
 namespace {
 
-// Runs `body` in a forked child with an alarm (a hang ends it by SIGALRM);
-// returns its exit status, or -signal.
-template <class Body>
-int in_child(Body body) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::alarm(20);
-        std::_Exit(body());
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
+using weft_test::in_child;
 
 template <class F>
 bool raises_used_after_fork(F f) {

@@ -402,32 +402,27 @@ TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
     return;
 #endif
     // In a child: with no descriptor left to open, epoll_create1 fails.
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    const int status = weft_test::in_child([] {
         // Lower the limit to just above a descriptor we own, then fill every
         // free number below it (stdin may be closed: do not rely on it).
         const int base = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         rlimit limit{};
         limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(base + 1);
         if (base < 0 || ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-            ::_exit(3);
+            return 3;
         }
         while (::dup(base) >= 0) {
         }
         try {
             weft::executor<1> ex;
-            ::_exit(1); // constructed without an I/O driver
+            return 1; // constructed without an I/O driver
         } catch (const weft::error& e) {
             const bool clear =
                 e.code() == weft::errc::capacity_exhausted && std::strstr(e.what(), "I/O driver") != nullptr;
-            ::_exit(clear ? 0 : 2);
+            return clear ? 0 : 2;
         }
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    });
+    REQUIRE(status == 0);
 }
 
 TEST_CASE("timeout wraps an async_fd readiness wait", "[io]") {

@@ -9,8 +9,35 @@
 #include <thread>
 
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Built with ThreadSanitizer, which does not support starting threads in a
+// forked child: tests that need that skip.
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TEST_TSAN 1
+#endif
+#endif
 
 namespace weft_test {
+
+/// Runs `body` in a forked child with an alarm (a hang ends the child by
+/// SIGALRM) and returns the child's exit status, or minus the signal that
+/// ended it. For what must end a process (a panic) or run in a child.
+template <class Body>
+int in_child(Body body, unsigned alarm_seconds = 20) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::alarm(alarm_seconds);
+        std::_Exit(body());
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
 /// slow targets such as qemu-user emulation). Never below 1.

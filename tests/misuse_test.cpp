@@ -1,0 +1,76 @@
+// The rows of docs/errors.md that no other test file covers: arguments a
+// constructor refuses, and a result's value asked for on an error.
+#include <weft/weft.hpp>
+
+#include <csignal>
+#include <cstring>
+
+#include <unistd.h>
+
+#include "support/catch.hpp"
+#include "support/util.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+int panic_fd = -1; // where the child's panic handler writes the message
+
+template <class F>
+weft::errc raised(F f) {
+    try {
+        f();
+    } catch (const weft::error& e) {
+        return static_cast<weft::errc>(e.code().value());
+    }
+    return weft::errc{};
+}
+} // namespace
+
+TEST_CASE("a barrier of zero participants is invalid_argument", "[errors]") {
+    REQUIRE(raised([] { weft::barrier b(0); }) == weft::errc::invalid_argument);
+}
+
+TEST_CASE("an interval with a zero or negative period is invalid_argument", "[errors]") {
+    REQUIRE(raised([] { weft::interval i(0ms); }) == weft::errc::invalid_argument);
+    REQUIRE(raised([] { weft::interval i(-5ms); }) == weft::errc::invalid_argument);
+}
+
+TEST_CASE("result::value() on an error raises that error, with a message saying what to check", "[errors]") {
+    const weft::result<int> failed = weft::errc::timed_out;
+    REQUIRE_FALSE(failed.has_value());
+    try {
+        (void)failed.value();
+        FAIL("value() of an error returned");
+    } catch (const weft::error& e) {
+        REQUIRE(e.code() == weft::errc::timed_out);
+        REQUIRE(std::strstr(e.what(), "check has_value() first") != nullptr);
+    }
+}
+
+TEST_CASE("an executor destroyed by one of its own tasks panics with a message", "[errors]") {
+#if defined(WEFT_TEST_TSAN)
+    SUCCEED("skipped under TSan: it does not support threads started in a forked child");
+    return;
+#endif
+    // The panic ends the process: in a child, with the message on a pipe.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const int status = weft_test::in_child([&] {
+        ::close(fds[0]);
+        weft::set_panic_handler([](int, const char* message) noexcept {
+            (void)!::write(panic_fd, message, std::strlen(message));
+        });
+        panic_fd = fds[1];
+        auto* ex = new weft::executor<1>();
+        ex->spawn([ex] { delete ex; }).detach();
+        ::pause();
+        return 0;
+    });
+    ::close(fds[1]);
+    char buffer[512] = {};
+    const ssize_t n = ::read(fds[0], buffer, sizeof(buffer) - 1);
+    ::close(fds[0]);
+    REQUIRE(status == -SIGABRT);
+    REQUIRE(n > 0);
+    REQUIRE(std::strstr(buffer, "destroyed by one of its own tasks") != nullptr);
+}
