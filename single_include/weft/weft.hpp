@@ -4914,9 +4914,11 @@ private:
             }
             task = prev;
         }
+        // Read before the push: once in the ring, a thief may run and free it.
+        const bool stealable = task->home == no_home; // a pinned task is no work for anyone else
         push_local(w, task);
-        if (!w.in_driver && task->home == no_home) {
-            notify_parked(); // a pinned task is no work for anyone else
+        if (!w.in_driver && stealable) {
+            notify_parked();
         }
     }
 
@@ -4990,6 +4992,7 @@ private:
             notify_if_work_pending();
         }
         w.counters.parks.add();
+        bool slept_in_driver = false; // in any round: then the driver needs a new sleeper
         for (;;) {
             if (m_shutdown.load(std::memory_order_acquire)) {
                 return;
@@ -4997,6 +5000,7 @@ private:
             w.in_driver = true;
             const bool polled = w.park.park(&m_driver);
             w.in_driver = false;
+            slept_in_driver = slept_in_driver || polled;
             if (m_idle.transition_worker_from_parked(w.index)) {
                 w.searching = true; // a notifier picked us
                 break;
@@ -5015,7 +5019,10 @@ private:
         w.counters.unparks.add();
         // Hand the driver over (see the header) before running anything
         // here, pinned tasks included; without the hand-off, share a burst.
-        if (Options::driver_handoff ? local_work(w) != 0 || !w.pinned.is_empty() : local_work(w) > 1) {
+        // Woken on its futex for pinned work, the worker leaves the driver's
+        // sleeper where it is: nobody else can run that work.
+        if (Options::driver_handoff ? local_work(w) != 0 || (slept_in_driver && !w.pinned.is_empty())
+                                    : local_work(w) > 1) {
             notify_parked();
         }
     }
