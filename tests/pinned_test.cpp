@@ -366,3 +366,46 @@ TEST_CASE("a task pushed to a ring is not read after the push", "[pinned][stress
         REQUIRE(weft_test::wait_until([&] { return done.load() == tasks; }));
     }
 }
+
+TEST_CASE("shutdown destroys pinned tasks on their own worker", "[pinned][shutdown]") {
+    // Thread-affine state must be released on its thread: a pinned task's
+    // destructors run on its worker, not on the thread calling shutdown.
+    std::atomic<int> destroyed{0};
+    std::atomic<int> elsewhere{0};
+    std::atomic<int> aborted_spawns{0};
+    std::atomic<int> started{0};
+    struct affine {
+        std::uint32_t home;
+        std::atomic<int>* destroyed;
+        std::atomic<int>* elsewhere;
+        std::atomic<int>* aborted_spawns;
+        ~affine() {
+            if (weft::current_worker() != home) {
+                elsewhere->fetch_add(1);
+            }
+            // Spawning here gets a handle to a task already destroyed
+            // unrun (task_aborted), not an exception.
+            if (weft::spawn([] {}).is_finished()) {
+                aborted_spawns->fetch_add(1);
+            }
+            destroyed->fetch_add(1);
+        }
+    };
+    {
+        weft::executor<workers, 64> ex;
+        weft::notify never;
+        for (std::uint32_t i = 0; i < 4 * workers; ++i) {
+            const std::uint32_t home = i % workers;
+            ex.spawn_pinned(home, [&, home]() -> weft::task<void> {
+                  affine state{home, &destroyed, &elsewhere, &aborted_spawns};
+                  started.fetch_add(1);
+                  co_await never.notified();
+              }).detach();
+        }
+        REQUIRE(weft_test::wait_until([&] { return started.load() == 4 * workers; }));
+        ex.shutdown();
+    }
+    REQUIRE(destroyed.load() == 4 * workers);
+    REQUIRE(elsewhere.load() == 0);
+    REQUIRE(aborted_spawns.load() == 4 * workers);
+}

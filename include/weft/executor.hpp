@@ -412,6 +412,9 @@ public:
     /// ```
     void shutdown() {
         m_runtime.check_not_forked();
+        if (detail::t_context.shutting_down == &m_runtime) {
+            return; // a destructor run by this very shutdown asked again
+        }
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
                 errc::blocking_on_worker,
@@ -498,7 +501,7 @@ private:
     // that must still work until the last job returns. False if the
     // blocking timeout passed (`bounded`) with jobs still running.
     bool shutdown_impl(bool bounded) noexcept {
-        if (detail::t_context.shutting_down == this) {
+        if (detail::t_context.shutting_down == &m_runtime) {
             return true; // a destructor run by this very shutdown asked again
         }
         // A mutex, not a spinlock: a second caller may wait here for as long
@@ -507,7 +510,7 @@ private:
         if (m_shut_down) {
             return true;
         }
-        detail::t_context.shutting_down = this;
+        detail::t_context.shutting_down = &m_runtime;
         if (!m_blocking.shutdown(m_settings.blocking_shutdown_timeout, bounded ? nullptr : &warn_slow_jobs)) {
             detail::t_context.shutting_down = nullptr;
             return false;

@@ -889,7 +889,8 @@ public:
     virtual bool bind(task_header* task) noexcept = 0;
     /// Queues a task that was just spawned or woken (it is notified and
     /// holds its queue reference): on one of this scheduler's own workers
-    /// into that worker's LIFO slot, from anywhere else into the global queue.
+    /// into that worker's LIFO slot, from anywhere else into the global queue;
+    /// a pinned task (home set) only ever to its own worker.
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
@@ -917,7 +918,7 @@ struct thread_context {
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
-    const void* shutting_down = nullptr;      // the executor this thread is shutting down
+    const scheduler* shutting_down = nullptr; // the scheduler whose shutdown this thread runs
     driver* drv = nullptr;                    // that scheduler's I/O and timer driver
 };
 
@@ -4314,6 +4315,27 @@ public:
         return nullptr;
     }
 
+    /// Removes every listed task for which `pred` holds and returns them as
+    /// a chain through queue_next (the caller must know they are in no
+    /// queue). One pass over every shard.
+    template <class Pred>
+    task_header* take_if(Pred pred) noexcept {
+        task_header* chain = nullptr;
+        for (shard& s : m_shards) {
+            lock_hold<spinlock> hold(s.lock);
+            for (task_header* task = s.head; task != nullptr;) {
+                task_header* next = task->owned_next;
+                if (pred(task)) {
+                    unlink(s, task);
+                    task->queue_next = chain;
+                    chain = task;
+                }
+                task = next;
+            }
+        }
+        return chain;
+    }
+
     /// Tasks bound and not yet finished (a snapshot).
     std::size_t size() const noexcept {
         std::size_t total = 0;
@@ -4675,6 +4697,7 @@ public:
             }
             park(w);
         }
+        cancel_pinned(w);
         t_context = thread_context{};
     }
 
@@ -4714,11 +4737,7 @@ public:
             ref_dec(task);
         }
         while (task_header* task = m_owned.pop_any()) {
-            // Nothing runs it any more: take the running reference and cancel.
-            task->state.fetch_or(task_state::running | task_state::cancelled, std::memory_order_acq_rel);
-            ref_inc(task);
-            cancel_task(task);
-            transition_to_idle(task);
+            cancel_unqueued(task); // nothing runs it any more
         }
     }
 
@@ -4757,6 +4776,39 @@ private:
         bool lifo_enabled = true;
         bool in_driver = false; // delivering the driver's wakes: schedule without notifying
     };
+
+    // ---- shutdown ----------------------------------------------------------------
+
+    // A worker leaving for shutdown destroys the tasks pinned to it here, on
+    // its own thread, so their destructors see the thread-affine state they
+    // were pinned for. Nobody else runs them, and their inbox is closed (a
+    // late wake only drops its reference); the queues' references go first,
+    // as in finish_shutdown, which deals with everything else.
+    void cancel_pinned(worker& w) noexcept {
+        if (w.lifo != nullptr && w.lifo->home != no_home) {
+            ref_dec(std::exchange(w.lifo, nullptr));
+        }
+        while (task_header* task = w.pinned.pop()) {
+            ref_dec(task);
+        }
+        const std::uint32_t index = w.index;
+        task_header* task = m_owned.take_if([index](task_header* t) noexcept { return t->home == index; });
+        t_context.shutting_down = this; // a destructor that spawns gets an aborted handle
+        while (task != nullptr) {
+            task_header* next = task->queue_next;
+            cancel_unqueued(task);
+            task = next;
+        }
+    }
+
+    // Destroys a task that no queue holds and nobody runs: takes the running
+    // reference, cancels, and drops it again.
+    static void cancel_unqueued(task_header* task) noexcept {
+        task->state.fetch_or(task_state::running | task_state::cancelled, std::memory_order_acq_rel);
+        ref_inc(task);
+        cancel_task(task);
+        transition_to_idle(task);
+    }
 
     // ---- finding work ------------------------------------------------------------
 
@@ -5475,6 +5527,9 @@ public:
     /// ```
     void shutdown() {
         m_runtime.check_not_forked();
+        if (detail::t_context.shutting_down == &m_runtime) {
+            return; // a destructor run by this very shutdown asked again
+        }
         if (detail::t_context.sched == &m_runtime) {
             detail::raise(
                 errc::blocking_on_worker,
@@ -5561,7 +5616,7 @@ private:
     // that must still work until the last job returns. False if the
     // blocking timeout passed (`bounded`) with jobs still running.
     bool shutdown_impl(bool bounded) noexcept {
-        if (detail::t_context.shutting_down == this) {
+        if (detail::t_context.shutting_down == &m_runtime) {
             return true; // a destructor run by this very shutdown asked again
         }
         // A mutex, not a spinlock: a second caller may wait here for as long
@@ -5570,7 +5625,7 @@ private:
         if (m_shut_down) {
             return true;
         }
-        detail::t_context.shutting_down = this;
+        detail::t_context.shutting_down = &m_runtime;
         if (!m_blocking.shutdown(m_settings.blocking_shutdown_timeout, bounded ? nullptr : &warn_slow_jobs)) {
             detail::t_context.shutting_down = nullptr;
             return false;

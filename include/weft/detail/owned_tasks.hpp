@@ -77,6 +77,27 @@ public:
         return nullptr;
     }
 
+    /// Removes every listed task for which `pred` holds and returns them as
+    /// a chain through queue_next (the caller must know they are in no
+    /// queue). One pass over every shard.
+    template <class Pred>
+    task_header* take_if(Pred pred) noexcept {
+        task_header* chain = nullptr;
+        for (shard& s : m_shards) {
+            lock_hold<spinlock> hold(s.lock);
+            for (task_header* task = s.head; task != nullptr;) {
+                task_header* next = task->owned_next;
+                if (pred(task)) {
+                    unlink(s, task);
+                    task->queue_next = chain;
+                    chain = task;
+                }
+                task = next;
+            }
+        }
+        return chain;
+    }
+
     /// Tasks bound and not yet finished (a snapshot).
     std::size_t size() const noexcept {
         std::size_t total = 0;

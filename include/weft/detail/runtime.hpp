@@ -137,6 +137,7 @@ public:
             }
             park(w);
         }
+        cancel_pinned(w);
         t_context = thread_context{};
     }
 
@@ -176,11 +177,7 @@ public:
             ref_dec(task);
         }
         while (task_header* task = m_owned.pop_any()) {
-            // Nothing runs it any more: take the running reference and cancel.
-            task->state.fetch_or(task_state::running | task_state::cancelled, std::memory_order_acq_rel);
-            ref_inc(task);
-            cancel_task(task);
-            transition_to_idle(task);
+            cancel_unqueued(task); // nothing runs it any more
         }
     }
 
@@ -219,6 +216,39 @@ private:
         bool lifo_enabled = true;
         bool in_driver = false; // delivering the driver's wakes: schedule without notifying
     };
+
+    // ---- shutdown ----------------------------------------------------------------
+
+    // A worker leaving for shutdown destroys the tasks pinned to it here, on
+    // its own thread, so their destructors see the thread-affine state they
+    // were pinned for. Nobody else runs them, and their inbox is closed (a
+    // late wake only drops its reference); the queues' references go first,
+    // as in finish_shutdown, which deals with everything else.
+    void cancel_pinned(worker& w) noexcept {
+        if (w.lifo != nullptr && w.lifo->home != no_home) {
+            ref_dec(std::exchange(w.lifo, nullptr));
+        }
+        while (task_header* task = w.pinned.pop()) {
+            ref_dec(task);
+        }
+        const std::uint32_t index = w.index;
+        task_header* task = m_owned.take_if([index](task_header* t) noexcept { return t->home == index; });
+        t_context.shutting_down = this; // a destructor that spawns gets an aborted handle
+        while (task != nullptr) {
+            task_header* next = task->queue_next;
+            cancel_unqueued(task);
+            task = next;
+        }
+    }
+
+    // Destroys a task that no queue holds and nobody runs: takes the running
+    // reference, cancels, and drops it again.
+    static void cancel_unqueued(task_header* task) noexcept {
+        task->state.fetch_or(task_state::running | task_state::cancelled, std::memory_order_acq_rel);
+        ref_inc(task);
+        cancel_task(task);
+        transition_to_idle(task);
+    }
 
     // ---- finding work ------------------------------------------------------------
 

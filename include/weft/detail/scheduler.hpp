@@ -48,7 +48,8 @@ public:
     virtual bool bind(task_header* task) noexcept = 0;
     /// Queues a task that was just spawned or woken (it is notified and
     /// holds its queue reference): on one of this scheduler's own workers
-    /// into that worker's LIFO slot, from anywhere else into the global queue.
+    /// into that worker's LIFO slot, from anywhere else into the global queue;
+    /// a pinned task (home set) only ever to its own worker.
     virtual void schedule(task_header* task) noexcept = 0;
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
@@ -76,7 +77,7 @@ struct thread_context {
     std::uint32_t budget = 0;                 // operations left before a forced yield
     relaxed_counter* forced_yields = nullptr; // the worker's metric
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
-    const void* shutting_down = nullptr;      // the executor this thread is shutting down
+    const scheduler* shutting_down = nullptr; // the scheduler whose shutdown this thread runs
     driver* drv = nullptr;                    // that scheduler's I/O and timer driver
 };
 
