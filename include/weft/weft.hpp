@@ -13,5 +13,6 @@
 #include "sync.hpp"
 #include "task.hpp"
 #include "time.hpp"
+#include "version.hpp"
 
 #include "detail/attributes_end.hpp"
