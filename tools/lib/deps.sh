@@ -43,3 +43,10 @@ weft_require_packages() {
 
 # What building and testing weft needs.
 WEFT_BUILD_PACKAGES=(cmake ninja-build g++ catch2 relacy-dev)
+
+# What benches/run needs (it adds the compiler it builds with, clang-19 by
+# default: the fork-join figures to beat are clang-19's): the peers (oneTBB,
+# standalone asio), wrk, tcmalloc (those figures ran on it), the ARM cross
+# compilers (binary size).
+WEFT_BENCH_PACKAGES=(cmake ninja-build g++ python3 libtbb-dev libasio-dev wrk libtcmalloc-minimal4
+                     g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)

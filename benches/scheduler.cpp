@@ -1,0 +1,554 @@
+// scheduler: Tokio's scheduler workloads (benches/rt_multi_threaded.rs, same
+// constants), weft against the peers, and spawn_floor.
+//
+//   spawn_many_local         inside a task: 10,000 spawns, each decrements a
+//                            counter, the last signals; wait for it
+//   spawn_many_remote_idle   from a thread outside: 10,000 spawns, keep the
+//                            join handles, join them all
+//   spawn_many_remote_busy1  the same while 2 x workers background tasks loop
+//                            { yield; STALL }
+//   spawn_many_remote_busy2  1,000 remote spawns while `workers` chains each
+//                            respawn themselves after a STALL
+//   yield_many               from outside: 200 tasks each yield 1,000 times
+//   ping_pong                inside a task: 1,000 pings, each spawns a partner
+//                            and trades two oneshots with it
+//   chained_spawn            inside a task: a chain of 1,000 spawns, each
+//                            spawned by the one before
+//
+// Runtimes: weft; naive, tbb, asio (benches/support/peers.hpp: peers have
+// no join handles or oneshots, so a counter and a callback oneshot stand
+// in); floor (spawn_many_* only: the same number of bare coroutines
+// created, run and destroyed on one thread, support/floor.hpp).
+//
+// Differences from Tokio worth knowing: weft's block_on runs its task on a
+// worker, so spawn_many_local's spawns go to a worker's local queue (Tokio's
+// block_on runs on the calling thread: its spawns go to the inject queue).
+//
+//   usage: scheduler [--workers N] [--reps N] [--quick] [--runtime ...] [--workload ...]
+#include <weft/weft.hpp>
+
+#include "support/floor.hpp"
+#include "support/harness.hpp"
+#include "support/peers.hpp"
+#include "support/workers.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <vector>
+
+namespace {
+
+constexpr const char* family = "scheduler";
+constexpr std::size_t spawn_count = 10'000; // Tokio's NUM_SPAWN
+constexpr std::size_t busy2_spawn_count = 1'000;
+constexpr std::size_t yield_tasks = 200;
+constexpr std::size_t yields_per_task = 1'000;
+constexpr std::size_t ping_count = 1'000;
+constexpr int chain_length = 1'000;
+
+const std::vector<const char*> workloads{"spawn_many_local",
+                                         "spawn_many_remote_idle",
+                                         "spawn_many_remote_busy1",
+                                         "spawn_many_remote_busy2",
+                                         "yield_many",
+                                         "ping_pong",
+                                         "chained_spawn"};
+
+bench::result make_result(const bench::options& opts, const char* workload, const char* runtime,
+                          const char* unit) {
+    bench::result r;
+    r.family = family;
+    r.workload = workload;
+    r.runtime = runtime;
+    r.workers = opts.workers();
+    r.unit = unit;
+    return r;
+}
+
+// ---- weft ---------------------------------------------------------------------
+
+/// Counts down from n; the task that reaches zero wakes the waiter. Lives
+/// across repetitions, so nothing it holds dies under a late notifier.
+struct countdown {
+    std::atomic<std::size_t> left{0};
+    weft::notify done;
+
+    void hit() {
+        // acq_rel: the waiter sees every decrement's effects.
+        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            done.notify_one();
+        }
+    }
+};
+
+weft::task<> spawn_many_local(countdown& c) {
+    c.left.store(spawn_count, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < spawn_count; ++i) {
+        weft::spawn([&c] { c.hit(); }).detach();
+    }
+    co_await c.done.notified();
+}
+
+template <class Executor>
+double spawn_remote(Executor& ex, std::vector<weft::join_handle<void>>& handles, std::size_t n) {
+    return bench::ns_per_op(static_cast<double>(n), [&] {
+        for (std::size_t i = 0; i < n; ++i) {
+            handles.push_back(ex.spawn([] {}));
+        }
+        for (auto& h : handles) {
+            h.get();
+        }
+        handles.clear();
+    });
+}
+
+weft::task<> busy_yielder(const std::atomic<bool>& running) {
+    while (running.load(std::memory_order_relaxed)) {
+        co_await weft::yield_now();
+        bench::stall();
+    }
+}
+
+struct respawn_chains {
+    std::atomic<bool> running{true};
+    bench::latch stopped;
+
+    explicit respawn_chains(std::uint32_t chains) : stopped(chains) {}
+
+    void next() {
+        weft::spawn([this] {
+            if (running.load(std::memory_order_relaxed)) {
+                bench::stall();
+                next();
+            } else {
+                stopped.count_down();
+            }
+        }).detach();
+    }
+};
+
+weft::task<> yielder(bench::latch& done) {
+    for (std::size_t i = 0; i < yields_per_task; ++i) {
+        co_await weft::yield_now();
+    }
+    done.count_down();
+}
+
+weft::task<> pong(weft::oneshot_receiver<int> rx, weft::oneshot_sender<int> tx) {
+    (void)co_await rx;
+    (void)tx.send(1);
+}
+
+weft::task<> ping(countdown& c) {
+    auto [tx1, rx1] = weft::make_oneshot<int>();
+    auto [tx2, rx2] = weft::make_oneshot<int>();
+    weft::spawn(pong(std::move(rx1), std::move(tx2))).detach();
+    (void)tx1.send(1);
+    (void)co_await rx2;
+    c.hit();
+}
+
+weft::task<> ping_pong(countdown& c) {
+    c.left.store(ping_count, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < ping_count; ++i) {
+        weft::spawn(ping(c)).detach();
+    }
+    co_await c.done.notified();
+}
+
+weft::task<> chain_link(countdown& c, int left) {
+    if (left == 0) {
+        c.hit();
+    } else {
+        weft::spawn(chain_link(c, left - 1)).detach();
+    }
+    co_return;
+}
+
+weft::task<> chained_spawn(countdown& c) {
+    c.left.store(1, std::memory_order_relaxed);
+    weft::spawn(chain_link(c, chain_length)).detach();
+    co_await c.done.notified();
+}
+
+template <class Executor>
+void run_weft(const bench::options& opts) {
+    const int reps = opts.reps();
+    const auto wants = [&](const char* workload) { return opts.wants(workload, "weft"); };
+    constexpr std::uint32_t workers = Executor::worker_count;
+
+    if (wants("spawn_many_local")) {
+        Executor ex;
+        countdown c;
+        auto r = make_result(opts, "spawn_many_local", "weft", "ns/task");
+        r.samples = bench::repeat(
+            reps, [&] { return bench::ns_per_op(spawn_count, [&] { ex.block_on(spawn_many_local(c)); }); });
+        bench::print(r);
+    }
+    if (wants("spawn_many_remote_idle")) {
+        Executor ex;
+        std::vector<weft::join_handle<void>> handles;
+        handles.reserve(spawn_count);
+        auto r = make_result(opts, "spawn_many_remote_idle", "weft", "ns/task");
+        r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, spawn_count); });
+        bench::print(r);
+    }
+    if (wants("spawn_many_remote_busy1")) {
+        Executor ex;
+        std::atomic<bool> running{true};
+        std::vector<weft::join_handle<void>> background;
+        for (std::uint32_t i = 0; i < 2 * workers; ++i) {
+            background.push_back(ex.spawn(busy_yielder(running)));
+        }
+        std::vector<weft::join_handle<void>> handles;
+        handles.reserve(spawn_count);
+        auto r = make_result(opts, "spawn_many_remote_busy1", "weft", "ns/task");
+        r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, spawn_count); });
+        running.store(false, std::memory_order_relaxed);
+        for (auto& h : background) {
+            h.get();
+        }
+        bench::print(r);
+    }
+    if (wants("spawn_many_remote_busy2")) {
+        Executor ex;
+        respawn_chains chains(workers);
+        for (std::uint32_t i = 0; i < workers; ++i) {
+            ex.spawn([&chains] { chains.next(); }).detach();
+        }
+        std::vector<weft::join_handle<void>> handles;
+        handles.reserve(busy2_spawn_count);
+        auto r = make_result(opts, "spawn_many_remote_busy2", "weft", "ns/task");
+        r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, busy2_spawn_count); });
+        chains.running.store(false, std::memory_order_relaxed);
+        chains.stopped.wait();
+        bench::print(r);
+    }
+    if (wants("yield_many")) {
+        Executor ex;
+        bench::latch done;
+        auto r = make_result(opts, "yield_many", "weft", "ns/yield");
+        r.samples = bench::repeat(reps, [&] {
+            return bench::ns_per_op(yield_tasks * yields_per_task, [&] {
+                done.reset(yield_tasks);
+                for (std::size_t i = 0; i < yield_tasks; ++i) {
+                    ex.spawn(yielder(done)).detach();
+                }
+                done.wait();
+            });
+        });
+        bench::print(r);
+    }
+    if (wants("ping_pong")) {
+        Executor ex;
+        countdown c;
+        auto r = make_result(opts, "ping_pong", "weft", "ns/ping");
+        r.samples = bench::repeat(
+            reps, [&] { return bench::ns_per_op(ping_count, [&] { ex.block_on(ping_pong(c)); }); });
+        bench::print(r);
+    }
+    if (wants("chained_spawn")) {
+        Executor ex;
+        countdown c;
+        auto r = make_result(opts, "chained_spawn", "weft", "ns/hop");
+        r.samples = bench::repeat(
+            reps, [&] { return bench::ns_per_op(chain_length, [&] { ex.block_on(chained_spawn(c)); }); });
+        bench::print(r);
+    }
+}
+
+// ---- peers (benches/support/peers.hpp) ---------------------------------------
+
+/// The join a peer without join handles does: a counter, and a latch the
+/// outside thread waits on.
+struct pool_countdown {
+    std::atomic<std::size_t> left{0};
+    bench::latch done;
+
+    void arm(std::size_t n) {
+        left.store(n, std::memory_order_relaxed);
+        done.reset(1);
+    }
+    void hit() {
+        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            done.count_down();
+        }
+    }
+};
+
+/// yield_now() for a callback pool: the rest of the task is posted to the
+/// back of the queue.
+template <class Pool>
+struct pool_yielder {
+    Pool* pool;
+    bench::latch* done;
+    std::size_t left;
+    void operator()() const {
+        if (left == 0) {
+            done->count_down();
+            return;
+        }
+        pool->post(pool_yielder{pool, done, left - 1});
+    }
+};
+
+/// busy1's background task: { yield; STALL } until told to stop.
+template <class Pool>
+struct pool_busy_yielder {
+    Pool* pool;
+    const std::atomic<bool>* running;
+    bench::latch* stopped;
+    void operator()() const {
+        if (!running->load(std::memory_order_relaxed)) {
+            stopped->count_down();
+            return;
+        }
+        bench::stall();
+        pool->post(*this);
+    }
+};
+
+/// busy2's background chain: STALL, then spawn yourself again. With
+/// post, not spawn: under TBB a task respawning itself into its worker's
+/// own deque runs forever ahead of the arena's queue, and the remote
+/// spawns of the workload would never run.
+template <class Pool>
+struct pool_respawner {
+    Pool* pool;
+    const std::atomic<bool>* running;
+    bench::latch* stopped;
+    void operator()() const {
+        if (!running->load(std::memory_order_relaxed)) {
+            stopped->count_down();
+            return;
+        }
+        bench::stall();
+        pool->post(*this);
+    }
+};
+
+/// A oneshot for callback pools: the receiver leaves a continuation, the
+/// sender schedules it (a wake-up) or the receiver finds the value and
+/// goes on inline (a ready await).
+struct callback_oneshot {
+    std::atomic<int> state{0}; // 0 empty, 1 sent, 2 receiver waiting
+
+    template <class Pool, class Continue>
+    void send(Pool& pool, Continue next) {
+        // acq_rel: whoever runs `next` sees what the other side wrote.
+        if (state.exchange(1, std::memory_order_acq_rel) == 2) {
+            pool.spawn(next);
+        }
+    }
+    /// Returns true if the value was there: the caller continues inline.
+    bool park() { return state.exchange(2, std::memory_order_acq_rel) == 1; }
+};
+
+template <class Pool>
+struct pool_ping {
+    Pool* pool;
+    pool_countdown* counter;
+
+    struct state {
+        Pool* pool;
+        pool_countdown* counter;
+        callback_oneshot first;
+        callback_oneshot second;
+    };
+
+    static void finish(state* s) {
+        s->counter->hit();
+        delete s;
+    }
+    static void answer(state* s) {
+        s->second.send(*s->pool, [s] { finish(s); });
+    }
+
+    void operator()() const {
+        auto* s = new state{pool, counter, {}, {}};
+        pool->spawn([s] { // the partner: await the first, answer on the second
+            if (s->first.park()) {
+                answer(s);
+            }
+        });
+        s->first.send(*pool, [s] { answer(s); });
+        if (s->second.park()) {
+            finish(s);
+        }
+    }
+};
+
+template <class Pool>
+struct pool_chain_link {
+    Pool* pool;
+    pool_countdown* counter;
+    int left;
+    void operator()() const {
+        if (left == 0) {
+            counter->hit();
+        } else {
+            pool->spawn(pool_chain_link{pool, counter, left - 1});
+        }
+    }
+};
+
+template <class Pool>
+double pool_spawn_remote(Pool& pool, pool_countdown& c, std::size_t n) {
+    return bench::ns_per_op(static_cast<double>(n), [&] {
+        c.arm(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            pool.spawn([&c] { c.hit(); });
+        }
+        c.done.wait();
+    });
+}
+
+void run_pools(const bench::options& opts) {
+    const int reps = opts.reps();
+    const unsigned workers = opts.workers();
+
+    bench::for_each_pool(opts, "spawn_many_local", [&](auto& pool) {
+        pool_countdown c;
+        auto r = make_result(opts, "spawn_many_local", pool.name, "ns/task");
+        r.samples = bench::repeat(reps, [&] {
+            return bench::ns_per_op(spawn_count, [&] {
+                c.arm(spawn_count);
+                pool.spawn([&] {
+                    for (std::size_t i = 0; i < spawn_count; ++i) {
+                        pool.spawn([&c] { c.hit(); });
+                    }
+                });
+                c.done.wait();
+            });
+        });
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "spawn_many_remote_idle", [&](auto& pool) {
+        pool_countdown c;
+        auto r = make_result(opts, "spawn_many_remote_idle", pool.name, "ns/task");
+        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "spawn_many_remote_busy1", [&](auto& pool) {
+        using pool_type = std::remove_reference_t<decltype(pool)>;
+        std::atomic<bool> running{true};
+        bench::latch stopped(2 * workers);
+        for (unsigned i = 0; i < 2 * workers; ++i) {
+            pool.post(pool_busy_yielder<pool_type>{&pool, &running, &stopped});
+        }
+        pool_countdown c;
+        auto r = make_result(opts, "spawn_many_remote_busy1", pool.name, "ns/task");
+        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
+        running.store(false, std::memory_order_relaxed);
+        stopped.wait();
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "spawn_many_remote_busy2", [&](auto& pool) {
+        using pool_type = std::remove_reference_t<decltype(pool)>;
+        std::atomic<bool> running{true};
+        bench::latch stopped(workers);
+        for (unsigned i = 0; i < workers; ++i) {
+            pool.spawn(pool_respawner<pool_type>{&pool, &running, &stopped});
+        }
+        pool_countdown c;
+        auto r = make_result(opts, "spawn_many_remote_busy2", pool.name, "ns/task");
+        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, busy2_spawn_count); });
+        running.store(false, std::memory_order_relaxed);
+        stopped.wait();
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "yield_many", [&](auto& pool) {
+        using pool_type = std::remove_reference_t<decltype(pool)>;
+        bench::latch done;
+        auto r = make_result(opts, "yield_many", pool.name, "ns/yield");
+        r.samples = bench::repeat(reps, [&] {
+            return bench::ns_per_op(yield_tasks * yields_per_task, [&] {
+                done.reset(yield_tasks);
+                for (std::size_t i = 0; i < yield_tasks; ++i) {
+                    pool.spawn(pool_yielder<pool_type>{&pool, &done, yields_per_task});
+                }
+                done.wait();
+            });
+        });
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "ping_pong", [&](auto& pool) {
+        using pool_type = std::remove_reference_t<decltype(pool)>;
+        pool_countdown c;
+        auto r = make_result(opts, "ping_pong", pool.name, "ns/ping");
+        r.samples = bench::repeat(reps, [&] {
+            return bench::ns_per_op(ping_count, [&] {
+                c.arm(ping_count);
+                pool.spawn([&] {
+                    for (std::size_t i = 0; i < ping_count; ++i) {
+                        pool.spawn(pool_ping<pool_type>{&pool, &c});
+                    }
+                });
+                c.done.wait();
+            });
+        });
+        bench::print(r);
+    });
+    bench::for_each_pool(opts, "chained_spawn", [&](auto& pool) {
+        using pool_type = std::remove_reference_t<decltype(pool)>;
+        pool_countdown c;
+        auto r = make_result(opts, "chained_spawn", pool.name, "ns/hop");
+        r.samples = bench::repeat(reps, [&] {
+            return bench::ns_per_op(chain_length, [&] {
+                c.arm(1);
+                pool.spawn(pool_chain_link<pool_type>{&pool, &c, chain_length});
+                c.done.wait();
+            });
+        });
+        bench::print(r);
+    });
+}
+
+// ---- spawn_floor ------------------------------------------------------------
+
+bench::floor_task<> empty_coroutine() { co_return; }
+
+void run_floor(const bench::options& opts) {
+    for (const char* workload : {"spawn_many_local", "spawn_many_remote_idle", "spawn_many_remote_busy1",
+                                 "spawn_many_remote_busy2"}) {
+        if (!opts.wants(workload, "floor")) {
+            continue;
+        }
+        const std::size_t n =
+            std::string_view(workload) == "spawn_many_remote_busy2" ? busy2_spawn_count : spawn_count;
+        std::vector<bench::floor_task<>> tasks;
+        tasks.reserve(n);
+        auto r = make_result(opts, workload, "floor", "ns/task");
+        r.samples = bench::repeat(opts.reps(), [&] {
+            return bench::ns_per_op(static_cast<double>(n), [&] {
+                for (std::size_t i = 0; i < n; ++i) {
+                    tasks.push_back(empty_coroutine());
+                }
+                for (auto& t : tasks) {
+                    t.run();
+                }
+                tasks.clear();
+            });
+        });
+        bench::print(r);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    const bench::options opts(argc, argv);
+    if (opts.list()) {
+        std::vector<const char*> runtimes{"weft"};
+        for (const char* name : bench::pool_names()) {
+            runtimes.push_back(name);
+        }
+        runtimes.push_back("floor");
+        bench::print_list(family, workloads, runtimes);
+        return 0;
+    }
+    bench::with_workers(opts.workers(), [&](auto tag) { run_weft<bench::executor_of<decltype(tag)>>(opts); });
+    run_pools(opts);
+    run_floor(opts);
+    return 0;
+}
