@@ -8,9 +8,10 @@
 //   nqueens   N = 14: a child per legal column, the board copied into each,
 //             the last child inline; 27,358,553 nodes; answer 365,596
 //
-// Every answer is checked. One warm-up, then --reps timed runs, in ms; the
-// peak RSS (getrusage) is reported with each (benches/run runs each runtime
-// in its own process, so it is that runtime's).
+// Every answer is checked. One warm-up, then --reps timed runs, in ms; and
+// the process's peak RSS after them (<workload>_peak_rss, getrusage: a
+// process-wide high-water mark, so benches/run runs each workload and
+// runtime in a process of its own).
 //
 // Runtimes: weft (the calling thread waits in block_on; `workers` workers
 // compute), tbb (task_group recursion, as runtime-benchmarks writes it, in
@@ -270,8 +271,13 @@ void measure(const bench::options& opts, const workload& w, const char* runtime,
         bench::check_answer(w.name, runtime, got, w.answer);
         return ms;
     });
-    r.extra("peak_rss_mib", bench::peak_rss_mib());
     bench::print(r);
+
+    bench::result rss = r;
+    rss.workload = std::string(w.name) + "_peak_rss";
+    rss.unit = "MiB";
+    rss.samples = {bench::peak_rss_mib()};
+    bench::print(rss);
 }
 
 void run(const bench::options& opts, const sizes& size) {

@@ -40,7 +40,8 @@ FAMILIES = [
     ("scheduler", "Scheduler: Tokio's rt_multi_threaded workloads",
      ["spawn_many_local", "spawn_many_remote_idle", "spawn_many_remote_busy1", "spawn_many_remote_busy2",
       "yield_many", "ping_pong", "chained_spawn"]),
-    ("fork_join", "Fork-join (runtime-benchmarks sizes)", ["fib", "skynet", "nqueens"]),
+    ("fork_join", "Fork-join (runtime-benchmarks sizes)",
+     ["fib", "skynet", "nqueens", "fib_peak_rss", "skynet_peak_rss", "nqueens_peak_rss"]),
     ("latency", "Wake latency and idle cost",
      ["wake_latency_p50", "wake_latency_p99", "idle_cpu_ms", "idle_wakeups"]),
     ("timers", "Timers",
@@ -68,9 +69,11 @@ PAPER = {
     "fib": ("clang-19 + tcmalloc", "libfork 1350, TooManyCooks 2113, oneTBB 3786, Taskflow 4934", 2113),
     "skynet": ("clang-19 + tcmalloc", "libfork 816, TooManyCooks 890, oneTBB 1864, Taskflow 4498", 890),
     "nqueens": ("clang-19 + tcmalloc", "libfork 1762, TooManyCooks 2030, oneTBB 2612, Taskflow 2897", 2030),
+    "fib_peak_rss": ("runtime-benchmarks, 64 threads", "libfork 11.5 MB, TooManyCooks 12.6 MB, oneTBB 11.7 MB", 12.6),
 }
 
 HEADLINE = ["spawn_many_remote_idle", "yield_many", "ping_pong", "chained_spawn", "fib", "skynet", "nqueens",
+            "fib_peak_rss",
             "wake_latency_p50", "wake_latency_p99", "idle_cpu_ms", "timer_many_late_p99", "echo_tcp",
             "http_hello", "bytes_per_task"]
 
@@ -297,7 +300,8 @@ def document(results, meta):
                  "above 1 weft is ahead. Tokio, libfork, TooManyCooks and Taskflow cannot be built here; the "
                  "last column quotes their published figures from weft's benchmark brief (the same kind of "
                  "2-core machine: Tokio 1.43 with its own benches; the fork-join peers with the "
-                 "runtime-benchmarks suite, clang-19 and tcmalloc). This command never measures them.\n")
+                 "runtime-benchmarks suite, clang-19 and tcmalloc; peak RSS from that suite's 64-thread run). "
+                 "This command never measures them.\n")
     parts.append("## Machine\n")
     parts.append("| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in machine(meta)))
     parts.append("\nRuntimes: " + "; ".join(f"**{n}**: {d}" for n, d in RUNTIMES) + ".\n")
@@ -323,8 +327,8 @@ NOTES = {
                  "same number of bare coroutines created, run and destroyed on one thread (spawn_floor).",
     "fork_join": "ms per run; answers checked every run. weft: `workers` workers, the caller waits in block_on; "
                  "tbb: task_group recursion in a task_arena of `workers` threads, the caller one of them; floor: "
-                 "the same recursion with every child awaited inline on one thread. Peak RSS per runtime is in "
-                 "the raw results (`peak_rss_mib`).",
+                 "the same recursion with every child awaited inline on one thread. *_peak_rss: the process's "
+                 "peak resident set (getrusage), each workload and runtime in a process of its own.",
     "latency": "wake_latency: 10,000 samples 100 µs apart per repetition; each cell is the median over the "
                "repetitions of that percentile, in ns. idle_cpu: CPU time (ms) and voluntary context switches "
                "of the runtime's threads over the idle period.",
