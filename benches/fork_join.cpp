@@ -258,12 +258,10 @@ struct workload {
 /// prints the result.
 template <class Compute>
 void measure(const bench::options& opts, const workload& w, const char* runtime, Compute&& compute) {
-    bench::result r;
-    r.family = family;
-    r.workload = w.name;
-    r.runtime = runtime;
-    r.workers = std::string_view(runtime) == "floor" ? 1 : opts.workers();
-    r.unit = "ms";
+    bench::result r = bench::make_result(opts, family, w.name, runtime, "ms");
+    if (std::string_view(runtime) == "floor") {
+        r.workers = 1;
+    }
     r.samples = bench::repeat(opts.reps(), [&] {
         const auto start = bench::clock::now();
         const std::uint64_t got = compute();

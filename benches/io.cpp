@@ -68,13 +68,7 @@ struct io_options : weft::default_options {
 template <class OneRep>
 void measure(const bench::options& opts, const settings& s, const char* workload, const char* runtime,
              OneRep&& one_rep) {
-    bench::result r;
-    r.family = family;
-    r.workload = workload;
-    r.runtime = runtime;
-    r.workers = opts.workers();
-    r.unit = "trips/s";
-    r.lower_is_better = false;
+    bench::result r = bench::make_result(opts, family, workload, runtime, "trips/s", false);
     const double trips = static_cast<double>(s.connections * s.trips);
     r.samples = bench::repeat(opts.reps(), [&] { return trips / (one_rep() / 1e9); });
     bench::print(r);

@@ -44,25 +44,14 @@ struct settings {
     int idle_reps = 3;
 };
 
-bench::result make_result(const bench::options& opts, const char* workload, const char* runtime,
-                          const char* unit) {
-    bench::result r;
-    r.family = family;
-    r.workload = workload;
-    r.runtime = runtime;
-    r.workers = opts.workers();
-    r.unit = unit;
-    return r;
-}
-
 // ---- wake_latency -------------------------------------------------------------
 
 /// Runs `one_sample()` (which returns a latency in ns) `samples` times with
 /// the gap before each, per repetition, and prints the medians of p50 and p99.
 template <class Sample>
 void wake_latency(const bench::options& opts, const settings& s, const char* runtime, Sample&& one_sample) {
-    auto p50 = make_result(opts, "wake_latency_p50", runtime, "ns");
-    auto p99 = make_result(opts, "wake_latency_p99", runtime, "ns");
+    auto p50 = bench::make_result(opts, family, "wake_latency_p50", runtime, "ns");
+    auto p99 = bench::make_result(opts, family, "wake_latency_p99", runtime, "ns");
     std::vector<double> latencies(s.samples);
     const auto one_rep = [&] {
         for (auto& latency : latencies) {
@@ -147,8 +136,8 @@ struct usage {
 /// Sleeps through the idle period `reps` times and prints what the
 /// process's other threads (the runtime's) used meanwhile.
 void idle_cpu(const bench::options& opts, const settings& s, const char* runtime) {
-    auto cpu = make_result(opts, "idle_cpu_ms", runtime, "ms");
-    auto wakeups = make_result(opts, "idle_wakeups", runtime, "switches");
+    auto cpu = bench::make_result(opts, family, "idle_cpu_ms", runtime, "ms");
+    auto wakeups = bench::make_result(opts, family, "idle_wakeups", runtime, "switches");
     std::this_thread::sleep_for(std::chrono::milliseconds(100)); // let every worker park
     for (int rep = 0; rep < s.idle_reps; ++rep) {
         const usage process_before = usage::of(RUSAGE_SELF);

@@ -90,12 +90,7 @@ constexpr std::size_t task_count = 10'000;
 /// times, and prints bytes per task (allocations per task as an extra).
 template <class SpawnAll>
 void measure(const bench::options& opts, const char* runtime, SpawnAll&& spawn_all) {
-    bench::result r;
-    r.family = family;
-    r.workload = "bytes_per_task";
-    r.runtime = runtime;
-    r.workers = opts.workers();
-    r.unit = "bytes";
+    bench::result r = bench::make_result(opts, family, "bytes_per_task", runtime, "bytes");
     std::vector<double> blocks;
     r.samples = bench::repeat(opts.reps(), [&] {
         const std::uint64_t bytes_before = g_bytes.load();

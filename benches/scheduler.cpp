@@ -27,6 +27,7 @@
 //   usage: scheduler [--workers N] [--reps N] [--quick] [--runtime ...] [--workload ...]
 #include <weft/weft.hpp>
 
+#include "support/countdown.hpp"
 #include "support/floor.hpp"
 #include "support/harness.hpp"
 #include "support/peers.hpp"
@@ -54,34 +55,9 @@ const std::vector<const char*> workloads{"spawn_many_local",
                                          "ping_pong",
                                          "chained_spawn"};
 
-bench::result make_result(const bench::options& opts, const char* workload, const char* runtime,
-                          const char* unit) {
-    bench::result r;
-    r.family = family;
-    r.workload = workload;
-    r.runtime = runtime;
-    r.workers = opts.workers();
-    r.unit = unit;
-    return r;
-}
-
 // ---- weft ---------------------------------------------------------------------
 
-/// Counts down from n; the task that reaches zero wakes the waiter. Lives
-/// across repetitions, so nothing it holds dies under a late notifier.
-struct countdown {
-    std::atomic<std::size_t> left{0};
-    weft::notify done;
-
-    void hit() {
-        // acq_rel: the waiter sees every decrement's effects.
-        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            done.notify_one();
-        }
-    }
-};
-
-weft::task<> spawn_many_local(countdown& c) {
+weft::task<> spawn_many_local(bench::countdown& c) {
     c.left.store(spawn_count, std::memory_order_relaxed);
     for (std::size_t i = 0; i < spawn_count; ++i) {
         weft::spawn([&c] { c.hit(); }).detach();
@@ -139,7 +115,7 @@ weft::task<> pong(weft::oneshot_receiver<int> rx, weft::oneshot_sender<int> tx) 
     (void)tx.send(1);
 }
 
-weft::task<> ping(countdown& c) {
+weft::task<> ping(bench::countdown& c) {
     auto [tx1, rx1] = weft::make_oneshot<int>();
     auto [tx2, rx2] = weft::make_oneshot<int>();
     weft::spawn(pong(std::move(rx1), std::move(tx2))).detach();
@@ -148,7 +124,7 @@ weft::task<> ping(countdown& c) {
     c.hit();
 }
 
-weft::task<> ping_pong(countdown& c) {
+weft::task<> ping_pong(bench::countdown& c) {
     c.left.store(ping_count, std::memory_order_relaxed);
     for (std::size_t i = 0; i < ping_count; ++i) {
         weft::spawn(ping(c)).detach();
@@ -156,7 +132,7 @@ weft::task<> ping_pong(countdown& c) {
     co_await c.done.notified();
 }
 
-weft::task<> chain_link(countdown& c, int left) {
+weft::task<> chain_link(bench::countdown& c, int left) {
     if (left == 0) {
         c.hit();
     } else {
@@ -165,7 +141,7 @@ weft::task<> chain_link(countdown& c, int left) {
     co_return;
 }
 
-weft::task<> chained_spawn(countdown& c) {
+weft::task<> chained_spawn(bench::countdown& c) {
     c.left.store(1, std::memory_order_relaxed);
     weft::spawn(chain_link(c, chain_length)).detach();
     co_await c.done.notified();
@@ -179,8 +155,8 @@ void run_weft(const bench::options& opts) {
 
     if (wants("spawn_many_local")) {
         Executor ex;
-        countdown c;
-        auto r = make_result(opts, "spawn_many_local", "weft", "ns/task");
+        bench::countdown c;
+        auto r = bench::make_result(opts, family, "spawn_many_local", "weft", "ns/task");
         r.samples = bench::repeat(
             reps, [&] { return bench::ns_per_op(spawn_count, [&] { ex.block_on(spawn_many_local(c)); }); });
         bench::print(r);
@@ -189,7 +165,7 @@ void run_weft(const bench::options& opts) {
         Executor ex;
         std::vector<weft::join_handle<void>> handles;
         handles.reserve(spawn_count);
-        auto r = make_result(opts, "spawn_many_remote_idle", "weft", "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_idle", "weft", "ns/task");
         r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, spawn_count); });
         bench::print(r);
     }
@@ -202,7 +178,7 @@ void run_weft(const bench::options& opts) {
         }
         std::vector<weft::join_handle<void>> handles;
         handles.reserve(spawn_count);
-        auto r = make_result(opts, "spawn_many_remote_busy1", "weft", "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_busy1", "weft", "ns/task");
         r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, spawn_count); });
         running.store(false, std::memory_order_relaxed);
         for (auto& h : background) {
@@ -218,7 +194,7 @@ void run_weft(const bench::options& opts) {
         }
         std::vector<weft::join_handle<void>> handles;
         handles.reserve(busy2_spawn_count);
-        auto r = make_result(opts, "spawn_many_remote_busy2", "weft", "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_busy2", "weft", "ns/task");
         r.samples = bench::repeat(reps, [&] { return spawn_remote(ex, handles, busy2_spawn_count); });
         chains.running.store(false, std::memory_order_relaxed);
         chains.stopped.wait();
@@ -227,7 +203,7 @@ void run_weft(const bench::options& opts) {
     if (wants("yield_many")) {
         Executor ex;
         bench::latch done;
-        auto r = make_result(opts, "yield_many", "weft", "ns/yield");
+        auto r = bench::make_result(opts, family, "yield_many", "weft", "ns/yield");
         r.samples = bench::repeat(reps, [&] {
             return bench::ns_per_op(yield_tasks * yields_per_task, [&] {
                 done.reset(yield_tasks);
@@ -241,16 +217,16 @@ void run_weft(const bench::options& opts) {
     }
     if (wants("ping_pong")) {
         Executor ex;
-        countdown c;
-        auto r = make_result(opts, "ping_pong", "weft", "ns/ping");
+        bench::countdown c;
+        auto r = bench::make_result(opts, family, "ping_pong", "weft", "ns/ping");
         r.samples = bench::repeat(
             reps, [&] { return bench::ns_per_op(ping_count, [&] { ex.block_on(ping_pong(c)); }); });
         bench::print(r);
     }
     if (wants("chained_spawn")) {
         Executor ex;
-        countdown c;
-        auto r = make_result(opts, "chained_spawn", "weft", "ns/hop");
+        bench::countdown c;
+        auto r = bench::make_result(opts, family, "chained_spawn", "weft", "ns/hop");
         r.samples = bench::repeat(
             reps, [&] { return bench::ns_per_op(chain_length, [&] { ex.block_on(chained_spawn(c)); }); });
         bench::print(r);
@@ -292,28 +268,13 @@ struct pool_yielder {
     }
 };
 
-/// busy1's background task: { yield; STALL } until told to stop.
+/// The background work of busy1 ({ yield; STALL } in a loop) and busy2 (a
+/// chain that STALLs, then respawns itself): for a callback pool both are
+/// STALL and post yourself again. Post, not spawn: under TBB a task
+/// respawning itself into its worker's own deque runs forever ahead of the
+/// arena's queue, and the remote spawns of the workload would never run.
 template <class Pool>
-struct pool_busy_yielder {
-    Pool* pool;
-    const std::atomic<bool>* running;
-    bench::latch* stopped;
-    void operator()() const {
-        if (!running->load(std::memory_order_relaxed)) {
-            stopped->count_down();
-            return;
-        }
-        bench::stall();
-        pool->post(*this);
-    }
-};
-
-/// busy2's background chain: STALL, then spawn yourself again. With
-/// post, not spawn: under TBB a task respawning itself into its worker's
-/// own deque runs forever ahead of the arena's queue, and the remote
-/// spawns of the workload would never run.
-template <class Pool>
-struct pool_respawner {
+struct pool_stall_loop {
     Pool* pool;
     const std::atomic<bool>* running;
     bench::latch* stopped;
@@ -409,7 +370,7 @@ void run_pools(const bench::options& opts) {
 
     bench::for_each_pool(opts, "spawn_many_local", [&](auto& pool) {
         pool_countdown c;
-        auto r = make_result(opts, "spawn_many_local", pool.name, "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_local", pool.name, "ns/task");
         r.samples = bench::repeat(reps, [&] {
             return bench::ns_per_op(spawn_count, [&] {
                 c.arm(spawn_count);
@@ -425,7 +386,7 @@ void run_pools(const bench::options& opts) {
     });
     bench::for_each_pool(opts, "spawn_many_remote_idle", [&](auto& pool) {
         pool_countdown c;
-        auto r = make_result(opts, "spawn_many_remote_idle", pool.name, "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_idle", pool.name, "ns/task");
         r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
         bench::print(r);
     });
@@ -434,10 +395,10 @@ void run_pools(const bench::options& opts) {
         std::atomic<bool> running{true};
         bench::latch stopped(2 * workers);
         for (unsigned i = 0; i < 2 * workers; ++i) {
-            pool.post(pool_busy_yielder<pool_type>{&pool, &running, &stopped});
+            pool.post(pool_stall_loop<pool_type>{&pool, &running, &stopped});
         }
         pool_countdown c;
-        auto r = make_result(opts, "spawn_many_remote_busy1", pool.name, "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_busy1", pool.name, "ns/task");
         r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
         running.store(false, std::memory_order_relaxed);
         stopped.wait();
@@ -448,10 +409,10 @@ void run_pools(const bench::options& opts) {
         std::atomic<bool> running{true};
         bench::latch stopped(workers);
         for (unsigned i = 0; i < workers; ++i) {
-            pool.spawn(pool_respawner<pool_type>{&pool, &running, &stopped});
+            pool.spawn(pool_stall_loop<pool_type>{&pool, &running, &stopped});
         }
         pool_countdown c;
-        auto r = make_result(opts, "spawn_many_remote_busy2", pool.name, "ns/task");
+        auto r = bench::make_result(opts, family, "spawn_many_remote_busy2", pool.name, "ns/task");
         r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, busy2_spawn_count); });
         running.store(false, std::memory_order_relaxed);
         stopped.wait();
@@ -460,7 +421,7 @@ void run_pools(const bench::options& opts) {
     bench::for_each_pool(opts, "yield_many", [&](auto& pool) {
         using pool_type = std::remove_reference_t<decltype(pool)>;
         bench::latch done;
-        auto r = make_result(opts, "yield_many", pool.name, "ns/yield");
+        auto r = bench::make_result(opts, family, "yield_many", pool.name, "ns/yield");
         r.samples = bench::repeat(reps, [&] {
             return bench::ns_per_op(yield_tasks * yields_per_task, [&] {
                 done.reset(yield_tasks);
@@ -475,7 +436,7 @@ void run_pools(const bench::options& opts) {
     bench::for_each_pool(opts, "ping_pong", [&](auto& pool) {
         using pool_type = std::remove_reference_t<decltype(pool)>;
         pool_countdown c;
-        auto r = make_result(opts, "ping_pong", pool.name, "ns/ping");
+        auto r = bench::make_result(opts, family, "ping_pong", pool.name, "ns/ping");
         r.samples = bench::repeat(reps, [&] {
             return bench::ns_per_op(ping_count, [&] {
                 c.arm(ping_count);
@@ -492,7 +453,7 @@ void run_pools(const bench::options& opts) {
     bench::for_each_pool(opts, "chained_spawn", [&](auto& pool) {
         using pool_type = std::remove_reference_t<decltype(pool)>;
         pool_countdown c;
-        auto r = make_result(opts, "chained_spawn", pool.name, "ns/hop");
+        auto r = bench::make_result(opts, family, "chained_spawn", pool.name, "ns/hop");
         r.samples = bench::repeat(reps, [&] {
             return bench::ns_per_op(chain_length, [&] {
                 c.arm(1);
@@ -518,7 +479,7 @@ void run_floor(const bench::options& opts) {
             std::string_view(workload) == "spawn_many_remote_busy2" ? busy2_spawn_count : spawn_count;
         std::vector<bench::floor_task<>> tasks;
         tasks.reserve(n);
-        auto r = make_result(opts, workload, "floor", "ns/task");
+        auto r = bench::make_result(opts, family, workload, "floor", "ns/task");
         r.samples = bench::repeat(opts.reps(), [&] {
             return bench::ns_per_op(static_cast<double>(n), [&] {
                 for (std::size_t i = 0; i < n; ++i) {

@@ -18,6 +18,7 @@
 //                 [--tasks N] [--chains N] [--sleeps N] [--resolution-us 1000|100]
 #include <weft/weft.hpp>
 
+#include "support/countdown.hpp"
 #include "support/harness.hpp"
 #include "support/peers.hpp"
 #include "support/workers.hpp"
@@ -82,17 +83,11 @@ struct lateness_log {
 struct timer_results {
     std::vector<bench::result> rows;
 
-    timer_results(const bench::options& opts, const char* runtime, std::initializer_list<const char*> names,
-                  std::initializer_list<const char*> units) {
-        auto unit = units.begin();
-        for (const char* name : names) {
-            bench::result r;
-            r.family = family;
-            r.workload = name;
-            r.runtime = runtime;
-            r.workers = opts.workers();
-            r.unit = *unit++;
-            rows.push_back(std::move(r));
+    /// One row per (workload, unit) of `rows_wanted`.
+    timer_results(const bench::options& opts, const char* runtime,
+                  std::initializer_list<std::pair<const char*, const char*>> rows_wanted) {
+        for (const auto& [workload, unit] : rows_wanted) {
+            rows.push_back(bench::make_result(opts, family, workload, runtime, unit));
         }
     }
     void print() {
@@ -106,8 +101,8 @@ struct timer_results {
 /// up and then --reps times, and prints timer_many's three rows.
 template <class OneRep>
 void timer_many(const bench::options& opts, const settings& s, const char* runtime, OneRep&& one_rep) {
-    timer_results out(opts, runtime, {"timer_many", "timer_many_late_p50", "timer_many_late_p99"},
-                      {"ms", "us", "us"});
+    timer_results out(opts, runtime,
+                      {{"timer_many", "ms"}, {"timer_many_late_p50", "us"}, {"timer_many_late_p99", "us"}});
     for (int rep = -1; rep < opts.reps(); ++rep) {
         lateness_log log(s.tasks);
         const double ms = one_rep(log);
@@ -124,8 +119,9 @@ void timer_many(const bench::options& opts, const settings& s, const char* runti
 /// The same for sleep_lateness: `one_rep(log)` runs the chains.
 template <class OneRep>
 void sleep_lateness(const bench::options& opts, const settings& s, const char* runtime, OneRep&& one_rep) {
-    timer_results out(opts, runtime, {"sleep_lateness_p50", "sleep_lateness_p99", "sleep_lateness_max"},
-                      {"us", "us", "us"});
+    timer_results out(
+        opts, runtime,
+        {{"sleep_lateness_p50", "us"}, {"sleep_lateness_p99", "us"}, {"sleep_lateness_max", "us"}});
     for (int rep = -1; rep < opts.reps(); ++rep) {
         lateness_log log(s.chains * s.sleeps);
         one_rep(log);
@@ -141,17 +137,7 @@ void sleep_lateness(const bench::options& opts, const settings& s, const char* r
 
 // ---- weft ---------------------------------------------------------------------
 
-struct countdown {
-    std::atomic<std::size_t> left{0};
-    weft::notify done;
-    void hit() {
-        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            done.notify_one();
-        }
-    }
-};
-
-weft::task<> sleeper(lateness_log& log, countdown& c, std::size_t slot) {
+weft::task<> sleeper(lateness_log& log, bench::countdown& c, std::size_t slot) {
     const auto deadline = weft::clock::now() + sleep_length;
     if (!co_await weft::sleep_until(deadline)) {
         log.failed.fetch_add(1, std::memory_order_relaxed);
@@ -160,7 +146,7 @@ weft::task<> sleeper(lateness_log& log, countdown& c, std::size_t slot) {
     c.hit();
 }
 
-weft::task<double> weft_timer_many(lateness_log& log, countdown& c) {
+weft::task<double> weft_timer_many(lateness_log& log, bench::countdown& c) {
     const auto start = bench::clock::now();
     c.left.store(log.us.size(), std::memory_order_relaxed);
     for (std::size_t i = 0; i < log.us.size(); ++i) {
@@ -184,7 +170,7 @@ template <class Executor>
 void run_weft(const bench::options& opts, const settings& s) {
     if (opts.wants("timer_many", "weft")) {
         Executor ex;
-        countdown c;
+        bench::countdown c;
         timer_many(opts, s, "weft", [&](lateness_log& log) { return ex.block_on(weft_timer_many(log, c)); });
     }
     if (opts.wants("sleep_lateness", "weft")) {

@@ -170,6 +170,20 @@ struct result {
     }
 };
 
+/// An empty result of `family` for `workload` on `runtime`, with the
+/// worker count of the command line.
+inline result make_result(const options& opts, const char* family, std::string workload, std::string runtime,
+                          std::string unit, bool lower_is_better = true) {
+    result r;
+    r.family = family;
+    r.workload = std::move(workload);
+    r.runtime = std::move(runtime);
+    r.workers = opts.workers();
+    r.unit = std::move(unit);
+    r.lower_is_better = lower_is_better;
+    return r;
+}
+
 /// Prints a result line (see the header); flushed, so a crash later in
 /// the program keeps what was measured.
 inline void print(result r) {
