@@ -384,40 +384,32 @@ void run_pools(const bench::options& opts) {
         });
         bench::print(r);
     });
-    bench::for_each_pool(opts, "spawn_many_remote_idle", [&](auto& pool) {
-        pool_countdown c;
-        auto r = bench::make_result(opts, family, "spawn_many_remote_idle", pool.name, "ns/task");
-        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
-        bench::print(r);
-    });
-    bench::for_each_pool(opts, "spawn_many_remote_busy1", [&](auto& pool) {
-        using pool_type = std::remove_reference_t<decltype(pool)>;
-        std::atomic<bool> running{true};
-        bench::latch stopped(2 * workers);
-        for (unsigned i = 0; i < 2 * workers; ++i) {
-            pool.post(pool_stall_loop<pool_type>{&pool, &running, &stopped});
-        }
-        pool_countdown c;
-        auto r = bench::make_result(opts, family, "spawn_many_remote_busy1", pool.name, "ns/task");
-        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, spawn_count); });
-        running.store(false, std::memory_order_relaxed);
-        stopped.wait();
-        bench::print(r);
-    });
-    bench::for_each_pool(opts, "spawn_many_remote_busy2", [&](auto& pool) {
-        using pool_type = std::remove_reference_t<decltype(pool)>;
-        std::atomic<bool> running{true};
-        bench::latch stopped(workers);
-        for (unsigned i = 0; i < workers; ++i) {
-            pool.spawn(pool_stall_loop<pool_type>{&pool, &running, &stopped});
-        }
-        pool_countdown c;
-        auto r = bench::make_result(opts, family, "spawn_many_remote_busy2", pool.name, "ns/task");
-        r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, busy2_spawn_count); });
-        running.store(false, std::memory_order_relaxed);
-        stopped.wait();
-        bench::print(r);
-    });
+    // The three remote workloads: spawns from outside, while `background`
+    // stall loops keep the workers busy (none for remote_idle).
+    struct remote_workload {
+        const char* name;
+        unsigned background;
+        std::size_t spawns;
+    };
+    for (const remote_workload& w :
+         {remote_workload{"spawn_many_remote_idle", 0, spawn_count},
+          remote_workload{"spawn_many_remote_busy1", 2 * workers, spawn_count},
+          remote_workload{"spawn_many_remote_busy2", workers, busy2_spawn_count}}) {
+        bench::for_each_pool(opts, w.name, [&](auto& pool) {
+            using pool_type = std::remove_reference_t<decltype(pool)>;
+            std::atomic<bool> running{true};
+            bench::latch stopped(w.background);
+            for (unsigned i = 0; i < w.background; ++i) {
+                pool.post(pool_stall_loop<pool_type>{&pool, &running, &stopped});
+            }
+            pool_countdown c;
+            auto r = bench::make_result(opts, family, w.name, pool.name, "ns/task");
+            r.samples = bench::repeat(reps, [&] { return pool_spawn_remote(pool, c, w.spawns); });
+            running.store(false, std::memory_order_relaxed);
+            stopped.wait();
+            bench::print(r);
+        });
+    }
     bench::for_each_pool(opts, "yield_many", [&](auto& pool) {
         using pool_type = std::remove_reference_t<decltype(pool)>;
         bench::latch done;
