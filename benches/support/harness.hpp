@@ -28,8 +28,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -57,6 +55,7 @@ public:
         m_values.emplace("reps", "10");
         m_values.emplace("runtime", "");
         m_values.emplace("workload", "");
+        bool reps_given = false;
         for (int i = 1; i < argc; ++i) {
             const std::string arg = argv[i];
             if (arg == "--quick") {
@@ -76,9 +75,10 @@ public:
                 std::fprintf(stderr, " --quick --list\n");
                 std::exit(2);
             }
+            reps_given = reps_given || arg == "--reps";
             m_values[arg.substr(2)] = argv[++i];
         }
-        if (m_quick && std::strstr(joined_args(argc, argv).c_str(), "--reps") == nullptr) {
+        if (m_quick && !reps_given) {
             m_values["reps"] = "1";
         }
     }
@@ -87,7 +87,6 @@ public:
     bool list() const { return m_list; }
     unsigned workers() const { return static_cast<unsigned>(integer("workers")); }
     int reps() const { return std::max(1, static_cast<int>(integer("reps"))); }
-    const std::string& text(const std::string& key) const { return m_values.at(key); }
     long long integer(const std::string& key) const { return std::atoll(m_values.at(key).c_str()); }
 
     /// True if `name` is in the comma-separated list `--key` (or the list is empty).
@@ -113,15 +112,6 @@ public:
     }
 
 private:
-    static std::string joined_args(int argc, char** argv) {
-        std::string all;
-        for (int i = 1; i < argc; ++i) {
-            all += argv[i];
-            all += ' ';
-        }
-        return all;
-    }
-
     std::map<std::string, std::string> m_values;
     bool m_quick = false;
     bool m_list = false;
@@ -186,7 +176,7 @@ inline result make_result(const options& opts, const char* family, std::string w
 
 /// Prints a result line (see the header); flushed, so a crash later in
 /// the program keeps what was measured.
-inline void print(result r) {
+inline void print(const result& r) {
     if (r.samples.empty()) {
         return;
     }
