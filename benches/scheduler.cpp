@@ -45,7 +45,7 @@ constexpr std::size_t busy2_spawn_count = 1'000;
 constexpr std::size_t yield_tasks = 200;
 constexpr std::size_t yields_per_task = 1'000;
 constexpr std::size_t ping_count = 1'000;
-constexpr int chain_length = 1'000;
+constexpr std::size_t chain_length = 1'000;
 
 const std::vector<const char*> workloads{"spawn_many_local",
                                          "spawn_many_remote_idle",
@@ -132,7 +132,7 @@ weft::task<> ping_pong(bench::countdown& c) {
     co_await c.done.notified();
 }
 
-weft::task<> chain_link(bench::countdown& c, int left) {
+weft::task<> chain_link(bench::countdown& c, std::size_t left) {
     if (left == 0) {
         c.hit();
     } else {
@@ -153,14 +153,22 @@ void run_weft(const bench::options& opts) {
     const auto wants = [&](const char* workload) { return opts.wants(workload, "weft"); };
     constexpr std::uint32_t workers = Executor::worker_count;
 
-    if (wants("spawn_many_local")) {
+    // The workloads that run inside a task: block_on(root(countdown)),
+    // which returns when the countdown reaches zero.
+    const auto inside = [&](const char* workload, const char* unit, std::size_t ops,
+                            weft::task<> (*root)(bench::countdown&)) {
+        if (!wants(workload)) {
+            return;
+        }
         Executor ex;
         bench::countdown c;
-        auto r = bench::make_result(opts, family, "spawn_many_local", "weft", "ns/task");
+        auto r = bench::make_result(opts, family, workload, "weft", unit);
         r.samples = bench::repeat(
-            reps, [&] { return bench::ns_per_op(spawn_count, [&] { ex.block_on(spawn_many_local(c)); }); });
+            reps, [&] { return bench::ns_per_op(static_cast<double>(ops), [&] { ex.block_on(root(c)); }); });
         bench::print(r);
-    }
+    };
+
+    inside("spawn_many_local", "ns/task", spawn_count, spawn_many_local);
     if (wants("spawn_many_remote_idle")) {
         Executor ex;
         std::vector<weft::join_handle<void>> handles;
@@ -215,22 +223,8 @@ void run_weft(const bench::options& opts) {
         });
         bench::print(r);
     }
-    if (wants("ping_pong")) {
-        Executor ex;
-        bench::countdown c;
-        auto r = bench::make_result(opts, family, "ping_pong", "weft", "ns/ping");
-        r.samples = bench::repeat(
-            reps, [&] { return bench::ns_per_op(ping_count, [&] { ex.block_on(ping_pong(c)); }); });
-        bench::print(r);
-    }
-    if (wants("chained_spawn")) {
-        Executor ex;
-        bench::countdown c;
-        auto r = bench::make_result(opts, family, "chained_spawn", "weft", "ns/hop");
-        r.samples = bench::repeat(
-            reps, [&] { return bench::ns_per_op(chain_length, [&] { ex.block_on(chained_spawn(c)); }); });
-        bench::print(r);
-    }
+    inside("ping_pong", "ns/ping", ping_count, ping_pong);
+    inside("chained_spawn", "ns/hop", chain_length, chained_spawn);
 }
 
 // ---- peers (benches/support/peers.hpp) ---------------------------------------
@@ -343,7 +337,7 @@ template <class Pool>
 struct pool_chain_link {
     Pool* pool;
     pool_countdown* counter;
-    int left;
+    std::size_t left;
     void operator()() const {
         if (left == 0) {
             counter->hit();
