@@ -17,6 +17,9 @@
 
 namespace weft {
 
+/// Why weft refused or failed: the code of a weft::error, or of the
+/// std::error_code in a weft::result. Compares equal to std::error_code values
+/// of weft::error_category().
 enum class errc {
     /// block_on was called on a thread that already drives weft tasks.
     nested_runtime = 1,
@@ -89,6 +92,8 @@ inline const std::error_category& error_category() noexcept {
     return instance;
 }
 
+/// A std::error_code for `code` in weft's category (also what lets
+/// `ec == weft::errc::closed` compile).
 inline std::error_code make_error_code(errc code) noexcept {
     return {static_cast<int>(code), error_category()};
 }
@@ -102,6 +107,7 @@ inline std::error_code make_error_code(errc code) noexcept {
 /// ```
 class error : public std::system_error {
 public:
+    /// A misuse error with weft's code and a message saying what to do instead.
     error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
     error(std::error_code code, const char* message) : std::system_error(code, message) {}
 };

@@ -264,7 +264,9 @@ class executor {
                   "Options::max_blocking_threads must be at most 4096");
 
 public:
+    /// The number of worker threads (the `Workers` argument).
     static constexpr std::uint32_t worker_count = Workers;
+    /// The slots of each worker's local queue (the `QueueSize` argument).
     static constexpr std::uint32_t queue_size = QueueSize;
 
     /// Starts the worker threads. Raises errc::invalid_argument for a

@@ -17,35 +17,37 @@
 
 namespace weft {
 
+/// What one worker has done (cumulative counters) and holds now (depths).
 struct worker_metrics {
-    std::uint64_t polls = 0;                // tasks run (resumed or cancelled)
-    std::uint64_t steals = 0;               // tasks this worker stole from others
-    std::uint64_t steal_operations = 0;     // successful steal attempts (each takes half a queue)
-    std::uint64_t overflows = 0;            // times its local queue overflowed to the global queue
-    std::uint64_t parks = 0;                // times it went to sleep
-    std::uint64_t unparks = 0;              // times it was woken to search for work
-    std::uint64_t lifo_hits = 0;            // tasks run from its LIFO slot
-    std::uint64_t budget_forced_yields = 0; // tasks it made yield because their budget ran out
-    std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
-    std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
-    std::size_t pinned_queue_depth = 0;     // tasks pinned to it (spawn_pinned) waiting now
+    std::uint64_t polls = 0;                ///< tasks run (resumed or cancelled)
+    std::uint64_t steals = 0;               ///< tasks this worker stole from others
+    std::uint64_t steal_operations = 0;     ///< successful steal attempts (each takes half a queue)
+    std::uint64_t overflows = 0;            ///< times its local queue overflowed to the global queue
+    std::uint64_t parks = 0;                ///< times it went to sleep
+    std::uint64_t unparks = 0;              ///< times it was woken to search for work
+    std::uint64_t lifo_hits = 0;            ///< tasks run from its LIFO slot
+    std::uint64_t budget_forced_yields = 0; ///< tasks it made yield because their budget ran out
+    std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
+    std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
+    std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now
 };
 
+/// A snapshot of an executor's counters, from executor::metrics().
 template <std::uint32_t Workers>
 struct executor_metrics {
-    std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0;      // tasks in the global queue now
-    std::size_t live_tasks = 0;              // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;         // tasks spawned since start
-    std::uint64_t remote_schedules = 0;      // spawns and wakes from outside the workers
-    std::uint32_t parked_workers = 0;        // workers asleep now
-    std::uint32_t searching_workers = 0;     // workers looking for work to steal now
-    std::uint32_t armed_timers = 0;          // sleeps, timeouts and interval ticks waiting now
-    std::uint32_t io_sources = 0;            // descriptors registered with the reactor now
-    std::uint64_t driver_polls = 0;          // reactor polls so far (blocking and not)
-    std::uint32_t blocking_threads = 0;      // spawn_blocking threads alive now (busy or idle)
-    std::uint32_t idle_blocking_threads = 0; // of those, idle ones no job has claimed yet
-    std::size_t blocking_queue_depth = 0;    // spawn_blocking jobs waiting for a thread now
+    std::array<worker_metrics, Workers> workers{}; ///< one entry per worker, by index
+    std::size_t global_queue_depth = 0;            ///< tasks in the global queue now
+    std::size_t live_tasks = 0;                    ///< spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;               ///< tasks spawned since start
+    std::uint64_t remote_schedules = 0;            ///< spawns and wakes from outside the workers
+    std::uint32_t parked_workers = 0;              ///< workers asleep now
+    std::uint32_t searching_workers = 0;           ///< workers looking for work to steal now
+    std::uint32_t armed_timers = 0;                ///< sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;                  ///< descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;                ///< reactor polls so far (blocking and not)
+    std::uint32_t blocking_threads = 0;            ///< spawn_blocking threads alive now (busy or idle)
+    std::uint32_t idle_blocking_threads = 0;       ///< of those, idle ones no job has claimed yet
+    std::size_t blocking_queue_depth = 0;          ///< spawn_blocking jobs waiting for a thread now
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {

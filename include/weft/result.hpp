@@ -33,16 +33,18 @@ class result {
     static_assert(!std::is_reference_v<T>, "weft::result<T&> is not supported: hold a pointer");
 
 public:
+    /// The type of the value.
     using value_type = T;
 
+    /// A result holding `value` (copied or moved in).
     result(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) : m_ok(true) {
         ::new (static_cast<void*>(&m_value)) T(value);
     }
     result(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) : m_ok(true) {
         ::new (static_cast<void*>(&m_value)) T(std::move(value));
     }
-    // A result<std::error_code> holds an error_code value; its errors come
-    // from errc only.
+    /// A result holding an error. (A result<std::error_code> holds an
+    /// error_code value; its errors come from errc only.)
     result(std::error_code error) noexcept requires(!std::is_same_v<T, std::error_code>)
         : m_ok(false), m_error(error) {}
     result(errc error) noexcept : m_ok(false), m_error(make_error_code(error)) {}
@@ -72,6 +74,7 @@ public:
     }
     ~result() { reset(); }
 
+    /// True if it holds a value, false if it holds an error.
     bool has_value() const noexcept { return m_ok; }
     explicit operator bool() const noexcept { return m_ok; }
 
@@ -128,14 +131,19 @@ private:
 template <>
 class result<void> {
 public:
+    /// There is no value: only success or an error.
     using value_type = void;
 
+    /// Success.
     result() noexcept = default;
+    /// An error.
     result(std::error_code error) noexcept : m_error(error) {}
     result(errc error) noexcept : m_error(make_error_code(error)) {}
 
+    /// True on success.
     bool has_value() const noexcept { return !m_error; }
     explicit operator bool() const noexcept { return !m_error; }
+    /// The error; a default (zero) error_code on success.
     std::error_code error() const noexcept { return m_error; }
     /// Raises a weft::error (or panics) if this holds an error.
     void value() const {

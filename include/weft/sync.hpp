@@ -154,6 +154,7 @@ public:
     /// awaited (so it can go into weft::timeout).
     class [[nodiscard]] acquire_awaiter {
     public:
+        /// Made by semaphore::acquire().
         acquire_awaiter(semaphore& sem, std::size_t count) noexcept : m_sem(&sem) { m_node.wanted = count; }
         acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter& operator=(acquire_awaiter&&) = delete;
@@ -315,6 +316,7 @@ public:
     class guard {
     public:
         guard() noexcept = default;
+        /// True if it holds the lock (try_lock succeeded).
         explicit operator bool() const noexcept { return static_cast<bool>(m_permit); }
         /// Unlocks now.
         void unlock() noexcept { m_permit.release(); }
@@ -328,6 +330,7 @@ public:
     /// What lock() returns; `co_await` it for a guard.
     class [[nodiscard]] lock_awaiter {
     public:
+        /// Made by mutex::lock().
         explicit lock_awaiter(semaphore::acquire_awaiter inner) noexcept : m_inner(std::move(inner)) {}
         bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> awaiting) { return m_inner.await_suspend(awaiting); }
@@ -393,6 +396,7 @@ public:
     /// What notified() returns; `co_await` it. Movable until awaited.
     class [[nodiscard]] notified_awaiter {
     public:
+        /// Made by notify::notified().
         explicit notified_awaiter(notify& owner) noexcept : m_owner(&owner) {}
         notified_awaiter(notified_awaiter&&) noexcept = default;
         notified_awaiter& operator=(notified_awaiter&&) = delete;
@@ -661,6 +665,7 @@ public:
     /// What recv() returns; `co_await` it for a result<T>.
     class [[nodiscard]] recv_awaiter {
     public:
+        /// Made by oneshot_receiver::recv().
         explicit recv_awaiter(oneshot_receiver& owner) noexcept : m_owner(&owner) {}
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
@@ -819,6 +824,7 @@ public:
     /// until it is sent. Movable until awaited.
     class [[nodiscard]] send_awaiter {
     public:
+        /// Made by channel::send().
         send_awaiter(channel& owner, T&& value) noexcept : m_owner(&owner), m_value(std::move(value)) {}
         send_awaiter(send_awaiter&&) noexcept = default;
         send_awaiter& operator=(send_awaiter&&) = delete;
@@ -894,6 +900,7 @@ public:
     /// What recv() returns; `co_await` it for a result<T>. Movable until awaited.
     class [[nodiscard]] recv_awaiter {
     public:
+        /// Made by channel::recv().
         explicit recv_awaiter(channel& owner) noexcept : m_owner(&owner) {}
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
@@ -1197,6 +1204,7 @@ public:
         /// What changed() returns; `co_await` it for a result<void>.
         class [[nodiscard]] changed_awaiter {
         public:
+            /// Made by receiver::changed().
             explicit changed_awaiter(receiver& owner) noexcept : m_owner(&owner) {}
             changed_awaiter(changed_awaiter&&) noexcept = default;
             changed_awaiter& operator=(changed_awaiter&&) = delete;
@@ -1409,6 +1417,7 @@ public:
     /// What arrive_and_wait() returns; `co_await` it. Movable until awaited.
     class [[nodiscard]] arrive_awaiter {
     public:
+        /// Made by barrier::arrive_and_wait().
         explicit arrive_awaiter(barrier& owner) noexcept : m_owner(&owner) {}
         arrive_awaiter(arrive_awaiter&&) noexcept = default;
         arrive_awaiter& operator=(arrive_awaiter&&) = delete;
@@ -1604,6 +1613,7 @@ public:
     template <class F>
     class [[nodiscard]] init_awaiter {
     public:
+        /// Made by once_cell::get_or_init().
         init_awaiter(once_cell& cell, F init) : m_cell(&cell), m_init(std::move(init)) {}
         init_awaiter(init_awaiter&&) = default;
         init_awaiter& operator=(init_awaiter&&) = delete;

@@ -208,7 +208,9 @@ class [[nodiscard]] task {
     static_assert(!std::is_reference_v<T>, "weft::task<T&> is not supported: return a pointer or a value");
 
 public:
+    /// The coroutine promise (what makes a function returning task<T> a coroutine).
     using promise_type = detail::promise<T>;
+    /// What the task produces.
     using value_type = T;
 
     task() noexcept = default;
@@ -313,6 +315,7 @@ template <class T>
 class [[nodiscard]] join_handle {
 public:
     join_handle() noexcept = default;
+    /// Takes over the join reference of `task` (for spawn: users get handles from it).
     explicit join_handle(detail::task_header* task) noexcept : m_task(task) {}
     join_handle(join_handle&& other) noexcept : m_task(std::exchange(other.m_task, nullptr)) {}
     join_handle& operator=(join_handle&& other) noexcept {

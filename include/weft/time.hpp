@@ -340,8 +340,10 @@ public:
         }
     }
 
+    /// What tick() returns; `co_await` it for the instant the tick was scheduled for.
     class tick_awaiter {
     public:
+        /// Made by tick().
         explicit tick_awaiter(interval& owner) noexcept : m_owner(owner), m_sleep(owner.m_next) {}
         bool await_ready() const noexcept { return m_sleep.await_ready(); }
         bool await_suspend(std::coroutine_handle<> awaiting) { return m_sleep.await_suspend(awaiting); }

@@ -13,10 +13,10 @@ namespace weft {
 
 /// The version of the weft headers a program was compiled with.
 struct version_info {
-    int major;
-    int minor;
-    int patch;
-    const char* text; // "MAJOR.MINOR.PATCH"
+    int major;        ///< WEFT_VERSION_MAJOR
+    int minor;        ///< WEFT_VERSION_MINOR
+    int patch;        ///< WEFT_VERSION_PATCH
+    const char* text; ///< "MAJOR.MINOR.PATCH"
 };
 
 namespace detail {

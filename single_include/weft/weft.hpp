@@ -232,6 +232,9 @@ inline void report_unhandled_exception(std::exception_ptr error) noexcept {
 
 namespace weft {
 
+/// Why weft refused or failed: the code of a weft::error, or of the
+/// std::error_code in a weft::result. Compares equal to std::error_code values
+/// of weft::error_category().
 enum class errc {
     /// block_on was called on a thread that already drives weft tasks.
     nested_runtime = 1,
@@ -304,6 +307,8 @@ inline const std::error_category& error_category() noexcept {
     return instance;
 }
 
+/// A std::error_code for `code` in weft's category (also what lets
+/// `ec == weft::errc::closed` compile).
 inline std::error_code make_error_code(errc code) noexcept {
     return {static_cast<int>(code), error_category()};
 }
@@ -317,6 +322,7 @@ inline std::error_code make_error_code(errc code) noexcept {
 /// ```
 class error : public std::system_error {
 public:
+    /// A misuse error with weft's code and a message saying what to do instead.
     error(errc code, const char* message) : std::system_error(make_error_code(code), message) {}
     error(std::error_code code, const char* message) : std::system_error(code, message) {}
 };
@@ -1763,7 +1769,9 @@ class [[nodiscard]] task {
     static_assert(!std::is_reference_v<T>, "weft::task<T&> is not supported: return a pointer or a value");
 
 public:
+    /// The coroutine promise (what makes a function returning task<T> a coroutine).
     using promise_type = detail::promise<T>;
+    /// What the task produces.
     using value_type = T;
 
     task() noexcept = default;
@@ -1868,6 +1876,7 @@ template <class T>
 class [[nodiscard]] join_handle {
 public:
     join_handle() noexcept = default;
+    /// Takes over the join reference of `task` (for spawn: users get handles from it).
     explicit join_handle(detail::task_header* task) noexcept : m_task(task) {}
     join_handle(join_handle&& other) noexcept : m_task(std::exchange(other.m_task, nullptr)) {}
     join_handle& operator=(join_handle&& other) noexcept {
@@ -5112,35 +5121,37 @@ private:
 
 namespace weft {
 
+/// What one worker has done (cumulative counters) and holds now (depths).
 struct worker_metrics {
-    std::uint64_t polls = 0;                // tasks run (resumed or cancelled)
-    std::uint64_t steals = 0;               // tasks this worker stole from others
-    std::uint64_t steal_operations = 0;     // successful steal attempts (each takes half a queue)
-    std::uint64_t overflows = 0;            // times its local queue overflowed to the global queue
-    std::uint64_t parks = 0;                // times it went to sleep
-    std::uint64_t unparks = 0;              // times it was woken to search for work
-    std::uint64_t lifo_hits = 0;            // tasks run from its LIFO slot
-    std::uint64_t budget_forced_yields = 0; // tasks it made yield because their budget ran out
-    std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
-    std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
-    std::size_t pinned_queue_depth = 0;     // tasks pinned to it (spawn_pinned) waiting now
+    std::uint64_t polls = 0;                ///< tasks run (resumed or cancelled)
+    std::uint64_t steals = 0;               ///< tasks this worker stole from others
+    std::uint64_t steal_operations = 0;     ///< successful steal attempts (each takes half a queue)
+    std::uint64_t overflows = 0;            ///< times its local queue overflowed to the global queue
+    std::uint64_t parks = 0;                ///< times it went to sleep
+    std::uint64_t unparks = 0;              ///< times it was woken to search for work
+    std::uint64_t lifo_hits = 0;            ///< tasks run from its LIFO slot
+    std::uint64_t budget_forced_yields = 0; ///< tasks it made yield because their budget ran out
+    std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
+    std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
+    std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now
 };
 
+/// A snapshot of an executor's counters, from executor::metrics().
 template <std::uint32_t Workers>
 struct executor_metrics {
-    std::array<worker_metrics, Workers> workers{};
-    std::size_t global_queue_depth = 0;      // tasks in the global queue now
-    std::size_t live_tasks = 0;              // spawned tasks not yet finished
-    std::uint64_t spawned_tasks = 0;         // tasks spawned since start
-    std::uint64_t remote_schedules = 0;      // spawns and wakes from outside the workers
-    std::uint32_t parked_workers = 0;        // workers asleep now
-    std::uint32_t searching_workers = 0;     // workers looking for work to steal now
-    std::uint32_t armed_timers = 0;          // sleeps, timeouts and interval ticks waiting now
-    std::uint32_t io_sources = 0;            // descriptors registered with the reactor now
-    std::uint64_t driver_polls = 0;          // reactor polls so far (blocking and not)
-    std::uint32_t blocking_threads = 0;      // spawn_blocking threads alive now (busy or idle)
-    std::uint32_t idle_blocking_threads = 0; // of those, idle ones no job has claimed yet
-    std::size_t blocking_queue_depth = 0;    // spawn_blocking jobs waiting for a thread now
+    std::array<worker_metrics, Workers> workers{}; ///< one entry per worker, by index
+    std::size_t global_queue_depth = 0;            ///< tasks in the global queue now
+    std::size_t live_tasks = 0;                    ///< spawned tasks not yet finished
+    std::uint64_t spawned_tasks = 0;               ///< tasks spawned since start
+    std::uint64_t remote_schedules = 0;            ///< spawns and wakes from outside the workers
+    std::uint32_t parked_workers = 0;              ///< workers asleep now
+    std::uint32_t searching_workers = 0;           ///< workers looking for work to steal now
+    std::uint32_t armed_timers = 0;                ///< sleeps, timeouts and interval ticks waiting now
+    std::uint32_t io_sources = 0;                  ///< descriptors registered with the reactor now
+    std::uint64_t driver_polls = 0;                ///< reactor polls so far (blocking and not)
+    std::uint32_t blocking_threads = 0;            ///< spawn_blocking threads alive now (busy or idle)
+    std::uint32_t idle_blocking_threads = 0;       ///< of those, idle ones no job has claimed yet
+    std::size_t blocking_queue_depth = 0;          ///< spawn_blocking jobs waiting for a thread now
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {
@@ -5379,7 +5390,9 @@ class executor {
                   "Options::max_blocking_threads must be at most 4096");
 
 public:
+    /// The number of worker threads (the `Workers` argument).
     static constexpr std::uint32_t worker_count = Workers;
+    /// The slots of each worker's local queue (the `QueueSize` argument).
     static constexpr std::uint32_t queue_size = QueueSize;
 
     /// Starts the worker threads. Raises errc::invalid_argument for a
@@ -5749,16 +5762,18 @@ class result {
     static_assert(!std::is_reference_v<T>, "weft::result<T&> is not supported: hold a pointer");
 
 public:
+    /// The type of the value.
     using value_type = T;
 
+    /// A result holding `value` (copied or moved in).
     result(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) : m_ok(true) {
         ::new (static_cast<void*>(&m_value)) T(value);
     }
     result(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) : m_ok(true) {
         ::new (static_cast<void*>(&m_value)) T(std::move(value));
     }
-    // A result<std::error_code> holds an error_code value; its errors come
-    // from errc only.
+    /// A result holding an error. (A result<std::error_code> holds an
+    /// error_code value; its errors come from errc only.)
     result(std::error_code error) noexcept requires(!std::is_same_v<T, std::error_code>)
         : m_ok(false), m_error(error) {}
     result(errc error) noexcept : m_ok(false), m_error(make_error_code(error)) {}
@@ -5788,6 +5803,7 @@ public:
     }
     ~result() { reset(); }
 
+    /// True if it holds a value, false if it holds an error.
     bool has_value() const noexcept { return m_ok; }
     explicit operator bool() const noexcept { return m_ok; }
 
@@ -5844,14 +5860,19 @@ private:
 template <>
 class result<void> {
 public:
+    /// There is no value: only success or an error.
     using value_type = void;
 
+    /// Success.
     result() noexcept = default;
+    /// An error.
     result(std::error_code error) noexcept : m_error(error) {}
     result(errc error) noexcept : m_error(make_error_code(error)) {}
 
+    /// True on success.
     bool has_value() const noexcept { return !m_error; }
     explicit operator bool() const noexcept { return !m_error; }
+    /// The error; a default (zero) error_code on success.
     std::error_code error() const noexcept { return m_error; }
     /// Raises a weft::error (or panics) if this holds an error.
     void value() const {
@@ -6208,8 +6229,10 @@ public:
         }
     }
 
+    /// What tick() returns; `co_await` it for the instant the tick was scheduled for.
     class tick_awaiter {
     public:
+        /// Made by tick().
         explicit tick_awaiter(interval& owner) noexcept : m_owner(owner), m_sleep(owner.m_next) {}
         bool await_ready() const noexcept { return m_sleep.await_ready(); }
         bool await_suspend(std::coroutine_handle<> awaiting) { return m_sleep.await_suspend(awaiting); }
@@ -7871,6 +7894,7 @@ public:
     /// awaited (so it can go into weft::timeout).
     class [[nodiscard]] acquire_awaiter {
     public:
+        /// Made by semaphore::acquire().
         acquire_awaiter(semaphore& sem, std::size_t count) noexcept : m_sem(&sem) { m_node.wanted = count; }
         acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter& operator=(acquire_awaiter&&) = delete;
@@ -8032,6 +8056,7 @@ public:
     class guard {
     public:
         guard() noexcept = default;
+        /// True if it holds the lock (try_lock succeeded).
         explicit operator bool() const noexcept { return static_cast<bool>(m_permit); }
         /// Unlocks now.
         void unlock() noexcept { m_permit.release(); }
@@ -8045,6 +8070,7 @@ public:
     /// What lock() returns; `co_await` it for a guard.
     class [[nodiscard]] lock_awaiter {
     public:
+        /// Made by mutex::lock().
         explicit lock_awaiter(semaphore::acquire_awaiter inner) noexcept : m_inner(std::move(inner)) {}
         bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> awaiting) { return m_inner.await_suspend(awaiting); }
@@ -8110,6 +8136,7 @@ public:
     /// What notified() returns; `co_await` it. Movable until awaited.
     class [[nodiscard]] notified_awaiter {
     public:
+        /// Made by notify::notified().
         explicit notified_awaiter(notify& owner) noexcept : m_owner(&owner) {}
         notified_awaiter(notified_awaiter&&) noexcept = default;
         notified_awaiter& operator=(notified_awaiter&&) = delete;
@@ -8378,6 +8405,7 @@ public:
     /// What recv() returns; `co_await` it for a result<T>.
     class [[nodiscard]] recv_awaiter {
     public:
+        /// Made by oneshot_receiver::recv().
         explicit recv_awaiter(oneshot_receiver& owner) noexcept : m_owner(&owner) {}
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
@@ -8536,6 +8564,7 @@ public:
     /// until it is sent. Movable until awaited.
     class [[nodiscard]] send_awaiter {
     public:
+        /// Made by channel::send().
         send_awaiter(channel& owner, T&& value) noexcept : m_owner(&owner), m_value(std::move(value)) {}
         send_awaiter(send_awaiter&&) noexcept = default;
         send_awaiter& operator=(send_awaiter&&) = delete;
@@ -8611,6 +8640,7 @@ public:
     /// What recv() returns; `co_await` it for a result<T>. Movable until awaited.
     class [[nodiscard]] recv_awaiter {
     public:
+        /// Made by channel::recv().
         explicit recv_awaiter(channel& owner) noexcept : m_owner(&owner) {}
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
@@ -8914,6 +8944,7 @@ public:
         /// What changed() returns; `co_await` it for a result<void>.
         class [[nodiscard]] changed_awaiter {
         public:
+            /// Made by receiver::changed().
             explicit changed_awaiter(receiver& owner) noexcept : m_owner(&owner) {}
             changed_awaiter(changed_awaiter&&) noexcept = default;
             changed_awaiter& operator=(changed_awaiter&&) = delete;
@@ -9126,6 +9157,7 @@ public:
     /// What arrive_and_wait() returns; `co_await` it. Movable until awaited.
     class [[nodiscard]] arrive_awaiter {
     public:
+        /// Made by barrier::arrive_and_wait().
         explicit arrive_awaiter(barrier& owner) noexcept : m_owner(&owner) {}
         arrive_awaiter(arrive_awaiter&&) noexcept = default;
         arrive_awaiter& operator=(arrive_awaiter&&) = delete;
@@ -9321,6 +9353,7 @@ public:
     template <class F>
     class [[nodiscard]] init_awaiter {
     public:
+        /// Made by once_cell::get_or_init().
         init_awaiter(once_cell& cell, F init) : m_cell(&cell), m_init(std::move(init)) {}
         init_awaiter(init_awaiter&&) = default;
         init_awaiter& operator=(init_awaiter&&) = delete;
@@ -9455,10 +9488,10 @@ namespace weft {
 
 /// The version of the weft headers a program was compiled with.
 struct version_info {
-    int major;
-    int minor;
-    int patch;
-    const char* text; // "MAJOR.MINOR.PATCH"
+    int major;        ///< WEFT_VERSION_MAJOR
+    int minor;        ///< WEFT_VERSION_MINOR
+    int patch;        ///< WEFT_VERSION_PATCH
+    const char* text; ///< "MAJOR.MINOR.PATCH"
 };
 
 namespace detail {
