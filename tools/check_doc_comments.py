@@ -70,10 +70,11 @@ def strip_code(text):
 
 
 class Scope:
-    def __init__(self, kind, public, name=""):
+    def __init__(self, kind, public, name="", outer_public=False):
         self.kind = kind      # global, namespace, class, enum, hidden (never checked)
-        self.public = public  # whether declarations here are checked
+        self.public = public  # whether declarations here are checked (a class: in this section)
         self.name = name
+        self.outer_public = outer_public  # a class: whether the class itself is public
         self.last_documented = False
         self.last_end_line = -10
 
@@ -154,9 +155,9 @@ def check(path):
             return None
         if m_enum:
             return Scope("enum", scope.public, m_enum.group(2))
-        if m_class and "(" not in head.split("{")[0].split(":")[0]:
-            is_struct = m_class.group(1) in ("struct", "union")
-            return Scope("class", scope.public, m_class.group(3).split("::")[-1]), is_struct
+        if m_class and "(" not in head.split(":")[0]:
+            starts_public = m_class.group(1) in ("struct", "union")  # a class starts private
+            return Scope("class", scope.public and starts_public, m_class.group(3).split("::")[-1], scope.public)
         return Scope("hidden", False)
 
     i = 0
@@ -203,15 +204,7 @@ def check(path):
         elif parens == 0 and c == "," and scope.kind == "enum":
             finish(line, False)
         elif parens == 0 and c == "{":
-            result = finish(line, True)
-            if isinstance(result, tuple):
-                new_scope, is_struct = result
-                new_scope.access_public = is_struct
-                new_scope.public = scope.public and is_struct
-                new_scope.outer_public = scope.public
-                stack.append(new_scope)
-            else:
-                stack.append(result)
+            stack.append(finish(line, True))
         elif parens == 0 and c == "}":
             if scope.kind == "enum" and "".join(stmt).strip():
                 finish(line, False)
