@@ -17,9 +17,9 @@
 
 namespace weft {
 
-/// Why weft refused or failed: the code of a weft::error, or of the
-/// std::error_code in a weft::result. Compares equal to std::error_code values
-/// of weft::error_category().
+/// Why weft refused or failed: the code of a weft::error, or the error of a
+/// weft::result. A std::error_code compares with it directly
+/// (`r.error() == weft::errc::timed_out`).
 enum class errc {
     /// block_on was called on a thread that already drives weft tasks.
     nested_runtime = 1,
