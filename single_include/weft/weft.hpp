@@ -2378,14 +2378,21 @@ struct settings {
 //     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
 //     Code written against a policy always names its memory order and never
 //     uses the implicit operators, so a model checker sees every access.
-//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`.
-//     Under a model checker a cell reports a data race if two threads touch
-//     it without a happens-before edge; in production it is a plain T.
+//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`,
+//     default-constructible (unwritten) or constructible from a T. Under a
+//     model checker a cell reports a data race if two threads touch it
+//     without a happens-before edge; in production it is a plain T.
 //   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
 //     pause/yield hint in production, a scheduler yield under a model
 //     checker, which must see every spin loop make progress).
+//   - `futex_wait(const atomic<uint32_t>*, expected)` and `futex_wake(const
+//     atomic<uint32_t>*, count)`: sleep while the word holds `expected`, and
+//     wake sleepers (futex(2) in production; the checker's own blocking wait
+//     under a model checker, which then reports a sleeper nobody wakes).
 
 #include <atomic>
+#include <cstdint>
+
 
 namespace weft::detail {
 
@@ -2394,6 +2401,9 @@ namespace weft::detail {
 template <class T>
 class plain_cell {
 public:
+    plain_cell() noexcept = default;
+    explicit plain_cell(T value) noexcept : m_value(value) {}
+
     T load() const noexcept { return m_value; }
     void store(T value) noexcept { m_value = value; }
 
@@ -2420,6 +2430,12 @@ struct std_policy {
     template <class T>
     using cell = plain_cell<T>;
     static void spin_hint() noexcept { cpu_relax(); }
+    static void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
+        detail::futex_wait(word, expected);
+    }
+    static void futex_wake(const std::atomic<std::uint32_t>* word, int count) noexcept {
+        detail::futex_wake(word, count);
+    }
 };
 
 } // namespace weft::detail
@@ -3743,7 +3759,8 @@ private:
 // Invariants:
 //   - An intrusive singly-linked FIFO threaded through `Node::queue_next`:
 //     no allocation and no capacity limit. `m_head`, `m_tail` and `m_closed`
-//     are touched only under `m_lock`.
+//     are touched only under `m_lock` (policy cells, so the model test
+//     tests/model/inject_queue_model.cpp checks exactly that).
 //   - `m_len` is written only under the lock (release) and read without it
 //     (acquire), so "is it empty?" costs no lock; a reader may see a value
 //     that is already stale, which callers tolerate (they re-check under the
@@ -3766,7 +3783,7 @@ public:
     bool push(Node* node) noexcept {
         node->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(node, node, 1);
@@ -3784,7 +3801,7 @@ public:
         }
         nodes.back()->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(nodes.front(), nodes.back(), nodes.size());
@@ -3810,14 +3827,15 @@ public:
         if (taken == 0) {
             return nullptr;
         }
-        Node* first = m_head;
+        Node* first = m_head.load();
         Node* last = first;
         for (std::size_t i = 1; i < taken; ++i) {
             last = last->queue_next;
         }
-        m_head = last->queue_next;
-        if (m_head == nullptr) {
-            m_tail = nullptr;
+        Node* rest = last->queue_next;
+        m_head.store(rest);
+        if (rest == nullptr) {
+            m_tail.store(nullptr);
         }
         last->queue_next = nullptr;
         m_len.store(len - taken, std::memory_order_release);
@@ -3827,27 +3845,27 @@ public:
     /// Refuses all later pushes. Nodes already queued stay for pop().
     void close() noexcept {
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        m_closed = true;
+        m_closed.store(true);
     }
 
 private:
     // Under the lock.
     void link(Node* first, Node* last, std::size_t count) noexcept {
-        if (m_tail == nullptr) {
-            m_head = first;
+        if (Node* tail = m_tail.load(); tail == nullptr) {
+            m_head.store(first);
         } else {
-            m_tail->queue_next = first;
+            tail->queue_next = first;
         }
-        m_tail = last;
+        m_tail.store(last);
         // Release: a worker that sees the new length and then locks finds
         // the nodes; the lock itself orders the links.
         m_len.store(m_len.load(std::memory_order_relaxed) + count, std::memory_order_release);
     }
 
     basic_spinlock<Policy> m_lock;
-    Node* m_head = nullptr;
-    Node* m_tail = nullptr;
-    bool m_closed = false;
+    typename Policy::template cell<Node*> m_head{nullptr};
+    typename Policy::template cell<Node*> m_tail{nullptr};
+    typename Policy::template cell<bool> m_closed{false};
     typename Policy::template atomic<std::size_t> m_len{0};
 };
 
