@@ -44,24 +44,8 @@
 
 namespace {
 
-struct node;
-
-/// A node link the checker sees: assignments and reads go through a
-/// Relacy variable.
-class checked_link {
-public:
-    checked_link& operator=(node* next) {
-        m_var(RL_INFO).store(next);
-        return *this;
-    }
-    operator node*() const { return m_var(RL_INFO).load(); }
-
-private:
-    rl::var<node*> m_var;
-};
-
 struct node {
-    checked_link queue_next;
+    weft::model::checked_link<node> queue_next;
     int id = 0;
 };
 

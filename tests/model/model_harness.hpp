@@ -43,6 +43,22 @@ private:
     T* m_object;
 };
 
+/// A node's intrusive link (`queue_next`) that the checker sees: assignments
+/// and reads go through a Relacy variable, so a link read without a
+/// happens-before edge from its write is a data race.
+template <class Node>
+class checked_link {
+public:
+    checked_link& operator=(Node* next) {
+        m_var(RL_INFO).store(next);
+        return *this;
+    }
+    operator Node*() const { return m_var(RL_INFO).load(); }
+
+private:
+    rl::var<Node*> m_var;
+};
+
 struct run_result {
     const char* name;
     const char* scheduler;
