@@ -532,13 +532,20 @@ template <class Header = task_header>
 wake_action transition_to_notified(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
-        if ((cur & (task_state::complete | task_state::notified)) != 0) {
+        if ((cur & task_state::complete) != 0) {
             ref_dec<Header>(header);
             return wake_action::none;
         }
-        if ((cur & task_state::running) != 0) {
-            // The runner reschedules it after the poll with its own
-            // reference; ours goes now (it cannot be the last: running holds one).
+        if ((cur & (task_state::running | task_state::notified)) != 0) {
+            // Queued or running: the runner polls it (again) with its own
+            // reference; ours goes now (it cannot be the last: the queue or
+            // the runner holds one). A CAS, not the load above and a
+            // decrement: the load may return a NOTIFIED that the runner has
+            // already cleared, and the runner may already have checked the
+            // wait word (our store to it still in our store buffer); the CAS
+            // either sees RUNNING and sets NOTIFIED, or precedes the
+            // runner's transition_to_running, which then acquires the word.
+            // (Found by tests/model/task_state_model.cpp.)
             const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
             if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                                     std::memory_order_acquire)) {
