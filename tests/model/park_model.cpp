@@ -41,10 +41,11 @@
 //                               second I/O event, which only a worker in
 //                               the driver can deliver (tokio#4730).
 //
-// Usage: park_model [iterations] [bound]
-//   iterations   random-scheduler iterations per scenario (default 200000)
-//   bound        context bound of the systematic runs of (a), (b) and (d)
-//                (default 2)
+// Usage: park_model [iterations] [small-bound] [handoff-bound]
+//   iterations     random-scheduler iterations per scenario (default 200000)
+//   small-bound    context bound of the systematic runs of (a), (b) (default 2)
+//   handoff-bound  context bound of the systematic run of (d) (default 1; 2
+//                  explores ~3 * 10^6 executions)
 // The defaults take about DEFAULT_TIME; `park_model 1000000 3` about DEEP_TIME.
 //
 // Seeded bugs (registered with WILL_FAIL):
@@ -506,25 +507,28 @@ weft::model::run_result run(const char* name, rl::scheduler_type_e scheduler, st
 
 int main(int argc, char** argv) {
     const std::uint64_t iterations = weft::model::count_argument(argc, argv, 1, 200'000);
-    const auto bound = static_cast<unsigned>(weft::model::count_argument(argc, argv, 2, 2));
+    [[maybe_unused]] const auto small_bound =
+        static_cast<unsigned>(weft::model::count_argument(argc, argv, 2, 2));
+    [[maybe_unused]] const auto handoff_bound =
+        static_cast<unsigned>(weft::model::count_argument(argc, argv, 3, 1));
     using weft::model::bounded;
     using weft::model::random;
     std::vector<weft::model::run_result> results;
 #if defined(WEFT_MODEL_SEEDED_BUG_HANDOFF)
     std::cout << "SEEDED BUG BUILD: no driver hand-off; this run must fail.\n\n";
-    results.push_back(run<scenario_handoff>("(d) driver hand-off", bounded, 0, bound));
+    results.push_back(run<scenario_handoff>("(d) driver hand-off", bounded, 0, handoff_bound));
     results.push_back(run<scenario_handoff>("(d) driver hand-off", random, iterations, 0));
 #else
 #if defined(WEFT_MODEL_SEEDED_BUG)
     std::cout << "SEEDED BUG BUILD: no re-check before sleeping; this run must fail.\n\n";
 #endif
-    results.push_back(run<two_futex>("(a) 2 workers, futex only", bounded, 0, bound));
-    results.push_back(run<two_driver>("(b) 2 workers + driver", bounded, 0, bound));
+    results.push_back(run<two_futex>("(a) 2 workers, futex only", bounded, 0, small_bound));
+    results.push_back(run<two_driver>("(b) 2 workers + driver", bounded, 0, small_bound));
     results.push_back(run<two_futex>("(a) 2 workers, futex only", random, iterations, 0));
     results.push_back(run<two_driver>("(b) 2 workers + driver", random, iterations, 0));
     results.push_back(run<scenario_spawn>("(c) 3 workers + driver, spawn", random, iterations, 0));
 #if !defined(WEFT_MODEL_SEEDED_BUG)
-    results.push_back(run<scenario_handoff>("(d) driver hand-off", bounded, 0, bound));
+    results.push_back(run<scenario_handoff>("(d) driver hand-off", bounded, 0, handoff_bound));
     results.push_back(run<scenario_handoff>("(d) driver hand-off", random, iterations, 0));
 #endif
 #endif
