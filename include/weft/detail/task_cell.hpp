@@ -170,7 +170,7 @@ template <class Header>
 using header_ptr = std::type_identity_t<Header>*;
 
 template <class Header = task_header>
-void ref_inc(header_ptr<Header> header) noexcept {
+inline void ref_inc(header_ptr<Header> header) noexcept {
     // Relaxed: a new reference is made from an existing one, which already
     // keeps the block alive (as std::shared_ptr's increment).
     header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
@@ -201,7 +201,7 @@ inline void free_block(task_header* header) noexcept {
 
 /// Drops one reference; the last one frees the block.
 template <class Header = task_header>
-void ref_dec(header_ptr<Header> header) noexcept {
+inline void ref_dec(header_ptr<Header> header) noexcept {
     // acq_rel: release our writes to the task before a possible free; the
     // thread that frees acquires everyone's.
     const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
@@ -216,7 +216,7 @@ enum class run_action { poll, cancel };
 
 /// Queued -> running. The queue's reference becomes the running reference.
 template <class Header = task_header>
-run_action transition_to_running(header_ptr<Header> header) noexcept {
+inline run_action transition_to_running(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
@@ -235,7 +235,7 @@ enum class idle_action { done, reschedule };
 /// fast wake), it keeps the running reference and goes back to a queue;
 /// if it completed, the running reference is dropped.
 template <class Header = task_header>
-idle_action transition_to_idle(header_ptr<Header> header) noexcept {
+inline idle_action transition_to_idle(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
@@ -266,7 +266,7 @@ enum class wake_action { none, submit };
 /// Marks a task woken. Consumes the caller's reference: it either becomes
 /// the queue's (submit: the caller must schedule the task) or is dropped.
 template <class Header = task_header>
-wake_action transition_to_notified(header_ptr<Header> header) noexcept {
+inline wake_action transition_to_notified(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
@@ -300,14 +300,14 @@ wake_action transition_to_notified(header_ptr<Header> header) noexcept {
 /// Marks the running task (the caller) woken by itself: it goes back to a
 /// queue after this poll, with the running reference.
 template <class Header = task_header>
-void self_notify(header_ptr<Header> header) noexcept {
+inline void self_notify(header_ptr<Header> header) noexcept {
     header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
 }
 
 /// Requests cancellation. Returns submit if the caller must schedule the
 /// task (it was idle; a reference was added for the queue).
 template <class Header = task_header>
-wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
+inline wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
@@ -332,14 +332,14 @@ wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
 /// the joiner may read the output; the completer must no longer touch it
 /// unless the previous state had no join interest.
 template <class Header = task_header>
-std::uint32_t transition_to_complete(header_ptr<Header> header) noexcept {
+inline std::uint32_t transition_to_complete(header_ptr<Header> header) noexcept {
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
 
 /// Join handle gone. Returns true if the task had already completed, in
 /// which case the handle owns the output and must dispose of it.
 template <class Header = task_header>
-bool drop_join_interest(header_ptr<Header> header) noexcept {
+inline bool drop_join_interest(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
@@ -359,7 +359,7 @@ enum class join_register { registered, completed, busy };
 /// registered (two tasks awaiting one handle). In both cases the caller
 /// keeps its waker reference and must not suspend.
 template <class Header = task_header>
-join_register set_join_waker(header_ptr<Header> header, header_ptr<Header> waiter) noexcept {
+inline join_register set_join_waker(header_ptr<Header> header, header_ptr<Header> waiter) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     if ((cur & task_state::complete) != 0) {
         return join_register::completed;
@@ -384,7 +384,7 @@ join_register set_join_waker(header_ptr<Header> header, header_ptr<Header> waite
 /// cancelled). Returns the waker, whose reference is now the caller's, or
 /// null if the task completed first (the completer owns and wakes it).
 template <class Header = task_header>
-Header* unset_join_waker(header_ptr<Header> header) noexcept {
+inline Header* unset_join_waker(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
