@@ -3662,6 +3662,9 @@ struct driver_storage {
 //
 // The sleeper list is a fixed array used as a stack, guarded by a spinlock;
 // `unparked` changes only under that lock, so the list and the count agree.
+//
+// tests/model/park_model.cpp runs this code under Relacy with the parker,
+// the queues and the worker loop's park path (2 and 3 workers).
 
 #include <array>
 #include <cstdint>
@@ -3935,7 +3938,7 @@ private:
 //   - pop and the steal claim race on `m_head` through CAS (acq_rel), so a
 //     slot is handed out exactly once.
 // The model test tests/model/local_queue_model.cpp runs this code under
-// Relacy with capacity 4: push, pop, overflow and two thieves.
+// Relacy with capacities 4 and 2: push, pop, overflow and two thieves.
 
 #include <array>
 #include <cassert>
