@@ -23,8 +23,8 @@
 // Usage: inject_queue_model [iterations] [bound]
 //   iterations   random-scheduler iterations per scenario (default 300000)
 //   bound        context bound of the systematic runs (default 3)
-// The defaults take about DEFAULT_TIME; `inject_queue_model 1000000 3` about
-// DEEP_TIME.
+// The defaults take about 10 s on a busy 2-core machine; `inject_queue_model 1000000 3` about
+// 10 CPU seconds (1 minute of wall time).
 //
 // Built with -DWEFT_MODEL_SEEDED_BUG, the spinlock's unlock is weakened from
 // release to relaxed, so a hold no longer publishes its writes to the next;

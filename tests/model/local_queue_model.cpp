@@ -37,8 +37,9 @@
 //   iterations   random-scheduler iterations per scenario (default 500000)
 //   small-bound  context bound for the systematic run of `small` (default 4)
 //   wide-bound   context bound for the systematic runs of (a)-(f) (default 1)
-// The defaults take about DEFAULT_TIME with -O2 on a (busy) 2-core machine. The
-// deeper run `local_queue_model 1000000 5 2` takes about DEEP_TIME. Exit status is
+// The defaults take about 1 minute with -O2 on a busy 2-core machine (load ~10). The
+// deeper run `local_queue_model 1000000 5 2` takes about 4.5 CPU minutes (22 minutes
+// of wall time on that machine). Exit status is
 // non-zero if any run fails; Relacy prints the failing interleaving's
 // history (each event names the line in local_queue.hpp that did it).
 //
