@@ -529,6 +529,12 @@ inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { fu
 // Transitions are CAS loops with acq_rel: each one both publishes what this
 // thread wrote to the task (result, resume point) and observes what the last
 // owner wrote.
+//
+// The transitions and reference counting are templates over the header
+// type, which defaults to task_header (and is never deduced, so every caller
+// uses that one instance): tests/model/task_state_model.cpp runs them under
+// Relacy on a header whose state word is a Relacy atomic and whose
+// join_waker_task is a checked variable.
 
 #include <atomic>
 #include <cassert>
@@ -657,7 +663,13 @@ inline void drop_output(task_header* header) noexcept {
     header->output = output_kind::none;
 }
 
-inline void ref_inc(task_header* header) noexcept {
+/// A header parameter of the transitions below: task_header unless a model
+/// test names another type.
+template <class Header>
+using header_ptr = std::type_identity_t<Header>*;
+
+template <class Header = task_header>
+inline void ref_inc(header_ptr<Header> header) noexcept {
     // Relaxed: a new reference is made from an existing one, which already
     // keeps the block alive (as std::shared_ptr's increment).
     header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
@@ -687,7 +699,8 @@ inline void free_block(task_header* header) noexcept {
 }
 
 /// Drops one reference; the last one frees the block.
-inline void ref_dec(task_header* header) noexcept {
+template <class Header = task_header>
+inline void ref_dec(header_ptr<Header> header) noexcept {
     // acq_rel: release our writes to the task before a possible free; the
     // thread that frees acquires everyone's.
     const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
@@ -701,7 +714,8 @@ inline void ref_dec(task_header* header) noexcept {
 enum class run_action { poll, cancel };
 
 /// Queued -> running. The queue's reference becomes the running reference.
-inline run_action transition_to_running(task_header* header) noexcept {
+template <class Header = task_header>
+inline run_action transition_to_running(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
@@ -719,11 +733,12 @@ enum class idle_action { done, reschedule };
 /// Running -> idle. If the task was woken while it ran (yield, budget, a
 /// fast wake), it keeps the running reference and goes back to a queue;
 /// if it completed, the running reference is dropped.
-inline idle_action transition_to_idle(task_header* header) noexcept {
+template <class Header = task_header>
+inline idle_action transition_to_idle(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
-            ref_dec(header);
+            ref_dec<Header>(header);
             return idle_action::done;
         }
         if ((cur & task_state::notified) != 0) {
@@ -749,16 +764,24 @@ enum class wake_action { none, submit };
 
 /// Marks a task woken. Consumes the caller's reference: it either becomes
 /// the queue's (submit: the caller must schedule the task) or is dropped.
-inline wake_action transition_to_notified(task_header* header) noexcept {
+template <class Header = task_header>
+inline wake_action transition_to_notified(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
-        if ((cur & (task_state::complete | task_state::notified)) != 0) {
-            ref_dec(header);
+        if ((cur & task_state::complete) != 0) {
+            ref_dec<Header>(header);
             return wake_action::none;
         }
-        if ((cur & task_state::running) != 0) {
-            // The runner reschedules it after the poll with its own
-            // reference; ours goes now (it cannot be the last: running holds one).
+        if ((cur & (task_state::running | task_state::notified)) != 0) {
+            // Queued or running: the runner polls it (again) with its own
+            // reference; ours goes now (it cannot be the last: the queue or
+            // the runner holds one). A CAS, not the load above and a
+            // decrement: the load may return a NOTIFIED that the runner has
+            // already cleared, and the runner may already have checked the
+            // wait word (our store to it still in our store buffer); the CAS
+            // either sees RUNNING and sets NOTIFIED, or precedes the
+            // runner's transition_to_running, which then acquires the word.
+            // (Found by tests/model/task_state_model.cpp.)
             const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
             if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                                     std::memory_order_acquire)) {
@@ -775,13 +798,15 @@ inline wake_action transition_to_notified(task_header* header) noexcept {
 
 /// Marks the running task (the caller) woken by itself: it goes back to a
 /// queue after this poll, with the running reference.
-inline void self_notify(task_header* header) noexcept {
+template <class Header = task_header>
+inline void self_notify(header_ptr<Header> header) noexcept {
     header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
 }
 
 /// Requests cancellation. Returns submit if the caller must schedule the
 /// task (it was idle; a reference was added for the queue).
-inline wake_action transition_to_cancelled(task_header* header) noexcept {
+template <class Header = task_header>
+inline wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
@@ -805,13 +830,15 @@ inline wake_action transition_to_cancelled(task_header* header) noexcept {
 /// Publishes completion and returns the state just before it. After this
 /// the joiner may read the output; the completer must no longer touch it
 /// unless the previous state had no join interest.
-inline std::uint32_t transition_to_complete(task_header* header) noexcept {
+template <class Header = task_header>
+inline std::uint32_t transition_to_complete(header_ptr<Header> header) noexcept {
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
 
 /// Join handle gone. Returns true if the task had already completed, in
 /// which case the handle owns the output and must dispose of it.
-inline bool drop_join_interest(task_header* header) noexcept {
+template <class Header = task_header>
+inline bool drop_join_interest(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
@@ -830,7 +857,8 @@ enum class join_register { registered, completed, busy };
 /// `completed`: the task finished first; `busy`: another waiter is already
 /// registered (two tasks awaiting one handle). In both cases the caller
 /// keeps its waker reference and must not suspend.
-inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
+template <class Header = task_header>
+inline join_register set_join_waker(header_ptr<Header> header, header_ptr<Header> waiter) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     if ((cur & task_state::complete) != 0) {
         return join_register::completed;
@@ -854,7 +882,8 @@ inline join_register set_join_waker(task_header* header, task_header* waiter) no
 /// Takes the join waker back before completion (the waiting task is being
 /// cancelled). Returns the waker, whose reference is now the caller's, or
 /// null if the task completed first (the completer owns and wakes it).
-inline task_header* unset_join_waker(task_header* header) noexcept {
+template <class Header = task_header>
+inline Header* unset_join_waker(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
@@ -862,7 +891,7 @@ inline task_header* unset_join_waker(task_header* header) noexcept {
         }
         if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_waker, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
-            task_header* waiter = header->join_waker_task;
+            Header* waiter = header->join_waker_task;
             header->join_waker_task = nullptr;
             return waiter;
         }
@@ -2500,14 +2529,21 @@ struct settings {
 //     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
 //     Code written against a policy always names its memory order and never
 //     uses the implicit operators, so a model checker sees every access.
-//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`.
-//     Under a model checker a cell reports a data race if two threads touch
-//     it without a happens-before edge; in production it is a plain T.
+//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`,
+//     default-constructible (unwritten) or constructible from a T. Under a
+//     model checker a cell reports a data race if two threads touch it
+//     without a happens-before edge; in production it is a plain T.
 //   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
 //     pause/yield hint in production, a scheduler yield under a model
 //     checker, which must see every spin loop make progress).
+//   - `futex_wait(const atomic<uint32_t>*, expected)` and `futex_wake(const
+//     atomic<uint32_t>*, count)`: sleep while the word holds `expected`, and
+//     wake sleepers (futex(2) in production; the checker's own blocking wait
+//     under a model checker, which then reports a sleeper nobody wakes).
 
 #include <atomic>
+#include <cstdint>
+
 
 namespace weft::detail {
 
@@ -2516,6 +2552,9 @@ namespace weft::detail {
 template <class T>
 class plain_cell {
 public:
+    plain_cell() noexcept = default;
+    explicit plain_cell(T value) noexcept : m_value(value) {}
+
     T load() const noexcept { return m_value; }
     void store(T value) noexcept { m_value = value; }
 
@@ -2542,6 +2581,12 @@ struct std_policy {
     template <class T>
     using cell = plain_cell<T>;
     static void spin_hint() noexcept { cpu_relax(); }
+    static void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
+        detail::futex_wait(word, expected);
+    }
+    static void futex_wake(const std::atomic<std::uint32_t>* word, int count) noexcept {
+        detail::futex_wake(word, count);
+    }
 };
 
 } // namespace weft::detail
@@ -3739,6 +3784,9 @@ struct driver_storage {
 //
 // The sleeper list is a fixed array used as a stack, guarded by a spinlock;
 // `unparked` changes only under that lock, so the list and the count agree.
+//
+// tests/model/park_model.cpp runs this code under Relacy with the parker,
+// the queues and the worker loop's park path (2 and 3 workers).
 
 #include <array>
 #include <cstdint>
@@ -3865,7 +3913,8 @@ private:
 // Invariants:
 //   - An intrusive singly-linked FIFO threaded through `Node::queue_next`:
 //     no allocation and no capacity limit. `m_head`, `m_tail` and `m_closed`
-//     are touched only under `m_lock`.
+//     are touched only under `m_lock` (policy cells, so the model test
+//     tests/model/inject_queue_model.cpp checks exactly that).
 //   - `m_len` is written only under the lock (release) and read without it
 //     (acquire), so "is it empty?" costs no lock; a reader may see a value
 //     that is already stale, which callers tolerate (they re-check under the
@@ -3888,7 +3937,7 @@ public:
     bool push(Node* node) noexcept {
         node->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(node, node, 1);
@@ -3906,7 +3955,7 @@ public:
         }
         nodes.back()->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(nodes.front(), nodes.back(), nodes.size());
@@ -3932,14 +3981,15 @@ public:
         if (taken == 0) {
             return nullptr;
         }
-        Node* first = m_head;
+        Node* first = m_head.load();
         Node* last = first;
         for (std::size_t i = 1; i < taken; ++i) {
             last = last->queue_next;
         }
-        m_head = last->queue_next;
-        if (m_head == nullptr) {
-            m_tail = nullptr;
+        Node* rest = last->queue_next;
+        m_head.store(rest);
+        if (rest == nullptr) {
+            m_tail.store(nullptr);
         }
         last->queue_next = nullptr;
         m_len.store(len - taken, std::memory_order_release);
@@ -3949,27 +3999,27 @@ public:
     /// Refuses all later pushes. Nodes already queued stay for pop().
     void close() noexcept {
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        m_closed = true;
+        m_closed.store(true);
     }
 
 private:
     // Under the lock.
     void link(Node* first, Node* last, std::size_t count) noexcept {
-        if (m_tail == nullptr) {
-            m_head = first;
+        if (Node* tail = m_tail.load(); tail == nullptr) {
+            m_head.store(first);
         } else {
-            m_tail->queue_next = first;
+            tail->queue_next = first;
         }
-        m_tail = last;
+        m_tail.store(last);
         // Release: a worker that sees the new length and then locks finds
         // the nodes; the lock itself orders the links.
         m_len.store(m_len.load(std::memory_order_relaxed) + count, std::memory_order_release);
     }
 
     basic_spinlock<Policy> m_lock;
-    Node* m_head = nullptr;
-    Node* m_tail = nullptr;
-    bool m_closed = false;
+    typename Policy::template cell<Node*> m_head{nullptr};
+    typename Policy::template cell<Node*> m_tail{nullptr};
+    typename Policy::template cell<bool> m_closed{false};
     typename Policy::template atomic<std::size_t> m_len{0};
 };
 
@@ -4010,7 +4060,7 @@ private:
 //   - pop and the steal claim race on `m_head` through CAS (acq_rel), so a
 //     slot is handed out exactly once.
 // The model test tests/model/local_queue_model.cpp runs this code under
-// Relacy with capacity 4: push, pop, overflow and two thieves.
+// Relacy with capacities 4 and 2: push, pop, overflow and two thieves.
 
 #include <array>
 #include <cassert>
@@ -4424,20 +4474,27 @@ private:
 //     that holder sleeps in it, this worker may sleep on its futex: the
 //     holder delivers I/O and timers. If the holder is only polling, it will
 //     run tasks next and nobody would watch the timers: retry instead.
+//
+// Generic over the atomic policy (futex included) and the driver type, so
+// that tests/model/park_model.cpp runs this very code under Relacy with a
+// modelled driver; production uses `parker` (std_policy, driver).
 
 #include <atomic>
 #include <cstdint>
 
+#include <sched.h>
+
 
 namespace weft::detail {
 
-class parker {
+template <class Policy = std_policy, class Driver = driver>
+class basic_parker {
 public:
     /// Sleeps until unpark() is (or was already) called, inside the driver
     /// if it can take it (then I/O events and timers end the sleep too).
     /// Returns true if it slept in the driver: the driver was polled, and
     /// tasks it woke are queued on this thread's worker.
-    bool park(driver* drv) noexcept {
+    bool park(Driver* drv) noexcept {
         std::uint32_t cur = notified;
         if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
@@ -4457,7 +4514,7 @@ public:
                 // Our own token is not watched here: an unpark meanwhile
                 // leaves NOTIFIED, which the sleep we are about to take (in
                 // the driver or on the futex) consumes at once.
-                cpu_relax();
+                Policy::spin_hint();
                 if (spins > 64) {
                     ::sched_yield();
                 }
@@ -4468,11 +4525,11 @@ public:
     }
 
     /// Wakes the owner if it sleeps, or makes its next park() return at once.
-    void unpark(driver* drv) noexcept {
+    void unpark(Driver* drv) noexcept {
         // Always swap, even if already NOTIFIED: the release makes this
         // waker's writes visible to the acquire in park().
         switch (m_state.exchange(notified, std::memory_order_release)) {
-        case parked: futex_wake(&m_state, 1); break;
+        case parked: Policy::futex_wake(&m_state, 1); break;
         case parked_in_driver: drv->wake(); break;
         default: break;
         }
@@ -4484,7 +4541,7 @@ private:
     static constexpr std::uint32_t parked_in_driver = 2;
     static constexpr std::uint32_t notified = 3;
 
-    bool park_in_driver(driver& drv) noexcept {
+    bool park_in_driver(Driver& drv) noexcept {
         std::uint32_t cur = empty;
         if (!m_state.compare_exchange_strong(cur, parked_in_driver, std::memory_order_seq_cst,
                                              std::memory_order_relaxed)) {
@@ -4508,7 +4565,7 @@ private:
             return;
         }
         for (;;) {
-            futex_wait(&m_state, parked);
+            Policy::futex_wait(&m_state, parked);
             cur = notified;
             if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                                 std::memory_order_relaxed)) {
@@ -4518,8 +4575,10 @@ private:
         }
     }
 
-    std::atomic<std::uint32_t> m_state{empty};
+    typename Policy::template atomic<std::uint32_t> m_state{empty};
 };
+
+using parker = basic_parker<>;
 
 } // namespace weft::detail
 // ---- end weft/detail/parker.hpp ----

@@ -1,6 +1,6 @@
 // tests/model/local_queue_model.cpp
 //
-// Runs the real weft::detail::local_queue (capacity 4) under Relacy, through
+// Runs the real weft::detail::local_queue (capacities 4 and 2) under Relacy, through
 // the policy in relacy_policy.hpp: every head/tail access is a scheduling
 // point with its named memory order, every slot is a checked variable (a read
 // without a happens-before edge from its write is a data race, a read of a
@@ -19,6 +19,10 @@
 //   (d)       chained: thief 1 pushes into its own queue and steals from the
 //             owner into it while thief 2 steals from thief 1; covers
 //             steal_into's accesses to the destination's head and tail.
+//   (e)       capacity 2 (the smallest ring): push, push_back_n, pop and
+//             overflow of a one-task half vs two thieves.
+//   (f)       capacity 2 with the indices wrapping past 2^32.
+// (small and (a)-(d) use capacity 4.)
 // Every scenario checks exact accounting in `after()`: each pushed id was
 // obtained exactly once (popped, stolen, or handed to the overflow callback),
 // plus FIFO and batch-shape checks along the way.
@@ -32,14 +36,16 @@
 // Usage: local_queue_model [iterations] [small-bound] [wide-bound]
 //   iterations   random-scheduler iterations per scenario (default 500000)
 //   small-bound  context bound for the systematic run of `small` (default 4)
-//   wide-bound   context bound for the systematic runs of (a)-(d) (default 1)
-// The defaults take about 20-30 s with -O2 on a (busy) 2-core machine. A deeper
-// run, `local_queue_model 2000000 5 2`, takes about 6 minutes. Exit status is
+//   wide-bound   context bound for the systematic runs of (a)-(f) (default 1)
+// The defaults take about 1 minute with -O2 on a busy 2-core machine (load ~10). The
+// deeper run `local_queue_model 1000000 5 2` takes about 4.5 CPU minutes (22 minutes
+// of wall time on that machine). Exit status is
 // non-zero if any run fails; Relacy prints the failing interleaving's
 // history (each event names the line in local_queue.hpp that did it).
 //
 // Built with -DWEFT_MODEL_SEEDED_BUG, the policy weakens the tail's release
-// stores to relaxed; that build must fail (registered with WILL_FAIL).
+// stores (in push_back_or_overflow, push_back_n, steal_into) to relaxed; that
+// build must fail (registered with WILL_FAIL).
 
 // local_queue's own asserts are part of what the model checks, also in a
 // Release build (which defines NDEBUG).
@@ -47,48 +53,19 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
-#include <memory>
-#include <new>
 #include <span>
-#include <string>
-#include <utility>
 
 #include "relacy_policy.hpp"
+
+#include "model_harness.hpp"
 #include <weft/detail/local_queue.hpp>
 
 namespace {
 
-constexpr std::uint32_t model_capacity = 4;
-using queue = weft::detail::local_queue<int, model_capacity, weft::model::relacy_policy>;
-
-// Relacy places the test object in ::malloc'd memory (16-byte aligned), but
-// local_queue aligns its fields to 64 bytes; place each queue by hand.
-template <class T>
-class aligned_box {
-public:
-    template <class... Args>
-    explicit aligned_box(Args&&... args) {
-        void* at = m_raw;
-        std::size_t space = sizeof(m_raw);
-        at = std::align(alignof(T), sizeof(T), at, space);
-        m_object = ::new (at) T(std::forward<Args>(args)...);
-    }
-    ~aligned_box() { m_object->~T(); }
-    aligned_box(const aligned_box&) = delete;
-    aligned_box& operator=(const aligned_box&) = delete;
-
-    T& get() noexcept { return *m_object; }
-
-private:
-    unsigned char m_raw[sizeof(T) + alignof(T)];
-    T* m_object;
-};
+using weft::model::aligned_box;
 
 constexpr int max_id = 16;
 constexpr int queue_count = 3;
@@ -108,6 +85,9 @@ coverage g_coverage;
 
 template <class Scenario>
 struct queue_model : rl::test_suite<queue_model<Scenario>, Scenario::thread_count> {
+    static constexpr std::uint32_t model_capacity = Scenario::capacity;
+    using queue = weft::detail::local_queue<int, model_capacity, weft::model::relacy_policy>;
+
     aligned_box<queue> q0{Scenario::start[0]};
     aligned_box<queue> q1{Scenario::start[1]};
     aligned_box<queue> q2{Scenario::start[2]};
@@ -252,6 +232,7 @@ struct queue_model : rl::test_suite<queue_model<Scenario>, Scenario::thread_coun
 // Smallest: one thief, no overflow. Small enough for the context-bound
 // (systematic) scheduler.
 struct scenario_small {
+    static constexpr std::uint32_t capacity = 4;
     static constexpr unsigned thread_count = 2;
     static constexpr std::uint32_t start[queue_count] = {0, 0, 0};
     static constexpr bool mixed_sources = false;
@@ -270,6 +251,7 @@ struct scenario_small {
 
 // (a) push/pop within capacity vs two thieves.
 struct scenario_steal {
+    static constexpr std::uint32_t capacity = 4;
     static constexpr unsigned thread_count = 3;
     static constexpr std::uint32_t start[queue_count] = {0, 0, 0};
     static constexpr bool mixed_sources = false;
@@ -292,6 +274,7 @@ struct scenario_steal {
 
 // (b) the owner pushes past capacity while thieves steal.
 struct scenario_overflow {
+    static constexpr std::uint32_t capacity = 4;
     static constexpr unsigned thread_count = 3;
     static constexpr std::uint32_t start[queue_count] = {0, 0, 0};
     static constexpr bool mixed_sources = false;
@@ -314,6 +297,7 @@ struct scenario_overflow {
 // 0; a second overflow follows after the wrap; the thieves' queues wrap on
 // their first steals.
 struct scenario_wrap {
+    static constexpr std::uint32_t capacity = 4;
     static constexpr unsigned thread_count = 3;
     static constexpr std::uint32_t start[queue_count] = {0xFFFF'FFFCu, 0xFFFF'FFFFu, 0xFFFF'FFFEu};
     static constexpr bool mixed_sources = false;
@@ -337,6 +321,7 @@ struct scenario_wrap {
 // its own head (a slot thief 2 just read may be written again only after
 // thief 2's release) and its release of its own tail.
 struct scenario_chain {
+    static constexpr std::uint32_t capacity = 4;
     static constexpr unsigned thread_count = 3;
     static constexpr std::uint32_t start[queue_count] = {0, 0xFFFF'FFFFu, 0};
     static constexpr bool mixed_sources = true; // queue 1 holds its own pushes and stolen tasks
@@ -366,69 +351,77 @@ struct scenario_chain {
     }
 };
 
-struct run_result {
-    const char* name;
-    const char* scheduler;
-    bool passed;
-    double seconds;
-    std::uint64_t iterations;
+// (e) capacity 2, the smallest ring: every third push overflows (the newer
+// half is one task) unless a thief made room, and each steal takes one.
+struct scenario_tiny {
+    static constexpr std::uint32_t capacity = 2;
+    static constexpr unsigned thread_count = 3;
+    static constexpr std::uint32_t start[queue_count] = {0, 0, 0};
+    static constexpr bool mixed_sources = false;
+    template <class M>
+    static void owner(M& m) {
+        m.push_n(3); // the 3rd overflows unless a thief made room
+        m.pop(0);
+        m.push_batch(1);
+        m.push_n(2);
+        m.drain(0);
+    }
+    template <class M>
+    static void thief(M& m, unsigned self) {
+        m.steal_and_drain(0, self);
+        m.steal_and_drain(0, self);
+    }
+};
+
+// (f) capacity 2 with indices wrapping past 2^32 mid-run, overflow included.
+struct scenario_tiny_wrap {
+    static constexpr std::uint32_t capacity = 2;
+    static constexpr unsigned thread_count = 3;
+    static constexpr std::uint32_t start[queue_count] = {0xFFFF'FFFEu, 0xFFFF'FFFFu, 0xFFFF'FFFFu};
+    static constexpr bool mixed_sources = false;
+    template <class M>
+    static void owner(M& m) {
+        m.push_n(4);
+        m.pop(0);
+        m.push_n(2);
+        m.drain(0);
+    }
+    template <class M>
+    static void thief(M& m, unsigned self) {
+        m.steal_and_drain(0, self);
+        m.steal_and_drain(0, self);
+    }
 };
 
 template <class Scenario>
-run_result run(const char* name, rl::scheduler_type_e scheduler, std::uint64_t iterations,
-               unsigned context_bound) {
-    rl::test_params params;
-    params.search_type = scheduler;
-    params.iteration_count = iterations; // only the random scheduler uses it
-    params.context_bound = context_bound;
-    params.execution_depth_limit = 10000;
+weft::model::run_result run(const char* name, rl::scheduler_type_e scheduler, std::uint64_t iterations,
+                            unsigned context_bound) {
     g_coverage = coverage{};
-
-    std::cout << "=== " << name << " (" << rl::format(scheduler) << ")" << std::endl;
-    const auto begin = std::chrono::steady_clock::now();
-    const bool passed = rl::simulate<queue_model<Scenario>>(params);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    std::cout << "coverage: full overflows " << g_coverage.full_overflows << ", single overflows "
-              << g_coverage.single_overflows << ", steals " << g_coverage.steals << ", empty steals "
-              << g_coverage.empty_steals << ", pops " << g_coverage.pops << std::endl;
-    if (!passed && params.test_result == rl::test_result_success) {
-        // Relacy replays a failing iteration to print its history; if the
-        // replay passes, the test is not deterministic (its own RL_VERIFY
-        // says so only in builds with RL_DO_ASSERT, which cost ~30% speed).
-        std::cout << "the failing iteration passed on replay: the test is not deterministic\n";
-    }
-    std::cout << (passed ? "PASSED" : "FAILED") << " in " << seconds << " s" << std::endl << std::endl;
-    return {name, rl::format(scheduler), passed, seconds, params.stop_iteration};
+    return weft::model::run_model<queue_model<Scenario>>(name, scheduler, iterations, context_bound, [] {
+        std::cout << "coverage: full overflows " << g_coverage.full_overflows << ", single overflows "
+                  << g_coverage.single_overflows << ", steals " << g_coverage.steals << ", empty steals "
+                  << g_coverage.empty_steals << ", pops " << g_coverage.pops << std::endl;
+    });
 }
 
 constexpr std::uint64_t default_iterations = 500'000;
 
-std::uint64_t parse_count(const char* text, std::uint64_t fallback) {
-    if (text == nullptr) {
-        return fallback;
-    }
-    char* end = nullptr;
-    const unsigned long long value = std::strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0) {
-        std::cerr << "local_queue_model: expected a positive number, got '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    const std::uint64_t iterations = parse_count(argc > 1 ? argv[1] : nullptr, default_iterations);
-    const auto small_bound = static_cast<unsigned>(parse_count(argc > 2 ? argv[2] : nullptr, 4));
-    const auto wide_bound = static_cast<unsigned>(parse_count(argc > 3 ? argv[3] : nullptr, 1));
+    const std::uint64_t iterations = weft::model::count_argument(argc, argv, 1, default_iterations);
+    const auto small_bound = static_cast<unsigned>(weft::model::count_argument(argc, argv, 2, 4));
+    const auto wide_bound = static_cast<unsigned>(weft::model::count_argument(argc, argv, 3, 1));
 #if defined(WEFT_MODEL_SEEDED_BUG)
     std::cout << "SEEDED BUG BUILD: tail release stores weakened to relaxed; this run must fail.\n\n";
+    for (const char* function : {"push_back_or_overflow", "push_back_n", "steal_into"}) {
+        weft::model::relacy_policy::seed_bug(function, std::memory_order_release, std::memory_order_relaxed);
+    }
 #endif
 
-    constexpr auto bounded = rl::fair_context_bound_scheduler_type;
-    constexpr auto random = rl::random_scheduler_type;
-    run_result results[] = {
+    using weft::model::bounded;
+    using weft::model::random;
+    const weft::model::run_result results[] = {
         // Systematic: every interleaving (and every load result the memory
         // model allows) with at most `bound` preemptions.
         run<scenario_small>("small: push/pop vs 1 thief", bounded, 0, small_bound),
@@ -436,20 +429,16 @@ int main(int argc, char** argv) {
         run<scenario_overflow>("(b) overflow vs 2 thieves", bounded, 0, wide_bound),
         run<scenario_wrap>("(c) wrap-around past 2^32", bounded, 0, wide_bound),
         run<scenario_chain>("(d) chained steal", bounded, 0, wide_bound),
+        run<scenario_tiny>("(e) capacity 2 vs 2 thieves", bounded, 0, wide_bound),
+        run<scenario_tiny_wrap>("(f) capacity 2 wrap-around", bounded, 0, wide_bound),
         // Random: deeper schedules, sampled.
         run<scenario_small>("small: push/pop vs 1 thief", random, iterations, 0),
         run<scenario_steal>("(a) push/pop vs 2 thieves", random, iterations, 0),
         run<scenario_overflow>("(b) overflow vs 2 thieves", random, iterations, 0),
         run<scenario_wrap>("(c) wrap-around past 2^32", random, iterations, 0),
         run<scenario_chain>("(d) chained steal", random, iterations, 0),
+        run<scenario_tiny>("(e) capacity 2 vs 2 thieves", random, iterations, 0),
+        run<scenario_tiny_wrap>("(f) capacity 2 wrap-around", random, iterations, 0),
     };
-
-    bool all_passed = true;
-    std::cout << "summary:\n";
-    for (const run_result& r : results) {
-        std::printf("  %-4s %-28s %-24s %10llu iterations %7.2f s\n", r.passed ? "ok" : "FAIL", r.name,
-                    r.scheduler, static_cast<unsigned long long>(r.iterations), r.seconds);
-        all_passed = all_passed && r.passed;
-    }
-    return all_passed ? 0 : 1;
+    return weft::model::summarize(results);
 }

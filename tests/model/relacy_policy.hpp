@@ -28,14 +28,24 @@
 // Relacy trace names the function and line in weft's own header that did
 // the access.
 //
-// Seeded bug: with WEFT_MODEL_SEEDED_BUG defined, release stores on 32-bit
-// atomics are weakened to relaxed. In local_queue the only 32-bit atomic is
-// the tail, so this removes the owner-publishes-slot edge; the model test
-// built this way must fail (it proves the model can catch a wrong order).
+// Seeded bugs: a model test proves it can catch a wrong memory order by
+// running once with one order weakened, in the policy rather than in weft's
+// code: `seed_bug("unlock", release, relaxed)` makes every operation named
+// `release` in a function called `unlock` use `relaxed` instead. The model
+// programs do this when built with -DWEFT_MODEL_SEEDED_BUG; those builds are
+// registered with WILL_FAIL.
+//
+// Futex: `futex_wait(word, expected)` / `futex_wake(word, count)` are
+// Relacy's own wait and wake on the atomic (what its pthread emulation does
+// for futex(2)): the sleeper blocks in the checker, so a thread that sleeps
+// with nobody left to wake it is reported as a deadlock.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include <relacy/base.hpp>
@@ -91,18 +101,31 @@ inline rl::debug_info to_rl(const call_site& where) noexcept {
     return rl::debug_info(where.function, where.file, where.line);
 }
 
-/// The order a store really uses: the named one, except in the seeded-bug
-/// build, where a release store on a 32-bit atomic (local_queue's tail)
-/// becomes relaxed.
-template <class T>
-rl::memory_order store_order(std::memory_order mo) noexcept {
-#if defined(WEFT_MODEL_SEEDED_BUG)
-    if constexpr (std::is_same_v<T, std::uint32_t>) {
-        if (mo == std::memory_order_release) {
-            return rl::mo_relaxed;
+/// One weakened order: in functions named `function` (a template's name
+/// may be followed by its arguments), `from` becomes `to`.
+struct weakening {
+    const char* function;
+    std::memory_order from;
+    std::memory_order to;
+};
+
+inline std::array<weakening, 8> g_weakenings{};
+inline std::size_t g_weakening_count = 0;
+
+inline bool names(const char* function, const char* name) noexcept {
+    const std::size_t length = std::strlen(name);
+    return std::strncmp(function, name, length) == 0 && (function[length] == '\0' || function[length] == '<');
+}
+
+/// The order an operation really uses: the named one, unless a seeded bug
+/// weakens it at this call site.
+inline rl::memory_order effective(std::memory_order mo, const call_site& where) noexcept {
+    for (std::size_t i = 0; i < g_weakening_count; ++i) {
+        const weakening& w = g_weakenings[i];
+        if (w.from == mo && names(where.function, w.function)) {
+            return to_rl(w.to);
         }
     }
-#endif
     return to_rl(mo);
 }
 
@@ -121,6 +144,12 @@ struct relacy_policy {
         s_operations = 0;
     }
 
+    /// Seeded bug (see the top of this file): from now on, operations named
+    /// `from` in functions called `function` use `to`. Call before simulating.
+    static void seed_bug(const char* function, std::memory_order from, std::memory_order to) noexcept {
+        relacy_detail::g_weakenings.at(relacy_detail::g_weakening_count++) = {function, from, to};
+    }
+
     template <class T>
     class atomic {
         using here = relacy_detail::call_site;
@@ -136,31 +165,34 @@ struct relacy_policy {
 
         T load(std::memory_order mo, here where = {}) const {
             count_operation(where);
-            return m_atomic.load(relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.load(relacy_detail::effective(mo, where), relacy_detail::to_rl(where));
         }
         void store(T value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            m_atomic.store(value, relacy_detail::store_order<T>(mo), relacy_detail::to_rl(where));
+            m_atomic.store(value, relacy_detail::effective(mo, where), relacy_detail::to_rl(where));
         }
         T exchange(T value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            return m_atomic.exchange(value, relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.exchange(value, relacy_detail::effective(mo, where), relacy_detail::to_rl(where));
         }
         T fetch_add(typename rl::atomic_add_type<T>::type value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            return m_atomic.fetch_add(value, relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.fetch_add(value, relacy_detail::effective(mo, where),
+                                      relacy_detail::to_rl(where));
         }
         T fetch_sub(typename rl::atomic_add_type<T>::type value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            return m_atomic.fetch_sub(value, relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.fetch_sub(value, relacy_detail::effective(mo, where),
+                                      relacy_detail::to_rl(where));
         }
         T fetch_or(T value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            return m_atomic.fetch_or(value, relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.fetch_or(value, relacy_detail::effective(mo, where), relacy_detail::to_rl(where));
         }
         T fetch_and(T value, std::memory_order mo, here where = {}) {
             count_operation(where);
-            return m_atomic.fetch_and(value, relacy_detail::to_rl(mo), relacy_detail::to_rl(where));
+            return m_atomic.fetch_and(value, relacy_detail::effective(mo, where),
+                                      relacy_detail::to_rl(where));
         }
         // Relacy checks the success/failure pair is legal (failure no
         // stronger than success, never release) and allows spurious failure
@@ -168,19 +200,20 @@ struct relacy_policy {
         bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
                                    std::memory_order failure, here where = {}) {
             count_operation(where);
-            return m_atomic.compare_exchange(rl::bool_t<true>(), expected, desired,
-                                             relacy_detail::to_rl(success), relacy_detail::to_rl(failure),
-                                             relacy_detail::to_rl(where));
+            return m_atomic.compare_exchange(
+                rl::bool_t<true>(), expected, desired, relacy_detail::effective(success, where),
+                relacy_detail::effective(failure, where), relacy_detail::to_rl(where));
         }
         bool compare_exchange_strong(T& expected, T desired, std::memory_order success,
                                      std::memory_order failure, here where = {}) {
             count_operation(where);
-            return m_atomic.compare_exchange(rl::bool_t<false>(), expected, desired,
-                                             relacy_detail::to_rl(success), relacy_detail::to_rl(failure),
-                                             relacy_detail::to_rl(where));
+            return m_atomic.compare_exchange(
+                rl::bool_t<false>(), expected, desired, relacy_detail::effective(success, where),
+                relacy_detail::effective(failure, where), relacy_detail::to_rl(where));
         }
 
     private:
+        friend struct relacy_policy;
         rl::atomic<T> m_atomic;
     };
 
@@ -192,6 +225,8 @@ struct relacy_policy {
         // Left uninitialised on purpose: Relacy reports a read of a slot
         // that no thread wrote.
         cell() = default;
+        // Written by the constructing thread (see atomic's constructor).
+        explicit cell(T value) { m_var(RL_INFO).store(value); }
 
         T load(here where = {}) const {
             count_operation(where);
@@ -209,6 +244,38 @@ struct relacy_policy {
     static void spin_hint(relacy_detail::call_site where = {}) {
         count_operation(where);
         rl::yield(1, relacy_detail::to_rl(where));
+    }
+
+    /// Sleeps while `*word == expected`, as futex(2) (see the top of this
+    /// file). Never returns spuriously: a spurious return would only make
+    /// weft's sleep loops go round once more.
+    static void futex_wait(const atomic<std::uint32_t>* word, std::uint32_t expected,
+                           relacy_detail::call_site where = {}) {
+        count_operation(where);
+        rl::context& c = rl::ctx();
+        rl::atomic<std::uint32_t>& a = const_cast<atomic<std::uint32_t>*>(word)->m_atomic;
+        c.sched();
+        c.atomic_thread_fence_seq_cst();
+        std::uint32_t now = 0;
+        {
+            // The compare and the sleep are one step, as in the kernel.
+            rl::preemption_disabler disabler(c);
+            now = a.load(rl::mo_relaxed, relacy_detail::to_rl(where));
+        }
+        if (now == expected) {
+            a.wait(c, false, false, relacy_detail::to_rl(where));
+        }
+    }
+
+    /// Wakes at most `count` threads sleeping in futex_wait on `word`.
+    static void futex_wake(const atomic<std::uint32_t>* word, int count = 1,
+                           relacy_detail::call_site where = {}) {
+        count_operation(where);
+        rl::context& c = rl::ctx();
+        c.sched();
+        c.atomic_thread_fence_seq_cst();
+        const_cast<atomic<std::uint32_t>*>(word)->m_atomic.wake(c, static_cast<rl::thread_id_t>(count),
+                                                                relacy_detail::to_rl(where));
     }
 
 private:

@@ -15,15 +15,23 @@
 //     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
 //     Code written against a policy always names its memory order and never
 //     uses the implicit operators, so a model checker sees every access.
-//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`.
-//     Under a model checker a cell reports a data race if two threads touch
-//     it without a happens-before edge; in production it is a plain T.
+//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`,
+//     default-constructible (unwritten) or constructible from a T. Under a
+//     model checker a cell reports a data race if two threads touch it
+//     without a happens-before edge; in production it is a plain T.
 //   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
 //     pause/yield hint in production, a scheduler yield under a model
 //     checker, which must see every spin loop make progress).
+//   - `futex_wait(const atomic<uint32_t>*, expected)` and `futex_wake(const
+//     atomic<uint32_t>*, count)`: sleep while the word holds `expected`, and
+//     wake sleepers (futex(2) in production; the checker's own blocking wait
+//     under a model checker, which then reports a sleeper nobody wakes).
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+
+#include "futex.hpp"
 
 namespace weft::detail {
 
@@ -32,6 +40,9 @@ namespace weft::detail {
 template <class T>
 class plain_cell {
 public:
+    plain_cell() noexcept = default;
+    explicit plain_cell(T value) noexcept : m_value(value) {}
+
     T load() const noexcept { return m_value; }
     void store(T value) noexcept { m_value = value; }
 
@@ -58,6 +69,12 @@ struct std_policy {
     template <class T>
     using cell = plain_cell<T>;
     static void spin_hint() noexcept { cpu_relax(); }
+    static void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
+        detail::futex_wait(word, expected);
+    }
+    static void futex_wake(const std::atomic<std::uint32_t>* word, int count) noexcept {
+        detail::futex_wake(word, count);
+    }
 };
 
 } // namespace weft::detail

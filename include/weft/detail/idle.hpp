@@ -27,6 +27,9 @@
 //
 // The sleeper list is a fixed array used as a stack, guarded by a spinlock;
 // `unparked` changes only under that lock, so the list and the count agree.
+//
+// tests/model/park_model.cpp runs this code under Relacy with the parker,
+// the queues and the worker loop's park path (2 and 3 workers).
 #pragma once
 
 #include <array>

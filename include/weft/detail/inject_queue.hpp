@@ -10,7 +10,8 @@
 // Invariants:
 //   - An intrusive singly-linked FIFO threaded through `Node::queue_next`:
 //     no allocation and no capacity limit. `m_head`, `m_tail` and `m_closed`
-//     are touched only under `m_lock`.
+//     are touched only under `m_lock` (policy cells, so the model test
+//     tests/model/inject_queue_model.cpp checks exactly that).
 //   - `m_len` is written only under the lock (release) and read without it
 //     (acquire), so "is it empty?" costs no lock; a reader may see a value
 //     that is already stale, which callers tolerate (they re-check under the
@@ -36,7 +37,7 @@ public:
     bool push(Node* node) noexcept {
         node->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(node, node, 1);
@@ -54,7 +55,7 @@ public:
         }
         nodes.back()->queue_next = nullptr;
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        if (m_closed) {
+        if (m_closed.load()) {
             return false;
         }
         link(nodes.front(), nodes.back(), nodes.size());
@@ -80,14 +81,15 @@ public:
         if (taken == 0) {
             return nullptr;
         }
-        Node* first = m_head;
+        Node* first = m_head.load();
         Node* last = first;
         for (std::size_t i = 1; i < taken; ++i) {
             last = last->queue_next;
         }
-        m_head = last->queue_next;
-        if (m_head == nullptr) {
-            m_tail = nullptr;
+        Node* rest = last->queue_next;
+        m_head.store(rest);
+        if (rest == nullptr) {
+            m_tail.store(nullptr);
         }
         last->queue_next = nullptr;
         m_len.store(len - taken, std::memory_order_release);
@@ -97,27 +99,27 @@ public:
     /// Refuses all later pushes. Nodes already queued stay for pop().
     void close() noexcept {
         lock_hold<basic_spinlock<Policy>> hold(m_lock);
-        m_closed = true;
+        m_closed.store(true);
     }
 
 private:
     // Under the lock.
     void link(Node* first, Node* last, std::size_t count) noexcept {
-        if (m_tail == nullptr) {
-            m_head = first;
+        if (Node* tail = m_tail.load(); tail == nullptr) {
+            m_head.store(first);
         } else {
-            m_tail->queue_next = first;
+            tail->queue_next = first;
         }
-        m_tail = last;
+        m_tail.store(last);
         // Release: a worker that sees the new length and then locks finds
         // the nodes; the lock itself orders the links.
         m_len.store(m_len.load(std::memory_order_relaxed) + count, std::memory_order_release);
     }
 
     basic_spinlock<Policy> m_lock;
-    Node* m_head = nullptr;
-    Node* m_tail = nullptr;
-    bool m_closed = false;
+    typename Policy::template cell<Node*> m_head{nullptr};
+    typename Policy::template cell<Node*> m_tail{nullptr};
+    typename Policy::template cell<bool> m_closed{false};
     typename Policy::template atomic<std::size_t> m_len{0};
 };
 

@@ -31,7 +31,7 @@
 //   - pop and the steal claim race on `m_head` through CAS (acq_rel), so a
 //     slot is handed out exactly once.
 // The model test tests/model/local_queue_model.cpp runs this code under
-// Relacy with capacity 4: push, pop, overflow and two thieves.
+// Relacy with capacities 4 and 2: push, pop, overflow and two thieves.
 #pragma once
 
 #include <array>

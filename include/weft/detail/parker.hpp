@@ -29,24 +29,30 @@
 //     that holder sleeps in it, this worker may sleep on its futex: the
 //     holder delivers I/O and timers. If the holder is only polling, it will
 //     run tasks next and nobody would watch the timers: retry instead.
+//
+// Generic over the atomic policy (futex included) and the driver type, so
+// that tests/model/park_model.cpp runs this very code under Relacy with a
+// modelled driver; production uses `parker` (std_policy, driver).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include <sched.h>
+
+#include "atomic_policy.hpp"
 #include "driver.hpp"
-#include "futex.hpp"
-#include "spinlock.hpp"
 
 namespace weft::detail {
 
-class parker {
+template <class Policy = std_policy, class Driver = driver>
+class basic_parker {
 public:
     /// Sleeps until unpark() is (or was already) called, inside the driver
     /// if it can take it (then I/O events and timers end the sleep too).
     /// Returns true if it slept in the driver: the driver was polled, and
     /// tasks it woke are queued on this thread's worker.
-    bool park(driver* drv) noexcept {
+    bool park(Driver* drv) noexcept {
         std::uint32_t cur = notified;
         if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
@@ -66,7 +72,7 @@ public:
                 // Our own token is not watched here: an unpark meanwhile
                 // leaves NOTIFIED, which the sleep we are about to take (in
                 // the driver or on the futex) consumes at once.
-                cpu_relax();
+                Policy::spin_hint();
                 if (spins > 64) {
                     ::sched_yield();
                 }
@@ -77,11 +83,11 @@ public:
     }
 
     /// Wakes the owner if it sleeps, or makes its next park() return at once.
-    void unpark(driver* drv) noexcept {
+    void unpark(Driver* drv) noexcept {
         // Always swap, even if already NOTIFIED: the release makes this
         // waker's writes visible to the acquire in park().
         switch (m_state.exchange(notified, std::memory_order_release)) {
-        case parked: futex_wake(&m_state, 1); break;
+        case parked: Policy::futex_wake(&m_state, 1); break;
         case parked_in_driver: drv->wake(); break;
         default: break;
         }
@@ -93,7 +99,7 @@ private:
     static constexpr std::uint32_t parked_in_driver = 2;
     static constexpr std::uint32_t notified = 3;
 
-    bool park_in_driver(driver& drv) noexcept {
+    bool park_in_driver(Driver& drv) noexcept {
         std::uint32_t cur = empty;
         if (!m_state.compare_exchange_strong(cur, parked_in_driver, std::memory_order_seq_cst,
                                              std::memory_order_relaxed)) {
@@ -117,7 +123,7 @@ private:
             return;
         }
         for (;;) {
-            futex_wait(&m_state, parked);
+            Policy::futex_wait(&m_state, parked);
             cur = notified;
             if (m_state.compare_exchange_strong(cur, empty, std::memory_order_acquire,
                                                 std::memory_order_relaxed)) {
@@ -127,7 +133,9 @@ private:
         }
     }
 
-    std::atomic<std::uint32_t> m_state{empty};
+    typename Policy::template atomic<std::uint32_t> m_state{empty};
 };
+
+using parker = basic_parker<>;
 
 } // namespace weft::detail

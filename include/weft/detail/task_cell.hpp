@@ -29,6 +29,12 @@
 // Transitions are CAS loops with acq_rel: each one both publishes what this
 // thread wrote to the task (result, resume point) and observes what the last
 // owner wrote.
+//
+// The transitions and reference counting are templates over the header
+// type, which defaults to task_header (and is never deduced, so every caller
+// uses that one instance): tests/model/task_state_model.cpp runs them under
+// Relacy on a header whose state word is a Relacy atomic and whose
+// join_waker_task is a checked variable.
 #pragma once
 
 #include <atomic>
@@ -158,7 +164,13 @@ inline void drop_output(task_header* header) noexcept {
     header->output = output_kind::none;
 }
 
-inline void ref_inc(task_header* header) noexcept {
+/// A header parameter of the transitions below: task_header unless a model
+/// test names another type.
+template <class Header>
+using header_ptr = std::type_identity_t<Header>*;
+
+template <class Header = task_header>
+inline void ref_inc(header_ptr<Header> header) noexcept {
     // Relaxed: a new reference is made from an existing one, which already
     // keeps the block alive (as std::shared_ptr's increment).
     header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
@@ -188,7 +200,8 @@ inline void free_block(task_header* header) noexcept {
 }
 
 /// Drops one reference; the last one frees the block.
-inline void ref_dec(task_header* header) noexcept {
+template <class Header = task_header>
+inline void ref_dec(header_ptr<Header> header) noexcept {
     // acq_rel: release our writes to the task before a possible free; the
     // thread that frees acquires everyone's.
     const std::uint32_t prev = header->state.fetch_sub(task_state::ref_one, std::memory_order_acq_rel);
@@ -202,7 +215,8 @@ inline void ref_dec(task_header* header) noexcept {
 enum class run_action { poll, cancel };
 
 /// Queued -> running. The queue's reference becomes the running reference.
-inline run_action transition_to_running(task_header* header) noexcept {
+template <class Header = task_header>
+inline run_action transition_to_running(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         assert((cur & task_state::notified) != 0 && (cur & task_state::running) == 0);
@@ -220,11 +234,12 @@ enum class idle_action { done, reschedule };
 /// Running -> idle. If the task was woken while it ran (yield, budget, a
 /// fast wake), it keeps the running reference and goes back to a queue;
 /// if it completed, the running reference is dropped.
-inline idle_action transition_to_idle(task_header* header) noexcept {
+template <class Header = task_header>
+inline idle_action transition_to_idle(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
-            ref_dec(header);
+            ref_dec<Header>(header);
             return idle_action::done;
         }
         if ((cur & task_state::notified) != 0) {
@@ -250,16 +265,24 @@ enum class wake_action { none, submit };
 
 /// Marks a task woken. Consumes the caller's reference: it either becomes
 /// the queue's (submit: the caller must schedule the task) or is dropped.
-inline wake_action transition_to_notified(task_header* header) noexcept {
+template <class Header = task_header>
+inline wake_action transition_to_notified(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
-        if ((cur & (task_state::complete | task_state::notified)) != 0) {
-            ref_dec(header);
+        if ((cur & task_state::complete) != 0) {
+            ref_dec<Header>(header);
             return wake_action::none;
         }
-        if ((cur & task_state::running) != 0) {
-            // The runner reschedules it after the poll with its own
-            // reference; ours goes now (it cannot be the last: running holds one).
+        if ((cur & (task_state::running | task_state::notified)) != 0) {
+            // Queued or running: the runner polls it (again) with its own
+            // reference; ours goes now (it cannot be the last: the queue or
+            // the runner holds one). A CAS, not the load above and a
+            // decrement: the load may return a NOTIFIED that the runner has
+            // already cleared, and the runner may already have checked the
+            // wait word (our store to it still in our store buffer); the CAS
+            // either sees RUNNING and sets NOTIFIED, or precedes the
+            // runner's transition_to_running, which then acquires the word.
+            // (Found by tests/model/task_state_model.cpp.)
             const std::uint32_t next = (cur | task_state::notified) - task_state::ref_one;
             if (header->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                                     std::memory_order_acquire)) {
@@ -276,13 +299,15 @@ inline wake_action transition_to_notified(task_header* header) noexcept {
 
 /// Marks the running task (the caller) woken by itself: it goes back to a
 /// queue after this poll, with the running reference.
-inline void self_notify(task_header* header) noexcept {
+template <class Header = task_header>
+inline void self_notify(header_ptr<Header> header) noexcept {
     header->state.fetch_or(task_state::notified, std::memory_order_acq_rel);
 }
 
 /// Requests cancellation. Returns submit if the caller must schedule the
 /// task (it was idle; a reference was added for the queue).
-inline wake_action transition_to_cancelled(task_header* header) noexcept {
+template <class Header = task_header>
+inline wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & (task_state::complete | task_state::cancelled)) != 0) {
@@ -306,13 +331,15 @@ inline wake_action transition_to_cancelled(task_header* header) noexcept {
 /// Publishes completion and returns the state just before it. After this
 /// the joiner may read the output; the completer must no longer touch it
 /// unless the previous state had no join interest.
-inline std::uint32_t transition_to_complete(task_header* header) noexcept {
+template <class Header = task_header>
+inline std::uint32_t transition_to_complete(header_ptr<Header> header) noexcept {
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
 
 /// Join handle gone. Returns true if the task had already completed, in
 /// which case the handle owns the output and must dispose of it.
-inline bool drop_join_interest(task_header* header) noexcept {
+template <class Header = task_header>
+inline bool drop_join_interest(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0) {
@@ -331,7 +358,8 @@ enum class join_register { registered, completed, busy };
 /// `completed`: the task finished first; `busy`: another waiter is already
 /// registered (two tasks awaiting one handle). In both cases the caller
 /// keeps its waker reference and must not suspend.
-inline join_register set_join_waker(task_header* header, task_header* waiter) noexcept {
+template <class Header = task_header>
+inline join_register set_join_waker(header_ptr<Header> header, header_ptr<Header> waiter) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     if ((cur & task_state::complete) != 0) {
         return join_register::completed;
@@ -355,7 +383,8 @@ inline join_register set_join_waker(task_header* header, task_header* waiter) no
 /// Takes the join waker back before completion (the waiting task is being
 /// cancelled). Returns the waker, whose reference is now the caller's, or
 /// null if the task completed first (the completer owns and wakes it).
-inline task_header* unset_join_waker(task_header* header) noexcept {
+template <class Header = task_header>
+inline Header* unset_join_waker(header_ptr<Header> header) noexcept {
     std::uint32_t cur = header->state.load(std::memory_order_acquire);
     for (;;) {
         if ((cur & task_state::complete) != 0 || (cur & task_state::join_waker) == 0) {
@@ -363,7 +392,7 @@ inline task_header* unset_join_waker(task_header* header) noexcept {
         }
         if (header->state.compare_exchange_weak(cur, cur & ~task_state::join_waker, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
-            task_header* waiter = header->join_waker_task;
+            Header* waiter = header->join_waker_task;
             header->join_waker_task = nullptr;
             return waiter;
         }
