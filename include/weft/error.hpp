@@ -45,6 +45,9 @@ enum class errc {
     /// Another task already waits for the same thing (one waiter per
     /// direction of an async_fd).
     busy,
+    /// The operating system did not permit a setting: a real-time
+    /// scheduling policy without CAP_SYS_NICE or a high enough RLIMIT_RTPRIO.
+    not_permitted,
 };
 
 } // namespace weft
@@ -73,6 +76,7 @@ public:
         case errc::unexpected_eof: return "unexpected end of stream";
         case errc::closed: return "closed while waiting";
         case errc::busy: return "another task is already waiting";
+        case errc::not_permitted: return "not permitted by the operating system";
         }
         return "unknown weft error";
     }
