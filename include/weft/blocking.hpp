@@ -87,7 +87,7 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     case blocking_submit::thread_start_failed:
     case blocking_submit::accepted: break;
     }
-    raise_thread_start_error(error, "a blocking thread for spawn_blocking", pool.thread_settings());
+    raise_thread_start_error(error, "a blocking thread for spawn_blocking", -1, pool.thread_settings());
 }
 
 } // namespace detail

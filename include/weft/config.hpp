@@ -5,8 +5,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -272,11 +274,33 @@ namespace detail {
 // Everything the OS can be asked about without starting a thread is checked
 // here, at construction, with errc::invalid_argument and the setting's
 // name; what only pthread_create can tell (permission, CPUs outside the
-// process's cpuset) comes back through raise_thread_start_error.
+// process's cpuset) comes back through raise_thread_start_error. Messages
+// are formatted with snprintf into a buffer rather than with std::string
+// concatenation: this code runs once, and every byte of it is in every
+// program (a few KiB of inlined string building otherwise).
 
-/// "0,2-3": a CPU set as taskset and /sys print it, for messages.
-inline std::string describe_cpus(const cpu_set_t& cpus) {
-    std::string out;
+/// A message under construction; raise() copies it out.
+struct message_buffer {
+    char text[640] = {};
+    std::size_t used = 0;
+
+    [[gnu::format(printf, 2, 3)]] void add(const char* format, ...) noexcept {
+        if (used + 1 >= sizeof text) {
+            return; // full: the message is cut
+        }
+        std::va_list args;
+        va_start(args, format);
+        const int n = std::vsnprintf(text + used, sizeof text - used, format, args);
+        va_end(args);
+        if (n > 0) {
+            used += static_cast<std::size_t>(n);
+        }
+    }
+};
+
+/// Appends "0,2-3" (a CPU set as taskset and /sys print it) to `out`.
+inline void describe_cpus(message_buffer& out, const cpu_set_t& cpus) noexcept {
+    const char* separator = "";
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
         if (!CPU_ISSET(static_cast<std::size_t>(cpu), &cpus)) {
             continue;
@@ -285,36 +309,38 @@ inline std::string describe_cpus(const cpu_set_t& cpus) {
         while (last + 1 < CPU_SETSIZE && CPU_ISSET(static_cast<std::size_t>(last + 1), &cpus)) {
             ++last;
         }
-        out += (out.empty() ? "" : ",") + std::to_string(cpu);
+        out.add("%s%d", separator, cpu);
         if (last > cpu) {
-            out += "-" + std::to_string(last);
+            out.add("-%d", last);
         }
+        separator = ",";
         cpu = last;
     }
-    return out.empty() ? "none" : out;
 }
 
-/// Raises errc::invalid_argument unless `cpu` is a CPU this machine has.
-inline void check_cpu(int cpu, const std::string& setting) {
-    const long configured = ::sysconf(_SC_NPROCESSORS_CONF);
-    const int limit = configured > 0 && configured < CPU_SETSIZE ? static_cast<int>(configured) : CPU_SETSIZE;
-    if (cpu < 0 || cpu >= limit) {
-        const std::string message = setting + " names CPU " + std::to_string(cpu) +
-                                    ", which does not exist: this machine has CPUs 0-" +
-                                    std::to_string(limit - 1);
-        raise(errc::invalid_argument, message.c_str());
-    }
-}
-
-/// Pins `spec` to `cpus`; an empty list leaves it alone.
-inline void apply_cpus(thread_spec& spec, const std::vector<int>& cpus, const char* setting) {
-    if (cpus.empty()) {
+/// Pins `spec` to the `count` CPUs at `cpus` (none: leaves it alone);
+/// raises errc::invalid_argument for a CPU this machine does not have.
+/// `setting` and `index` name the setting in the message.
+inline void apply_cpus(thread_spec& spec, const int* cpus, std::size_t count, const char* setting,
+                       long index) {
+    if (count == 0) {
         return;
     }
+    const long configured = ::sysconf(_SC_NPROCESSORS_CONF);
+    const int limit = configured > 0 && configured < CPU_SETSIZE ? static_cast<int>(configured) : CPU_SETSIZE;
     CPU_ZERO(&spec.cpus);
-    for (const int cpu : cpus) {
-        check_cpu(cpu, setting);
-        CPU_SET(static_cast<std::size_t>(cpu), &spec.cpus);
+    for (std::size_t i = 0; i < count; ++i) {
+        if (cpus[i] < 0 || cpus[i] >= limit) {
+            message_buffer message;
+            message.add("settings::%s", setting);
+            if (index >= 0) {
+                message.add("[%ld] (worker %ld)", index, index);
+            }
+            message.add(" names CPU %d, which does not exist: this machine has CPUs 0-%d", cpus[i],
+                        limit - 1);
+            raise(errc::invalid_argument, message.text);
+        }
+        CPU_SET(static_cast<std::size_t>(cpus[i]), &spec.cpus);
     }
     spec.pinned = true;
 }
@@ -329,22 +355,22 @@ inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, 
     case sched_policy::fifo: policy = SCHED_FIFO; break;
     case sched_policy::rr: policy = SCHED_RR; break;
     default: {
-        const std::string message =
-            std::string(setting) + ": unknown sched_policy " + std::to_string(static_cast<int>(sched.policy));
-        raise(errc::invalid_argument, message.c_str());
+        message_buffer message;
+        message.add("settings::%s: unknown sched_policy %d", setting, static_cast<int>(sched.policy));
+        raise(errc::invalid_argument, message.text);
     }
     }
     const int low = policy >= 0 ? ::sched_get_priority_min(policy) : 0;
     const int high = policy >= 0 ? ::sched_get_priority_max(policy) : 0;
     if (sched.priority < low || sched.priority > high) {
-        std::string message = std::string(setting) + ": priority " + std::to_string(sched.priority) +
-                              " is out of range for " + policy_name(policy) + " (" + std::to_string(low) +
-                              ".." + std::to_string(high) + ")";
+        message_buffer message;
+        message.add("settings::%s: priority %d is out of range for %s (%d..%d)", setting, sched.priority,
+                    policy_name(policy), low, high);
         if (policy == SCHED_OTHER || policy < 0) {
-            message += "; a priority needs sched_policy::fifo or sched_policy::rr (for SCHED_OTHER, "
-                       "set a nice value in on_thread_start)";
+            message.add("; a priority needs sched_policy::fifo or sched_policy::rr (for SCHED_OTHER, set a "
+                        "nice value in on_thread_start)");
         }
-        raise(errc::invalid_argument, message.c_str());
+        raise(errc::invalid_argument, message.text);
     }
     spec.policy = policy;
     spec.priority = sched.priority;
@@ -355,16 +381,12 @@ inline thread_spec worker_thread_spec(const settings& config, std::uint32_t inde
     thread_spec spec;
     format_thread_name(spec.name, config.thread_name_prefix.c_str(), index);
     spec.stack_size = config.stack_size;
-    const int cpu = index < config.worker_cpus.size() ? config.worker_cpus[index] : -1;
-    if (cpu != -1) {
-        apply_cpus(
-            spec, {cpu},
-            ("settings::worker_cpus[" + std::to_string(index) + "] (worker " + std::to_string(index) + ")")
-                .c_str());
+    if (index < config.worker_cpus.size() && config.worker_cpus[index] != -1) {
+        apply_cpus(spec, &config.worker_cpus[index], 1, "worker_cpus", static_cast<long>(index));
     } else {
-        apply_cpus(spec, config.worker_cpu_set, "settings::worker_cpu_set");
+        apply_cpus(spec, config.worker_cpu_set.data(), config.worker_cpu_set.size(), "worker_cpu_set", -1);
     }
-    apply_scheduling(spec, config.worker_scheduling, "settings::worker_scheduling");
+    apply_scheduling(spec, config.worker_scheduling, "worker_scheduling");
     return spec;
 }
 
@@ -373,43 +395,52 @@ inline thread_spec worker_thread_spec(const settings& config, std::uint32_t inde
 inline thread_spec blocking_thread_spec(const settings& config) {
     thread_spec spec;
     spec.stack_size = config.blocking_stack_size != 0 ? config.blocking_stack_size : config.stack_size;
-    apply_cpus(spec, config.blocking_cpu_set, "settings::blocking_cpu_set");
+    apply_cpus(spec, config.blocking_cpu_set.data(), config.blocking_cpu_set.size(), "blocking_cpu_set", -1);
     if (!spec.pinned) {
         spec.pinned = current_cpus(spec.cpus);
     }
-    apply_scheduling(spec, config.blocking_scheduling, "settings::blocking_scheduling");
+    apply_scheduling(spec, config.blocking_scheduling, "blocking_scheduling");
     return spec;
 }
 
-/// Raises the error for a thread the OS refused to start; `who` is
-/// "worker 3" or "a blocking thread".
-[[noreturn]] inline void raise_thread_start_error(int rc, const std::string& who, const thread_spec& spec) {
-    std::string message = "cannot start " + who + ": ";
+/// Raises the error for a thread the OS refused to start. `who` and
+/// `index` name it: ("worker", 3) or ("a blocking thread", -1).
+[[noreturn]] inline void raise_thread_start_error(int rc, const char* who, long index,
+                                                  const thread_spec& spec) {
+    message_buffer message;
+    message.add("cannot start %s", who);
+    if (index >= 0) {
+        message.add(" %ld", index);
+    }
+    message.add(": ");
     if (rc == EPERM && (spec.policy == SCHED_FIFO || spec.policy == SCHED_RR)) {
-        const std::string priority = std::to_string(spec.priority);
-        message += std::string(policy_name(spec.policy)) + " priority " + priority +
-                   " is not permitted. A real-time policy needs CAP_SYS_NICE (run as root, or `setcap "
-                   "cap_sys_nice+ep` the program) or an RLIMIT_RTPRIO of at least " +
-                   priority +
-                   " (`ulimit -r`, `rtprio` in /etc/security/limits.conf); in a container, the container "
-                   "needs CAP_SYS_NICE too";
-        raise(errc::not_permitted, message.c_str());
+        message.add(
+            "%s priority %d is not permitted. A real-time policy needs CAP_SYS_NICE (run as root, or "
+            "`setcap cap_sys_nice+ep` the program) or an RLIMIT_RTPRIO of at least %d (`ulimit -r`, "
+            "`rtprio` in /etc/security/limits.conf); in a container, the container needs CAP_SYS_NICE "
+            "too",
+            policy_name(spec.policy), spec.priority, spec.priority);
+        raise(errc::not_permitted, message.text);
     }
     if (rc == EPERM) {
-        message += "the OS did not permit its settings (EPERM)";
-        raise(errc::not_permitted, message.c_str());
+        message.add("the OS did not permit its settings (EPERM)");
+        raise(errc::not_permitted, message.text);
     }
     if (rc == EINVAL) {
-        message += "the OS refused its settings (stack_size " + std::to_string(spec.stack_size) +
-                   " bytes, CPUs " + (spec.pinned ? describe_cpus(spec.cpus) : std::string("inherited")) +
-                   ", " + policy_name(spec.policy) + " priority " + std::to_string(spec.priority) +
-                   "): the stack may be below PTHREAD_STACK_MIN, or none of the CPUs may be online and "
-                   "allowed to this process";
-        raise(errc::invalid_argument, message.c_str());
+        message.add("the OS refused its settings (stack_size %zu bytes, CPUs ", spec.stack_size);
+        if (spec.pinned) {
+            describe_cpus(message, spec.cpus);
+        } else {
+            message.add("inherited");
+        }
+        message.add(", %s priority %d): the stack may be below PTHREAD_STACK_MIN, or none of the CPUs may be "
+                    "online and allowed to this process",
+                    policy_name(spec.policy), spec.priority);
+        raise(errc::invalid_argument, message.text);
     }
-    message += std::strerror(rc);
-    message += " (the process may be at its thread limit, RLIMIT_NPROC, or out of memory)";
-    raise(errc::thread_start_failed, message.c_str());
+    message.add("%s (the process may be at its thread limit, RLIMIT_NPROC, or out of memory)",
+                std::strerror(rc));
+    raise(errc::thread_start_failed, message.text);
 }
 
 /// Calls a hook on the thread it describes; a hook that throws ends the
@@ -422,10 +453,10 @@ inline void call_thread_hook(const thread_hook& hook, thread_info info, const ch
     try {
         hook(info);
     } catch (...) {
-        const std::string message = std::string("settings::") + hook_name + " threw on " +
-                                    (info.kind == thread_kind::worker ? "worker " : "blocking thread ") +
-                                    std::to_string(info.index) + "; hooks must not throw";
-        panic(static_cast<int>(errc::invalid_argument), message.c_str());
+        message_buffer message;
+        message.add("settings::%s threw on %s %u; hooks must not throw", hook_name,
+                    info.kind == thread_kind::worker ? "worker" : "blocking thread", info.index);
+        panic(static_cast<int>(errc::invalid_argument), message.text);
     }
 #else
     hook(info);

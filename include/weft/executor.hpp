@@ -208,7 +208,8 @@ public:
         if (m_settings.blocking_stack_size != 0 || !m_settings.blocking_cpu_set.empty() ||
             blocking.policy == SCHED_FIFO || blocking.policy == SCHED_RR) {
             if (const int rc = detail::probe_thread(blocking); rc != 0) {
-                detail::raise_thread_start_error(rc, "a blocking thread (checked at construction)", blocking);
+                detail::raise_thread_start_error(rc, "a blocking thread (checked at construction)", -1,
+                                                 blocking);
             }
         }
         for (std::uint32_t i = 0; i < Workers; ++i) {
@@ -218,7 +219,7 @@ public:
             if (rc != 0) {
                 stop_threads();
                 m_runtime.finish_shutdown();
-                detail::raise_thread_start_error(rc, "worker " + std::to_string(i), spec);
+                detail::raise_thread_start_error(rc, "worker", i, spec);
             }
             ++m_started;
         }

@@ -114,6 +114,13 @@ int main() {
             (void)ex.spawn(child(1));
         },
         weft::errc::executor_shut_down, "shut down");
+    expect_panic(
+        [] {
+            weft::settings s;
+            s.worker_scheduling = {weft::sched_policy::fifo, 1000};
+            weft::executor<1, 64> ex(s);
+        },
+        weft::errc::invalid_argument, "priority 1000 is out of range for SCHED_FIFO");
     std::printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
