@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -20,7 +21,6 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support/catch.hpp"
@@ -510,46 +510,20 @@ TEST_CASE(
 }
 
 TEST_CASE("a hook that throws ends the process through the panic handler", "[settings][hooks]") {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(fds[0]);
-        static int report_fd = -1;
-        report_fd = fds[1];
-        weft::set_panic_handler([](int code, const char* message) noexcept {
-            char line[512];
-            const int n = std::snprintf(line, sizeof line, "%d %s", code, message);
-            if (n > 0) {
-                (void)!::write(report_fd, line, static_cast<std::size_t>(n));
-            }
-            ::_exit(42);
-        });
+    const weft_test::child_report report = weft_test::run_in_child([](int fd) {
+        weft_test::panic_report_fd = fd;
+        weft::set_panic_handler(&weft_test::report_panic_and_exit);
         weft::settings s;
         s.on_thread_start = [](weft::thread_info info) {
             if (info.index == 1) {
                 throw std::runtime_error("no sensor");
             }
         };
-        {
-            weft::executor<2, 64> ex(s);
-            std::this_thread::sleep_for(30s); // the panic ends the process first
-        }
-        ::_exit(0);
-    }
-    ::close(fds[1]);
-    char buffer[512] = {};
-    std::size_t got = 0;
-    for (ssize_t n; (n = ::read(fds[0], buffer + got, sizeof buffer - 1 - got)) > 0;) {
-        got += static_cast<std::size_t>(n);
-    }
-    ::close(fds[0]);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 42);
-    INFO(buffer);
-    REQUIRE(std::atoi(buffer) == static_cast<int>(weft::errc::invalid_argument));
-    REQUIRE(std::strstr(buffer, "on_thread_start threw on worker 1") != nullptr);
+        weft::executor<2, 64> ex(s);
+        std::this_thread::sleep_for(30s); // the panic ends the process first
+    });
+    INFO(report.text);
+    REQUIRE(report.exit_code == 42);
+    REQUIRE(std::atoi(report.text.c_str()) == static_cast<int>(weft::errc::invalid_argument));
+    REQUIRE(report.text.find("on_thread_start threw on worker 1") != std::string::npos);
 }

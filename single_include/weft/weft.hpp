@@ -620,7 +620,9 @@ struct settings {
     /// and should not compete with real-time tasks, and a blocking thread
     /// must not inherit the policy of whichever worker happened to start it.
     /// A real-time policy here is checked at construction (one short-lived
-    /// thread is started with it) and raises as worker_scheduling does.
+    /// thread is started with it) and raises as worker_scheduling does. (A
+    /// process that runs under SCHED_IDLE without CAP_SYS_NICE may not start
+    /// SCHED_OTHER threads: there, use sched_policy::inherit.)
     thread_scheduling blocking_scheduling{sched_policy::other, 0};
 
     /// Called on each worker and blocking thread when it starts, before it
@@ -822,7 +824,9 @@ inline thread_spec blocking_thread_spec(const settings& config) {
         raise(errc::not_permitted, message.text);
     }
     if (rc == EPERM) {
-        message.add("the OS did not permit its settings (EPERM)");
+        message.add("the OS did not permit %s (EPERM); a process under SCHED_IDLE needs CAP_SYS_NICE or "
+                    "RLIMIT_NICE to start threads under another policy (or use sched_policy::inherit)",
+                    policy_name(spec.policy));
         raise(errc::not_permitted, message.text);
     }
     if (rc == EINVAL) {
