@@ -24,8 +24,6 @@
 #pragma once
 
 #include <concepts>
-#include <cstring>
-#include <string>
 #include <type_traits>
 #include <utility>
 

@@ -36,8 +36,6 @@
 // job's executor, and weft::spawn_blocking another job to its pool.
 
 #include <concepts>
-#include <cstring>
-#include <string>
 #include <type_traits>
 #include <utility>
 
