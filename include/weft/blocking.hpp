@@ -24,11 +24,10 @@
 #pragma once
 
 #include <concepts>
-#include <cstring>
-#include <string>
 #include <type_traits>
 #include <utility>
 
+#include "config.hpp"
 #include "detail/attributes.hpp"
 #include "detail/blocking_pool.hpp"
 #include "detail/task_cell.hpp"
@@ -87,9 +86,7 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     case blocking_submit::thread_start_failed:
     case blocking_submit::accepted: break;
     }
-    const std::string message = std::string("cannot spawn_blocking: no blocking thread could start: ") +
-                                std::strerror(error) + " (check settings::stack_size and the thread limits)";
-    raise(errc::thread_start_failed, message.c_str());
+    raise_thread_start_error(error, "a blocking thread for spawn_blocking", -1, pool.thread_settings());
 }
 
 } // namespace detail

@@ -51,6 +51,9 @@ enum class errc {
     /// An executor created before fork() was used in the child process,
     /// where its threads do not exist.
     used_after_fork,
+    /// The operating system did not permit a setting: a real-time
+    /// scheduling policy without CAP_SYS_NICE or a high enough RLIMIT_RTPRIO.
+    not_permitted,
 };
 
 } // namespace weft
@@ -80,6 +83,7 @@ public:
         case errc::closed: return "closed while waiting";
         case errc::busy: return "another task is already waiting";
         case errc::used_after_fork: return "executor used in a child process after fork()";
+        case errc::not_permitted: return "not permitted by the operating system";
         }
         return "unknown weft error";
     }

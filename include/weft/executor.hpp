@@ -269,16 +269,16 @@ public:
     /// The slots of each worker's local queue (the `QueueSize` argument).
     static constexpr std::uint32_t queue_size = QueueSize;
 
-    /// Starts the worker threads. Raises errc::invalid_argument for a
-    /// setting the OS refuses (a CPU that does not exist, a stack below the
-    /// minimum), errc::thread_start_failed if a thread cannot start; no
-    /// thread is left running then.
+    /// Starts the worker threads (blocking threads start on demand). Raises
+    /// errc::invalid_argument for a setting out of range or refused by the
+    /// OS (a CPU that does not exist, a priority the policy does not take, a
+    /// stack below the minimum), errc::not_permitted for a real-time policy
+    /// the process may not use, errc::thread_start_failed if a thread cannot
+    /// start for another reason. Every setting is checked before the first
+    /// worker starts; when a worker fails to start, those already started
+    /// are stopped (their on_thread_stop runs) and none is left running.
     explicit executor(settings config = {})
-        : m_settings(std::move(config)),
-          m_blocking(m_blocking_slots,
-                     detail::blocking_pool::config{m_settings.thread_name_prefix.c_str(),
-                                                   m_settings.stack_size, m_settings.blocking_keep_alive,
-                                                   Options::blocking_queue_capacity, &m_runtime}) {
+        : m_settings(std::move(config)), m_blocking(m_blocking_slots, blocking_config()) {
         if (const int err = m_runtime.io_driver().error(); err != 0) {
             // Without epoll a parked worker could not sleep in the driver,
             // and without its eventfd it could never be woken there.
@@ -288,17 +288,29 @@ public:
             message += "); the process may be out of file descriptors";
             detail::raise(errc::capacity_exhausted, message.c_str());
         }
+        // Check every worker's settings before starting any, so that a bad
+        // one raises with no thread to stop (the loop below builds them again).
         for (std::uint32_t i = 0; i < Workers; ++i) {
-            detail::thread_spec spec;
-            detail::format_thread_name(spec.name, m_settings.thread_name_prefix.c_str(), i);
-            spec.stack_size = m_settings.stack_size;
-            spec.cpu = i < m_settings.worker_cpus.size() ? m_settings.worker_cpus[i] : -1;
+            (void)detail::worker_thread_spec(m_settings, i);
+        }
+        // Blocking threads start later, on demand, from whichever thread
+        // spawns: ask the OS now whether it accepts what they ask for.
+        const detail::thread_spec& blocking = m_blocking.thread_settings();
+        if (m_settings.blocking_stack_size != 0 || !m_settings.blocking_cpu_set.empty() ||
+            blocking.policy == SCHED_FIFO || blocking.policy == SCHED_RR) {
+            if (const int rc = detail::probe_thread(blocking); rc != 0) {
+                detail::raise_thread_start_error(rc, "a blocking thread (checked at construction)", -1,
+                                                 blocking);
+            }
+        }
+        for (std::uint32_t i = 0; i < Workers; ++i) {
+            const detail::thread_spec spec = detail::worker_thread_spec(m_settings, i);
             m_starts[i] = {this, i};
             const int rc = detail::start_thread(m_threads[i], spec, &thread_main, &m_starts[i]);
             if (rc != 0) {
                 stop_threads();
                 m_runtime.finish_shutdown();
-                raise_start_error(rc, i, spec);
+                detail::raise_thread_start_error(rc, "worker", i, spec);
             }
             ++m_started;
         }
@@ -483,11 +495,31 @@ private:
     };
 
     static void* thread_main(void* arg) {
-        auto* start = static_cast<start_args*>(arg);
-        detail::t_blocking.pool = &start->self->m_blocking; // where weft::spawn_blocking goes
-        start->self->m_runtime.run_worker(start->index);
+        const auto* start = static_cast<const start_args*>(arg);
+        executor& self = *start->self;
+        const thread_info info{thread_kind::worker, start->index};
+        char name[16];
+        detail::format_thread_name(name, self.m_settings.thread_name_prefix.c_str(), info.index);
+        detail::name_this_thread(name);
+        detail::call_thread_hook(self.m_settings.on_thread_start, info, "on_thread_start");
+        detail::t_blocking.pool = &self.m_blocking; // where weft::spawn_blocking goes
+        self.m_runtime.run_worker(info.index);
         detail::t_blocking = {};
+        detail::call_thread_hook(self.m_settings.on_thread_stop, info, "on_thread_stop");
         return nullptr;
+    }
+
+    // Called once, from the constructor's initializer list (m_settings and
+    // m_runtime are constructed by then).
+    detail::blocking_pool::config blocking_config() {
+        detail::blocking_pool::config cfg;
+        cfg.name_prefix = m_settings.thread_name_prefix.c_str();
+        cfg.thread = detail::blocking_thread_spec(m_settings);
+        cfg.hooks = detail::blocking_thread_hooks(m_settings);
+        cfg.keep_alive = m_settings.blocking_keep_alive;
+        cfg.queue_capacity = Options::blocking_queue_capacity;
+        cfg.spawn_target = &m_runtime;
+        return cfg;
     }
 
     void stop_threads() noexcept {
@@ -531,18 +563,6 @@ private:
                      "return\n",
                      running);
         std::fflush(stderr);
-    }
-
-    [[noreturn]] void raise_start_error(int rc, std::uint32_t index, const detail::thread_spec& spec) {
-        std::string message = "cannot start worker " + std::to_string(index) + ": ";
-        if (rc == EINVAL) {
-            message += "the OS refused its settings (stack_size " + std::to_string(spec.stack_size) +
-                       " bytes, cpu " + std::to_string(spec.cpu) +
-                       "): the stack may be below PTHREAD_STACK_MIN or the CPU may not exist";
-            detail::raise(errc::invalid_argument, message.c_str());
-        }
-        message += std::strerror(rc);
-        detail::raise(errc::thread_start_failed, message.c_str());
     }
 
     detail::runtime<Workers, QueueSize, Options> m_runtime;

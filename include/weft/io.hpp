@@ -28,6 +28,9 @@
 // errc::closed. Regular files are always "ready" and epoll refuses them
 // (EPERM): read those with spawn_blocking. An async_fd must not outlive its
 // executor.
+//
+// The operations that are coroutines are marked WEFT_COMPILED_ON_USE (see
+// detail/attributes.hpp): compiled only in the files that call them.
 #pragma once
 
 #include <atomic>
@@ -40,6 +43,7 @@
 
 #include <unistd.h>
 
+#include "detail/attributes.hpp"
 #include "detail/driver.hpp"
 #include "detail/reactor.hpp"
 #include "detail/scheduler.hpp"
@@ -213,11 +217,13 @@ public:
     }
 
     /// read(2) of at most `buffer.size()` bytes; 0 means end of file.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
         return read_with(
             [fd = native_handle(), buffer]() noexcept { return ::read(fd, buffer.data(), buffer.size()); });
     }
     /// write(2) of at most `buffer.size()` bytes; returns how many went.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
         return write_with(
             [fd = native_handle(), buffer]() noexcept { return ::write(fd, buffer.data(), buffer.size()); });

@@ -56,6 +56,9 @@
 // Registration happens after connect(2) / listen(2), never before: a TCP
 // socket that is neither connected nor listening polls as hung up, and the
 // reactor would remember that.
+//
+// The operations that are coroutines are marked WEFT_COMPILED_ON_USE (see
+// detail/attributes.hpp): compiled only in the files that call them.
 #pragma once
 
 #include <array>
@@ -545,6 +548,7 @@ public:
     }
 
     /// A completed result as a task, for operations with nothing to wait for.
+    WEFT_COMPILED_ON_USE
     task<result<std::size_t>> ready(result<std::size_t> value) const { co_return value; }
 
     /// getsockname(2), as a user.
@@ -662,6 +666,7 @@ public:
     /// OS's: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...; wrap it in
     /// weft::timeout for a shorter limit than the kernel's. Takes the
     /// address by value, so the task owns it whatever the caller does.
+    WEFT_COMPILED_ON_USE
     WEFT_NO_SANITIZE_FUNCTION static task<result<tcp_stream>> connect(socket_address peer) {
         detail::fd_guard fd(detail::new_socket(peer.family(), SOCK_STREAM));
         if (!fd) {
@@ -713,6 +718,7 @@ public:
     /// Returns how many were read; 0 means the peer shut down its side
     /// (end of stream), or that `buffer` is empty. ECONNRESET if the peer
     /// reset the connection.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
         if (buffer.empty()) {
             return m_core.ready(std::size_t{0});
@@ -725,6 +731,7 @@ public:
     /// Writes at most `buffer.size()` bytes, waiting until the socket can
     /// take some. Returns how many went (0 only for an empty buffer).
     /// EPIPE or ECONNRESET if the peer is gone.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
         if (buffer.empty()) {
             return m_core.ready(std::size_t{0});
@@ -737,6 +744,7 @@ public:
     /// Reads exactly `buffer.size()` bytes. errc::unexpected_eof if the
     /// stream ends first; then (as after any error) how much of `buffer`
     /// was filled is unspecified.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<void>> read_exact(std::span<std::byte> buffer) {
         while (!buffer.empty()) {
             result<std::size_t> n = co_await read(buffer);
@@ -752,6 +760,7 @@ public:
     }
 
     /// Writes all of `buffer`. On an error, how much went is unspecified.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<void>> write_all(std::span<const std::byte> buffer) {
         while (!buffer.empty()) {
             result<std::size_t> n = co_await write(buffer);
@@ -866,6 +875,7 @@ public:
     /// descriptors: the connection stays queued), errc::capacity_exhausted
     /// (no free reactor registration: the connection is closed),
     /// errc::closed, errc::busy (another task is accepting).
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<tcp_stream>> accept() {
         sockaddr_storage peer{};
         socklen_t peer_size = 0;
@@ -974,6 +984,7 @@ public:
 
     /// Sends one datagram to `to`; returns its size. EMSGSIZE if it is
     /// too large. Takes the address by value: the task owns it.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> send_to(std::span<const std::byte> datagram, socket_address to) {
         co_return co_await m_core.run(detail::io_direction::write, [this, datagram, &to]() noexcept {
             return ::sendto(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL, to.data(),
@@ -982,6 +993,7 @@ public:
     }
 
     /// Sends one datagram to the connected peer (EDESTADDRREQ if not connected).
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> send(std::span<const std::byte> datagram) {
         return m_core.run(detail::io_direction::write, [this, datagram]() noexcept {
             return ::send(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL);
@@ -990,6 +1002,7 @@ public:
 
     /// Waits for one datagram and stores as much of it as `buffer` holds;
     /// says how much, from whom, and whether the rest was cut off.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<received_datagram>> recv_from(std::span<std::byte> buffer) {
         sockaddr_storage sender{};
         iovec part{buffer.data(), buffer.size()};
@@ -1017,6 +1030,7 @@ public:
     /// Waits for one datagram (from the connected peer, if connected) and
     /// stores as much of it as `buffer` holds, dropping the rest; returns
     /// how much. A zero-length datagram gives 0.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> recv(std::span<std::byte> buffer) {
         return m_core.run(detail::io_direction::read, [this, buffer]() noexcept {
             return ::recv(m_core.fd(), buffer.data(), buffer.size(), 0);

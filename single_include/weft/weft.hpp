@@ -36,139 +36,29 @@
 // job's executor, and weft::spawn_blocking another job to its pool.
 
 #include <concepts>
-#include <cstring>
-#include <string>
 #include <type_traits>
 #include <utility>
 
 
-// ---- begin weft/detail/attributes.hpp ----
-// weft/detail/attributes.hpp: the few macros weft's headers need, defined in
-// one place. weft.hpp #undefs them at its end (detail/attributes_end.hpp),
-// so the umbrella header and the single header leak no macro.
+// ---- begin weft/config.hpp ----
+// weft/config.hpp: what you can tune, at compile time (Options) and at run
+// time (settings), and how the thread settings are checked and turned into
+// what the OS is asked for.
 
-// clang 14 cannot compile a free or static coroutine that is inline or a
-// template under -fsanitize=function (part of -fsanitize=undefined): "Cannot
-// represent a difference across sections" (llvm/llvm-project#49689). Such
-// coroutines opt out of that one check.
-#if defined(__clang__)
-#define WEFT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
-#else
-#define WEFT_NO_SANITIZE_FUNCTION
-#endif
-// ---- end weft/detail/attributes.hpp ----
-
-// ---- begin weft/detail/blocking_pool.hpp ----
-// weft/detail/blocking_pool.hpp
-//
-// What it is for: the threads that run spawn_blocking jobs, so that a call
-// which blocks its thread (a driver's ioctl, a file read, a library with no
-// async API) never blocks a worker.
-//
-// Where it comes from: Tokio's `blocking/pool.rs`: one mutex and one
-// condition variable for the whole pool, threads started on demand (only
-// when no idle thread is left and the cap is not reached), retired after an
-// idle keep-alive, the count of idle threads lowered by the *notifier* so
-// that one wake-up is claimed by exactly one job, and each exiting thread
-// joining the one that exited before it (at most one thread is ever left
-// unjoined, and shutdown joins it). Unlike Tokio, the threads are a fixed
-// array of `Options::max_blocking_threads` slots and the queue is bounded.
-//
-// A job is an ordinary spawned task (one block, the cell in front of the
-// frame, so join_handle works unchanged) whose `owner` is this pool. Its
-// coroutine never suspends: one poll runs the callable to the end. So a job
-// is always either in the queue or held by the thread running it, and
-// shutdown finds every job without a live-task list.
-//
-// A blocking thread is not a worker: t_context.sched stays null there, so
-// join_handle::get() and executor::block_on work in a job (as in Tokio).
-// t_blocking says where weft::spawn (the executor's runtime) and
-// weft::spawn_blocking (this pool) go from such a thread; workers set
-// t_blocking.pool too.
-//
-// Invariants (all fields below the mutex are written only under it):
-//   - m_threads counts live threads (starting, running a job, or idle);
-//     at most slots.size(). A slot is `live` from its start until its thread
-//     leaves the loop; its index is in the thread's name.
-//   - m_idle counts idle threads that no job has claimed yet; a job that
-//     finds m_idle > 0 takes one (m_idle - 1, m_notify + 1) and signals.
-//     An idle thread leaves its wait only by taking one m_notify, or at
-//     shutdown, or when its keep-alive passes with no m_notify for it.
-//   - m_queued counts the jobs in the FIFO. Jobs already promised a thread
-//     (m_notify + m_starting) do not count against the capacity.
-//   - Once m_closed, no job is accepted and no thread is started; a thread
-//     that sees it exits instead of taking the next job, and shutdown
-//     cancels what is left in the queue.
-//   - The metric mirrors (atomics) are written under the mutex and read
-//     without it.
-
-#include <atomic>
+#include <cerrno>
 #include <chrono>
-#include <condition_variable>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
-#include <mutex>
-#include <span>
-
-#include <pthread.h>
-
-
-// ---- begin weft/detail/scheduler.hpp ----
-// weft/detail/scheduler.hpp
-//
-// What it is for: the small, non-template surface between tasks and the
-// executor that runs them, so that awaitables and free functions
-// (weft::spawn, yield_now, join) work without knowing the executor's
-// template arguments (as tokio::spawn finds its runtime through a
-// thread-local).
-//
-//   - `scheduler`: what a task needs from its executor (bind it, wake it,
-//     forget it). One virtual call per operation.
-//   - `thread_context`: the thread-local that says which executor this
-//     thread works for (if it is a worker), which task it is polling, and
-//     how much of that task's budget is left.
-//   - wake() and complete_task(): the task-side halves of scheduling and of
-//     finishing, built on the state machine in task_cell.hpp.
-
-#include <atomic>
-#include <coroutine>
-#include <cstdint>
-#include <utility>
-
-
-// ---- begin weft/detail/fork.hpp ----
-// weft/detail/fork.hpp
-//
-// What it is for: noticing that an executor is used in a child process.
-// fork() copies the calling thread only: the child has the executor's memory
-// but none of its workers or blocking threads, so a task spawned there would
-// never run, and a join or a shutdown would wait forever for threads that
-// do not exist. Each executor (through its schedulers) remembers the fork
-// generation it was created in; a pthread_atfork child handler advances the
-// generation, and the entry points compare (one relaxed load).
-
-#include <atomic>
-#include <cstdint>
-#include <new>
-
-#include <pthread.h>
-
-
-// ---- begin weft/error.hpp ----
-// weft/error.hpp: what weft reports when something is misused, and the hooks
-// that receive errors when exceptions are off.
-//
-// Programming errors (calling block_on on a worker, spawning with no
-// executor, using a join handle twice, ...) raise a weft::error, a
-// std::system_error whose code() is a weft::errc and whose what() says what
-// happened and what to do instead. Built with -fno-exceptions, the same
-// message goes to the panic handler, which by default prints it and aborts.
-
-#include <exception>
+#include <functional>
 #include <string>
-#include <system_error>
-#include <type_traits>
+#include <vector>
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 
 
 // ---- begin weft/detail/handlers.hpp ----
@@ -230,6 +120,174 @@ inline void report_unhandled_exception(std::exception_ptr error) noexcept {
 } // namespace weft::detail
 // ---- end weft/detail/handlers.hpp ----
 
+// ---- begin weft/detail/thread.hpp ----
+// weft/detail/thread.hpp
+//
+// What it is for: starting an executor's threads with the settings a board
+// needs, which std::thread cannot express: stack size, CPU affinity, a
+// scheduling policy and priority, and a name the OS shows (top -H,
+// /proc/<pid>/task/<tid>/comm, gdb).
+//
+// Every setting goes into the pthread attributes, so the thread runs with
+// all of them from its first instruction, and pthread_create reports what
+// the OS refuses: EINVAL for a stack below PTHREAD_STACK_MIN or CPUs none of
+// which the thread may use, EPERM for a real-time policy the caller may not
+// set (glibc applies an explicit policy from the *creating* thread, so the
+// creator's capabilities and RLIMIT_RTPRIO decide). The scheduling setting is
+// explicit (PTHREAD_EXPLICIT_SCHED) whenever a policy is given; otherwise the
+// thread inherits its creator's, as std::thread does.
+//
+// Everything here reports failure as an errno value; the public headers turn
+// it into a weft::error with a sentence (see blocking.hpp).
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <pthread.h>
+#include <sched.h>
+
+namespace weft::detail {
+
+/// How to start one thread.
+struct thread_spec {
+    char name[16] = {};         // what the OS shows; at most 15 characters
+    std::size_t stack_size = 0; // bytes; 0 keeps the platform default
+    bool pinned = false;        // run only on `cpus`; false inherits the creator's CPUs
+    cpu_set_t cpus{};
+    int policy = -1; // SCHED_OTHER, SCHED_FIFO or SCHED_RR; -1 inherits the creator's
+    int priority = 0;
+};
+
+/// Starts `body(arg)` on a new thread. Returns 0 or an errno value.
+inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
+                        void* arg) noexcept {
+    pthread_attr_t attr;
+    int rc = ::pthread_attr_init(&attr);
+    if (rc != 0) {
+        return rc;
+    }
+    if (spec.stack_size != 0) {
+        rc = ::pthread_attr_setstacksize(&attr, spec.stack_size);
+    }
+    if (rc == 0 && spec.pinned) {
+        rc = ::pthread_attr_setaffinity_np(&attr, sizeof spec.cpus, &spec.cpus);
+    }
+    if (rc == 0 && spec.policy >= 0) {
+        sched_param param{};
+        param.sched_priority = spec.priority;
+        rc = ::pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        if (rc == 0) {
+            rc = ::pthread_attr_setschedpolicy(&attr, spec.policy);
+        }
+        if (rc == 0) {
+            rc = ::pthread_attr_setschedparam(&attr, &param);
+        }
+    }
+    if (rc == 0) {
+        rc = ::pthread_create(&thread, &attr, body, arg);
+    }
+    ::pthread_attr_destroy(&attr);
+    if (rc == 0 && spec.name[0] != '\0') {
+        // Here, so that the name is there when the creator returns; the
+        // thread names itself too (name_this_thread), so that its start hook
+        // sees it. Cosmetic: failure is not an error.
+        ::pthread_setname_np(thread, spec.name);
+    }
+    return rc;
+}
+
+/// The first thing a thread started by start_thread does: its own name
+/// (prctl, which works without /proc).
+inline void name_this_thread(const char* name) noexcept {
+    if (name[0] != '\0') {
+        ::pthread_setname_np(::pthread_self(), name);
+    }
+}
+
+/// Starts a thread with `spec` that returns at once, and joins it: finds out
+/// at construction whether threads started later (on demand, from whatever
+/// thread) would be refused. Returns 0 or an errno value.
+inline int probe_thread(const thread_spec& spec) noexcept {
+    pthread_t thread;
+    const int rc = start_thread(
+        thread, spec, [](void*) -> void* { return nullptr; }, nullptr);
+    if (rc == 0) {
+        ::pthread_join(thread, nullptr);
+    }
+    return rc;
+}
+
+/// The CPUs the calling thread may run on; false if the OS does not say.
+inline bool current_cpus(cpu_set_t& out) noexcept {
+    CPU_ZERO(&out);
+    return ::pthread_getaffinity_np(::pthread_self(), sizeof out, &out) == 0;
+}
+
+/// The name sched(7) gives a policy, for messages.
+inline const char* policy_name(int policy) noexcept {
+    switch (policy) {
+    case SCHED_OTHER: return "SCHED_OTHER";
+    case SCHED_FIFO: return "SCHED_FIFO";
+    case SCHED_RR: return "SCHED_RR";
+    default: return "the inherited policy";
+    }
+}
+
+/// Writes "<prefix>-<index>" into `out`, cutting the prefix so the whole
+/// name fits the OS limit of 15 characters and the index is never lost.
+inline void format_thread_name(char (&out)[16], const char* prefix, unsigned index) noexcept {
+    char digits[12];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + index % 10);
+        index /= 10;
+    } while (index != 0 && n < 11);
+    const std::size_t suffix = static_cast<std::size_t>(n) + 1; // "-" and digits
+    std::size_t len = std::strlen(prefix);
+    if (len + suffix > 15) {
+        len = 15 - suffix;
+    }
+    std::memcpy(out, prefix, len);
+    out[len] = '-';
+    for (int i = 0; i < n; ++i) {
+        out[len + 1 + static_cast<std::size_t>(i)] = digits[n - 1 - i];
+    }
+    out[len + suffix] = '\0';
+}
+
+/// What a thread calls when it starts and stops: the executor's
+/// settings::on_thread_start / on_thread_stop behind a function pointer, so
+/// that detail/ needs no public header. `call` is never null.
+struct thread_hooks {
+    void (*call)(const void* context, bool start,
+                 std::uint32_t index) noexcept = [](const void*, bool, std::uint32_t) noexcept {};
+    const void* context = nullptr;
+
+    void start(std::uint32_t index) const noexcept { call(context, true, index); }
+    void stop(std::uint32_t index) const noexcept { call(context, false, index); }
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/thread.hpp ----
+
+// ---- begin weft/error.hpp ----
+// weft/error.hpp: what weft reports when something is misused, and the hooks
+// that receive errors when exceptions are off.
+//
+// Programming errors (calling block_on on a worker, spawning with no
+// executor, using a join handle twice, ...) raise a weft::error, a
+// std::system_error whose code() is a weft::errc and whose what() says what
+// happened and what to do instead. Built with -fno-exceptions, the same
+// message goes to the panic handler, which by default prints it and aborts.
+
+#include <exception>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+
 namespace weft {
 
 /// Why weft refused or failed: the code of a weft::error, or the error of a
@@ -266,6 +324,9 @@ enum class errc {
     /// An executor created before fork() was used in the child process,
     /// where its threads do not exist.
     used_after_fork,
+    /// The operating system did not permit a setting: a real-time
+    /// scheduling policy without CAP_SYS_NICE or a high enough RLIMIT_RTPRIO.
+    not_permitted,
 };
 
 } // namespace weft
@@ -295,6 +356,7 @@ public:
         case errc::closed: return "closed while waiting";
         case errc::busy: return "another task is already waiting";
         case errc::used_after_fork: return "executor used in a child process after fork()";
+        case errc::not_permitted: return "not permitted by the operating system";
         }
         return "unknown weft error";
     }
@@ -366,6 +428,601 @@ namespace detail {
 
 } // namespace weft
 // ---- end weft/error.hpp ----
+
+namespace weft {
+
+/// The compile-time knobs of an executor, in one place. Derive from it and
+/// override what you need:
+///
+/// ```cpp
+/// struct my_options : weft::default_options {
+///     static constexpr std::uint32_t budget = 64;
+/// };
+/// weft::executor<2, 128, my_options> ex;
+/// ```
+///
+/// Every knob is checked by a static_assert when the executor is
+/// instantiated.
+struct default_options {
+    /// How many tasks a worker runs between two looks at the global queue
+    /// *before* its own (fairness for remote spawns). Lower: remote work
+    /// waits less, local work loses some cache warmth. Go and Tokio use 61
+    /// for busy runtimes, Tokio's current-thread runtime 31.
+    static constexpr std::uint32_t global_queue_interval = 31;
+
+    /// How many tasks a worker runs between two maintenance passes
+    /// (metrics, shutdown; the reactor's non-blocking poll). Go's and
+    /// Tokio's value. Lower: I/O is seen sooner, more overhead per task.
+    static constexpr std::uint32_t event_interval = 61;
+
+    /// Operations (joins that find their result ready, later timers, I/O
+    /// and channel operations) a task may complete in one run before weft's
+    /// awaitables make it yield. Tokio's value; it keeps one busy task from
+    /// starving the rest of its worker's queue.
+    static constexpr std::uint32_t budget = 128;
+
+    /// The LIFO slot: the task most recently woken by a worker runs next on
+    /// that worker (cache-warm message passing). Disable it for strictly
+    /// FIFO scheduling.
+    static constexpr bool enable_lifo_slot = true;
+
+    /// LIFO-slot runs in a row before the worker goes back to its queue, so
+    /// two tasks waking each other cannot starve the queue (Tokio's 3).
+    static constexpr std::uint32_t max_lifo_polls = 3;
+
+    /// Most tasks a worker takes from the global queue in one lock hold.
+    static constexpr std::uint32_t max_global_batch = 128;
+
+    /// Timers that can be pending at once (each sleep, timeout and interval
+    /// tick holds one while it waits): a fixed array of about 40 bytes per
+    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_timers = 1024;
+
+    /// Timer resolution in nanoseconds: the step of the timer wheel. Timers
+    /// never fire early, and usually fire at their exact deadline plus the
+    /// wake-up latency (the driver keeps exact deadlines for the next step);
+    /// past 64 timers due in the same step, or at the end of a 64-step lap,
+    /// one may fire up to a step late. The wheel spans 2^35 steps (about a
+    /// year at 1 ms, as Tokio; 40 days at 100 us); longer sleeps still work,
+    /// they are re-placed when the wheel reaches them.
+    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
+
+    /// File descriptors registered with the reactor at once (async_fd, each
+    /// socket): a fixed array of 64 bytes per source. When all are in use,
+    /// registration returns errc::capacity_exhausted.
+    static constexpr std::uint32_t max_io_sources = 256;
+
+    /// Events taken from epoll in one poll (12 bytes each). More events wait
+    /// for the next poll.
+    static constexpr std::uint32_t max_io_events = 256;
+
+    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
+    /// it was woken for, first wakes a parked peer (if nobody searches) so
+    /// that the peer takes over the reactor. Without it, a task that blocks
+    /// its worker for a long time stalls every timer and socket until
+    /// another worker parks (tokio#4730). It costs one extra wake-up per
+    /// I/O-driven wake-up when the executor is otherwise idle.
+    static constexpr bool driver_handoff = true;
+
+    /// Shards of the live-task list (a power of two). More: less contention
+    /// between threads spawning at once, a few more bytes.
+    static constexpr std::uint32_t live_task_shards = 16;
+
+    /// Most threads running spawn_blocking jobs at once. They start on
+    /// demand (only when no blocking thread is idle) and retire after
+    /// settings::blocking_keep_alive without work, so an executor that never
+    /// blocks has none. Each costs a thread stack (settings::stack_size) while
+    /// it lives. Small, because these are boards, not servers (Tokio's 512
+    /// surprises its users): a job that needs one more thread than this waits
+    /// in the queue below.
+    static constexpr std::uint32_t max_blocking_threads = 16;
+
+    /// spawn_blocking jobs that may wait for a free blocking thread (an
+    /// intrusive list: no memory beyond the jobs themselves). When it is
+    /// full, spawn_blocking raises errc::capacity_exhausted instead of
+    /// queueing without limit. 0: never queue (a job needs a free thread).
+    static constexpr std::uint32_t blocking_queue_capacity = 1024;
+};
+
+/// A thread's scheduling policy (see sched(7)).
+enum class sched_policy {
+    /// Keep the policy and priority of the thread that starts it, as
+    /// std::thread does.
+    inherit,
+    /// SCHED_OTHER: the normal time-shared policy; priority 0 (weigh such
+    /// threads with nice(2), e.g. setpriority() in on_thread_start).
+    other,
+    /// SCHED_FIFO: real time. The thread runs until it blocks or yields, or
+    /// a thread of higher priority preempts it; priority 1..99 on Linux.
+    fifo,
+    /// SCHED_RR: SCHED_FIFO with a time slice among threads of the same
+    /// priority.
+    rr,
+};
+
+/// How one kind of thread is scheduled: a policy and its static priority.
+///
+/// ```cpp
+/// weft::settings s;
+/// s.worker_scheduling = {weft::sched_policy::fifo, 50};
+/// ```
+struct thread_scheduling {
+    /// The policy; see sched_policy.
+    sched_policy policy = sched_policy::inherit;
+    /// For fifo and rr: from sched_get_priority_min to sched_get_priority_max
+    /// (1..99 on Linux); for other and inherit: 0. Anything else is
+    /// errc::invalid_argument at construction.
+    int priority = 0;
+};
+
+/// Which kind of thread a hook is called on.
+enum class thread_kind {
+    /// One of the executor's worker threads (runs tasks).
+    worker,
+    /// One of the threads that run spawn_blocking jobs.
+    blocking,
+};
+
+/// What on_thread_start and on_thread_stop are told about their thread.
+struct thread_info {
+    /// Worker or blocking thread.
+    thread_kind kind = thread_kind::worker;
+    /// The worker's index (0..Workers-1), or the blocking thread's slot
+    /// (the <i> of its name "<prefix>-blk-<i>"). A blocking thread that
+    /// retired leaves its slot to a later thread, which gets the same index.
+    std::uint32_t index = 0;
+};
+
+/// A hook called on an executor's own threads; see settings::on_thread_start.
+using thread_hook = std::function<void(thread_info)>;
+
+/// Run-time settings of an executor's threads, given to its constructor.
+struct settings {
+    /// Worker i is named "<prefix>-<i>", blocking thread i "<prefix>-blk-<i>"
+    /// (what top -H, gdb and /proc/<pid>/task/<tid>/comm show). The OS
+    /// allows 15 characters; the prefix is cut so that the index always fits.
+    std::string thread_name_prefix = "weft";
+
+    /// Stack size of each worker thread in bytes; 0 keeps the platform
+    /// default (usually 8 MiB of address space). Tasks run on these stacks,
+    /// but their coroutine frames live on the heap, so small stacks (64 KiB)
+    /// are usually enough. Below PTHREAD_STACK_MIN is errc::invalid_argument.
+    std::size_t stack_size = 0;
+
+    /// Stack size of each blocking thread in bytes; 0: the same as
+    /// stack_size. Blocking jobs run ordinary library code on these stacks,
+    /// which may want more than a worker does.
+    std::size_t blocking_stack_size = 0;
+
+    /// worker_cpus[i] pins worker i to that CPU; a missing entry or -1
+    /// leaves the worker to worker_cpu_set. A CPU that does not exist is
+    /// errc::invalid_argument at construction.
+    std::vector<int> worker_cpus;
+
+    /// The CPUs on which the workers that worker_cpus leaves free may run
+    /// (e.g. the cores kept for the application with isolcpus); empty: the
+    /// CPUs of the thread that constructs the executor.
+    std::vector<int> worker_cpu_set;
+
+    /// The CPUs on which blocking threads may run; empty: the CPUs of the
+    /// thread that constructs the executor. Either way a blocking thread
+    /// does not inherit the pinning of the worker that happened to start it.
+    std::vector<int> blocking_cpu_set;
+
+    /// Scheduling policy and priority of the workers. The default inherits
+    /// those of the thread that constructs the executor. A real-time policy
+    /// (fifo, rr) needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least the
+    /// priority; without either the constructor raises errc::not_permitted,
+    /// saying so. A priority out of range is errc::invalid_argument.
+    ///
+    /// ```cpp
+    /// weft::settings s;
+    /// s.worker_scheduling = {weft::sched_policy::fifo, 40}; // tasks preempt the rest of the board
+    /// s.worker_cpus = {2, 3};                                // on the isolated cores
+    /// weft::executor<2> ex(s);                               // blocking threads stay SCHED_OTHER
+    /// ```
+    thread_scheduling worker_scheduling{};
+
+    /// Scheduling policy and priority of the blocking threads. SCHED_OTHER by
+    /// default, whatever the workers have: blocking jobs wait on slow calls
+    /// and should not compete with real-time tasks, and a blocking thread
+    /// must not inherit the policy of whichever worker happened to start it.
+    /// A real-time policy here is checked at construction (one short-lived
+    /// thread is started with it) and raises as worker_scheduling does. (A
+    /// process that runs under SCHED_IDLE without CAP_SYS_NICE may not start
+    /// SCHED_OTHER threads: there, use sched_policy::inherit.)
+    thread_scheduling blocking_scheduling{sched_policy::other, 0};
+
+    /// Called on each worker and blocking thread when it starts, before it
+    /// runs any task or job, with the thread's name, stack, CPUs and
+    /// policy already applied; and on_thread_stop when it stops, after its
+    /// last task or job. Every thread that called on_thread_start calls
+    /// on_thread_stop, even when a later thread fails to start.
+    ///
+    /// Hooks run on the thread itself, outside any task: they may set
+    /// thread-locals, name or tune the thread (nice, mlock, signal masks),
+    /// register it with a watchdog or a profiler. They must not use the
+    /// executor: weft::spawn and weft::spawn_blocking raise
+    /// errc::no_current_executor there, and a worker's start hook may run
+    /// while the constructor is still starting threads, its stop hook while
+    /// shutdown waits for it. Keep them short: a worker runs no task until
+    /// its start hook returns, and shutdown waits for every stop hook. They
+    /// run on several threads at once, so what they share needs a lock or
+    /// atomics. A hook that throws ends the process through the panic
+    /// handler (errc::invalid_argument, naming the hook and the thread).
+    ///
+    /// ```cpp
+    /// thread_local int t_core = -1;
+    /// weft::settings s;
+    /// s.on_thread_start = [](weft::thread_info info) {
+    ///     if (info.kind == weft::thread_kind::worker) t_core = static_cast<int>(info.index);
+    /// };
+    /// ```
+    thread_hook on_thread_start;
+
+    /// Called on each worker and blocking thread after its last task or
+    /// job; see on_thread_start.
+    thread_hook on_thread_stop;
+
+    /// How long a blocking thread (see spawn_blocking) waits for a new job
+    /// before it exits; the next job that finds no idle thread starts a new
+    /// one.
+    std::chrono::milliseconds blocking_keep_alive{10'000};
+
+    /// How long an explicit executor::shutdown() waits for running blocking
+    /// jobs before it gives up with errc::timed_out (the executor then keeps
+    /// running, accepts no blocking job, and a later shutdown() waits
+    /// again). 0: wait as long as they run. The destructor always waits
+    /// until they finish: it cannot free what their threads use.
+    std::chrono::milliseconds blocking_shutdown_timeout{0};
+};
+
+namespace detail {
+
+// ---- settings -> thread_spec ---------------------------------------------------
+// Everything the OS can be asked about without starting a thread is checked
+// here, at construction, with errc::invalid_argument and the setting's
+// name; what only pthread_create can tell (permission, CPUs outside the
+// process's cpuset) comes back through raise_thread_start_error. Messages
+// are formatted with snprintf into a buffer rather than with std::string
+// concatenation: this code runs once, and every byte of it is in every
+// program (a few KiB of inlined string building otherwise).
+
+/// A message under construction; raise() copies it out.
+struct message_buffer {
+    char text[640] = {};
+    std::size_t used = 0;
+
+    [[gnu::format(printf, 2, 3)]] void add(const char* format, ...) noexcept {
+        if (used + 1 >= sizeof text) {
+            return; // full: the message is cut
+        }
+        std::va_list args;
+        va_start(args, format);
+        const int n = std::vsnprintf(text + used, sizeof text - used, format, args);
+        va_end(args);
+        if (n > 0) {
+            used += static_cast<std::size_t>(n);
+        }
+    }
+};
+
+/// Appends "0,2-3" (a CPU set as taskset and /sys print it) to `out`.
+inline void describe_cpus(message_buffer& out, const cpu_set_t& cpus) noexcept {
+    const char* separator = "";
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(static_cast<std::size_t>(cpu), &cpus)) {
+            continue;
+        }
+        int last = cpu;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(static_cast<std::size_t>(last + 1), &cpus)) {
+            ++last;
+        }
+        out.add("%s%d", separator, cpu);
+        if (last > cpu) {
+            out.add("-%d", last);
+        }
+        separator = ",";
+        cpu = last;
+    }
+}
+
+/// Pins `spec` to the `count` CPUs at `cpus` (none: leaves it alone);
+/// raises errc::invalid_argument for a CPU this machine does not have.
+/// `setting` and `index` name the setting in the message.
+inline void apply_cpus(thread_spec& spec, const int* cpus, std::size_t count, const char* setting,
+                       long index) {
+    if (count == 0) {
+        return;
+    }
+    const long configured = ::sysconf(_SC_NPROCESSORS_CONF);
+    const int limit = configured > 0 && configured < CPU_SETSIZE ? static_cast<int>(configured) : CPU_SETSIZE;
+    CPU_ZERO(&spec.cpus);
+    for (std::size_t i = 0; i < count; ++i) {
+        if (cpus[i] < 0 || cpus[i] >= limit) {
+            message_buffer message;
+            message.add("settings::%s", setting);
+            if (index >= 0) {
+                message.add("[%ld] (worker %ld)", index, index);
+            }
+            message.add(" names CPU %d, which does not exist: this machine has CPUs 0-%d", cpus[i],
+                        limit - 1);
+            raise(errc::invalid_argument, message.text);
+        }
+        CPU_SET(static_cast<std::size_t>(cpus[i]), &spec.cpus);
+    }
+    spec.pinned = true;
+}
+
+/// Sets `spec`'s policy and priority; raises errc::invalid_argument for a
+/// priority the policy does not take.
+inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, const char* setting) {
+    int policy = -1;
+    switch (sched.policy) {
+    case sched_policy::inherit: break;
+    case sched_policy::other: policy = SCHED_OTHER; break;
+    case sched_policy::fifo: policy = SCHED_FIFO; break;
+    case sched_policy::rr: policy = SCHED_RR; break;
+    default: {
+        message_buffer message;
+        message.add("settings::%s: unknown sched_policy %d", setting, static_cast<int>(sched.policy));
+        raise(errc::invalid_argument, message.text);
+    }
+    }
+    const int low = policy >= 0 ? ::sched_get_priority_min(policy) : 0;
+    const int high = policy >= 0 ? ::sched_get_priority_max(policy) : 0;
+    if (sched.priority < low || sched.priority > high) {
+        message_buffer message;
+        message.add("settings::%s: priority %d is out of range for %s (%d..%d)", setting, sched.priority,
+                    policy_name(policy), low, high);
+        if (policy == SCHED_OTHER || policy < 0) {
+            message.add("; a priority needs sched_policy::fifo or sched_policy::rr (for SCHED_OTHER, set a "
+                        "nice value in on_thread_start)");
+        }
+        raise(errc::invalid_argument, message.text);
+    }
+    spec.policy = policy;
+    spec.priority = sched.priority;
+}
+
+/// How worker `index` starts.
+inline thread_spec worker_thread_spec(const settings& config, std::uint32_t index) {
+    thread_spec spec;
+    format_thread_name(spec.name, config.thread_name_prefix.c_str(), index);
+    spec.stack_size = config.stack_size;
+    if (index < config.worker_cpus.size() && config.worker_cpus[index] != -1) {
+        apply_cpus(spec, &config.worker_cpus[index], 1, "worker_cpus", static_cast<long>(index));
+    } else {
+        apply_cpus(spec, config.worker_cpu_set.data(), config.worker_cpu_set.size(), "worker_cpu_set", -1);
+    }
+    apply_scheduling(spec, config.worker_scheduling, "worker_scheduling");
+    return spec;
+}
+
+/// How every blocking thread starts (the pool names each). Its CPUs are
+/// always explicit: blocking_cpu_set, or those of the calling thread.
+inline thread_spec blocking_thread_spec(const settings& config) {
+    thread_spec spec;
+    spec.stack_size = config.blocking_stack_size != 0 ? config.blocking_stack_size : config.stack_size;
+    apply_cpus(spec, config.blocking_cpu_set.data(), config.blocking_cpu_set.size(), "blocking_cpu_set", -1);
+    if (!spec.pinned) {
+        spec.pinned = current_cpus(spec.cpus);
+    }
+    apply_scheduling(spec, config.blocking_scheduling, "blocking_scheduling");
+    return spec;
+}
+
+/// Raises the error for a thread the OS refused to start. `who` and
+/// `index` name it: ("worker", 3) or ("a blocking thread", -1).
+[[noreturn]] inline void raise_thread_start_error(int rc, const char* who, long index,
+                                                  const thread_spec& spec) {
+    message_buffer message;
+    message.add("cannot start %s", who);
+    if (index >= 0) {
+        message.add(" %ld", index);
+    }
+    message.add(": ");
+    if (rc == EPERM && (spec.policy == SCHED_FIFO || spec.policy == SCHED_RR)) {
+        message.add(
+            "%s priority %d is not permitted. A real-time policy needs CAP_SYS_NICE (run as root, or "
+            "`setcap cap_sys_nice+ep` the program) or an RLIMIT_RTPRIO of at least %d (`ulimit -r`, "
+            "`rtprio` in /etc/security/limits.conf); in a container, the container needs CAP_SYS_NICE "
+            "too",
+            policy_name(spec.policy), spec.priority, spec.priority);
+        raise(errc::not_permitted, message.text);
+    }
+    if (rc == EPERM) {
+        message.add("the OS did not permit %s (EPERM); a process under SCHED_IDLE needs CAP_SYS_NICE or "
+                    "RLIMIT_NICE to start threads under another policy (or use sched_policy::inherit)",
+                    policy_name(spec.policy));
+        raise(errc::not_permitted, message.text);
+    }
+    if (rc == EINVAL) {
+        message.add("the OS refused its settings (stack_size %zu bytes, CPUs ", spec.stack_size);
+        if (spec.pinned) {
+            describe_cpus(message, spec.cpus);
+        } else {
+            message.add("inherited");
+        }
+        message.add(", %s priority %d): the stack may be below PTHREAD_STACK_MIN, or none of the CPUs may be "
+                    "online and allowed to this process",
+                    policy_name(spec.policy), spec.priority);
+        raise(errc::invalid_argument, message.text);
+    }
+    message.add("%s (the process may be at its thread limit, RLIMIT_NPROC, or out of memory)",
+                std::strerror(rc));
+    raise(errc::thread_start_failed, message.text);
+}
+
+/// Calls a hook on the thread it describes; a hook that throws ends the
+/// process through the panic handler.
+inline void call_thread_hook(const thread_hook& hook, thread_info info, const char* hook_name) noexcept {
+    if (!hook) {
+        return;
+    }
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    try {
+        hook(info);
+    } catch (...) {
+        message_buffer message;
+        message.add("settings::%s threw on %s %u; hooks must not throw", hook_name,
+                    info.kind == thread_kind::worker ? "worker" : "blocking thread", info.index);
+        panic(static_cast<int>(errc::invalid_argument), message.text);
+    }
+#else
+    hook(info);
+    (void)hook_name;
+#endif
+}
+
+/// The pool's view of on_thread_start / on_thread_stop for blocking
+/// threads; `config` must outlive the pool.
+inline thread_hooks blocking_thread_hooks(const settings& config) noexcept {
+    thread_hooks hooks;
+    hooks.call = [](const void* context, bool start, std::uint32_t index) noexcept {
+        const auto& s = *static_cast<const settings*>(context);
+        call_thread_hook(start ? s.on_thread_start : s.on_thread_stop, {thread_kind::blocking, index},
+                         start ? "on_thread_start" : "on_thread_stop");
+    };
+    hooks.context = &config;
+    return hooks;
+}
+
+} // namespace detail
+
+} // namespace weft
+// ---- end weft/config.hpp ----
+
+// ---- begin weft/detail/attributes.hpp ----
+// weft/detail/attributes.hpp: the few macros weft's headers need, defined in
+// one place. weft.hpp #undefs them at its end (detail/attributes_end.hpp),
+// so the umbrella header and the single header leak no macro.
+
+// clang 14 cannot compile a free or static coroutine that is inline or a
+// template under -fsanitize=function (part of -fsanitize=undefined): "Cannot
+// represent a difference across sections" (llvm/llvm-project#49689). Such
+// coroutines opt out of that one check.
+#if defined(__clang__)
+#define WEFT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define WEFT_NO_SANITIZE_FUNCTION
+#endif
+
+// GCC 12 emits the body of every inline coroutine (its actor and destroy
+// functions, and all they call) in each translation unit that includes it,
+// used or not, unless optimizing; and a coroutine template instantiated from
+// an inline function is such a coroutine too. For the socket and descriptor
+// operations that was most of the object code of a file that only includes
+// weft.hpp, and about 0.5 s of its -O0 compile. Prefixed with this macro,
+// such a member becomes a function template with a defaulted parameter:
+// called as before, compiled only where it is called.
+#define WEFT_COMPILED_ON_USE template <class = void>
+// ---- end weft/detail/attributes.hpp ----
+
+// ---- begin weft/detail/blocking_pool.hpp ----
+// weft/detail/blocking_pool.hpp
+//
+// What it is for: the threads that run spawn_blocking jobs, so that a call
+// which blocks its thread (a driver's ioctl, a file read, a library with no
+// async API) never blocks a worker.
+//
+// Where it comes from: Tokio's `blocking/pool.rs`: one mutex and one
+// condition variable for the whole pool, threads started on demand (only
+// when no idle thread is left and the cap is not reached), retired after an
+// idle keep-alive, the count of idle threads lowered by the *notifier* so
+// that one wake-up is claimed by exactly one job, and each exiting thread
+// joining the one that exited before it (at most one thread is ever left
+// unjoined, and shutdown joins it). Unlike Tokio, the threads are a fixed
+// array of `Options::max_blocking_threads` slots and the queue is bounded.
+//
+// A job is an ordinary spawned task (one block, the cell in front of the
+// frame, so join_handle works unchanged) whose `owner` is this pool. Its
+// coroutine never suspends: one poll runs the callable to the end. So a job
+// is always either in the queue or held by the thread running it, and
+// shutdown finds every job without a live-task list.
+//
+// A blocking thread is not a worker: t_context.sched stays null there, so
+// join_handle::get() and executor::block_on work in a job (as in Tokio).
+// t_blocking says where weft::spawn (the executor's runtime) and
+// weft::spawn_blocking (this pool) go from such a thread; workers set
+// t_blocking.pool too.
+//
+// Invariants (all fields below the mutex are written only under it):
+//   - m_threads counts live threads (starting, running a job, or idle);
+//     at most slots.size(). A slot is `live` from its start until its thread
+//     leaves the loop; its index is in the thread's name.
+//   - m_idle counts idle threads that no job has claimed yet; a job that
+//     finds m_idle > 0 takes one (m_idle - 1, m_notify + 1) and signals.
+//     An idle thread leaves its wait only by taking one m_notify, or at
+//     shutdown, or when its keep-alive passes with no m_notify for it.
+//   - m_queued counts the jobs in the FIFO. Jobs already promised a thread
+//     (m_notify + m_starting) do not count against the capacity.
+//   - Once m_closed, no job is accepted and no thread is started; a thread
+//     that sees it exits instead of taking the next job, and shutdown
+//     cancels what is left in the queue.
+//   - The metric mirrors (atomics) are written under the mutex and read
+//     without it.
+//
+// Threads: each starts from the pool's thread_spec (stack, CPUs, policy,
+// all explicit by default, so that a thread started by a pinned real-time
+// worker does not inherit that worker's CPU and policy), names itself, and
+// calls the start hook before it takes a job and the stop hook after its
+// last one, outside the lock. A stop hook may still run when the slot has
+// been given to a new thread; the pool itself outlives it (shutdown joins
+// every thread, see above).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <span>
+
+#include <pthread.h>
+
+
+// ---- begin weft/detail/scheduler.hpp ----
+// weft/detail/scheduler.hpp
+//
+// What it is for: the small, non-template surface between tasks and the
+// executor that runs them, so that awaitables and free functions
+// (weft::spawn, yield_now, join) work without knowing the executor's
+// template arguments (as tokio::spawn finds its runtime through a
+// thread-local).
+//
+//   - `scheduler`: what a task needs from its executor (bind it, wake it,
+//     forget it). One virtual call per operation.
+//   - `thread_context`: the thread-local that says which executor this
+//     thread works for (if it is a worker), which task it is polling, and
+//     how much of that task's budget is left.
+//   - wake() and complete_task(): the task-side halves of scheduling and of
+//     finishing, built on the state machine in task_cell.hpp.
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+
+// ---- begin weft/detail/fork.hpp ----
+// weft/detail/fork.hpp
+//
+// What it is for: noticing that an executor is used in a child process.
+// fork() copies the calling thread only: the child has the executor's memory
+// but none of its workers or blocking threads, so a task spawned there would
+// never run, and a join or a shutdown would wait forever for threads that
+// do not exist. Each executor (through its schedulers) remembers the fork
+// generation it was created in; a pthread_atfork child handler advances the
+// generation, and the entry points compare (one relaxed load).
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+
+#include <pthread.h>
+
 
 namespace weft::detail {
 
@@ -1146,88 +1803,6 @@ inline idle_action poll_task(task_header* task) noexcept {
 } // namespace weft::detail
 // ---- end weft/detail/scheduler.hpp ----
 
-// ---- begin weft/detail/thread.hpp ----
-// weft/detail/thread.hpp
-//
-// What it is for: starting an executor's threads with the settings a board
-// needs, which std::thread cannot express: stack size, CPU affinity, and a
-// name the OS shows (top -H, /proc/<pid>/task/<tid>/comm, gdb).
-//
-// Everything here reports failure as an errno value; the public executor
-// turns it into a weft::error with a sentence.
-
-#include <cerrno>
-#include <cstddef>
-#include <cstring>
-
-#include <pthread.h>
-#include <sched.h>
-
-namespace weft::detail {
-
-struct thread_spec {
-    char name[16] = {};         // what the OS shows; at most 15 characters
-    std::size_t stack_size = 0; // bytes; 0 keeps the platform default
-    int cpu = -1;               // pin to this CPU; -1 leaves it free
-};
-
-/// Starts `body(arg)` on a new thread. Returns 0 or an errno value
-/// (EINVAL for a stack below PTHREAD_STACK_MIN or a CPU that does not exist).
-inline int start_thread(pthread_t& thread, const thread_spec& spec, void* (*body)(void*),
-                        void* arg) noexcept {
-    pthread_attr_t attr;
-    int rc = ::pthread_attr_init(&attr);
-    if (rc != 0) {
-        return rc;
-    }
-    if (rc == 0 && spec.stack_size != 0) {
-        rc = ::pthread_attr_setstacksize(&attr, spec.stack_size);
-    }
-    if (rc == 0 && spec.cpu >= 0) {
-        if (spec.cpu >= CPU_SETSIZE) {
-            rc = EINVAL;
-        } else {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(static_cast<std::size_t>(spec.cpu), &set);
-            rc = ::pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-        }
-    }
-    if (rc == 0) {
-        rc = ::pthread_create(&thread, &attr, body, arg);
-    }
-    ::pthread_attr_destroy(&attr);
-    if (rc == 0 && spec.name[0] != '\0') {
-        ::pthread_setname_np(thread, spec.name); // cosmetic: failure is not an error
-    }
-    return rc;
-}
-
-/// Writes "<prefix>-<index>" into `out`, cutting the prefix so the whole
-/// name fits the OS limit of 15 characters and the index is never lost.
-inline void format_thread_name(char (&out)[16], const char* prefix, unsigned index) noexcept {
-    char digits[12];
-    int n = 0;
-    do {
-        digits[n++] = static_cast<char>('0' + index % 10);
-        index /= 10;
-    } while (index != 0 && n < 11);
-    const std::size_t suffix = static_cast<std::size_t>(n) + 1; // "-" and digits
-    std::size_t len = std::strlen(prefix);
-    if (len + suffix > 15) {
-        len = 15 - suffix;
-    }
-    std::memcpy(out, prefix, len);
-    out[len] = '-';
-    for (int i = 0; i < n; ++i) {
-        out[len + 1 + static_cast<std::size_t>(i)] = digits[n - 1 - i];
-    }
-    out[len + suffix] = '\0';
-}
-
-} // namespace weft::detail
-// ---- end weft/detail/thread.hpp ----
-
 namespace weft::detail {
 
 class blocking_pool;
@@ -1251,18 +1826,20 @@ public:
         blocking_pool* pool = nullptr;
         std::uint32_t index = 0;
         bool live = false;
+        char name[16] = {}; // written when the thread starts, read by it
     };
 
     struct config {
         const char* name_prefix = "weft";
-        std::size_t stack_size = 0;
+        thread_spec thread;   // stack, CPUs and policy of every thread; the name is the pool's
+        thread_hooks hooks{}; // called with the slot's index
         std::chrono::milliseconds keep_alive{10'000};
         std::size_t queue_capacity = 1024;
         scheduler* spawn_target = nullptr; // the executor's runtime
     };
 
     blocking_pool(std::span<slot> slots, const config& cfg) noexcept
-        : m_slots(slots), m_stack_size(cfg.stack_size),
+        : m_slots(slots), m_spec(cfg.thread), m_hooks(cfg.hooks),
           m_keep_alive(cfg.keep_alive.count() > 0 ? cfg.keep_alive : std::chrono::milliseconds(0)),
           m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target) {
         for (std::size_t i = 0; i < m_slots.size(); ++i) {
@@ -1397,6 +1974,9 @@ public:
     std::uint32_t idle_threads() const noexcept { return m_idle_metric.load(std::memory_order_relaxed); }
     std::size_t queue_depth() const noexcept { return m_queued_metric.load(std::memory_order_relaxed); }
 
+    /// How each thread starts (without its name).
+    const thread_spec& thread_settings() const noexcept { return m_spec; }
+
 private:
     enum class claim { claimed, none, start_failed };
 
@@ -1420,9 +2000,9 @@ private:
                 break;
             }
         }
-        thread_spec spec;
+        thread_spec spec = m_spec;
         format_thread_name(spec.name, m_name_prefix, free->index);
-        spec.stack_size = m_stack_size;
+        std::memcpy(free->name, spec.name, sizeof spec.name);
         // The new thread waits for this lock before it touches the pool.
         error = start_thread(free->thread, spec, &thread_main, free);
         if (error != 0) {
@@ -1507,6 +2087,10 @@ private:
     }
 
     void run(slot& self) noexcept {
+        const std::uint32_t index = self.index;
+        const thread_hooks hooks = m_hooks;
+        name_this_thread(self.name);
+        hooks.start(index);
         t_blocking = {m_spawn_target, this};
         std::unique_lock<std::mutex> hold(m_mutex);
         --m_starting;
@@ -1538,6 +2122,7 @@ private:
         // From here on nothing of the pool is touched: shutdown may free it
         // once it has joined this thread.
         t_blocking = {};
+        hooks.stop(index);
         if (join_previous) {
             ::pthread_join(previous, nullptr);
         }
@@ -1564,7 +2149,8 @@ private:
     }
 
     std::span<slot> m_slots;
-    const std::size_t m_stack_size;
+    const thread_spec m_spec; // name left empty
+    const thread_hooks m_hooks;
     const std::chrono::milliseconds m_keep_alive;
     const std::size_t m_queue_capacity;
     scheduler* const m_spawn_target;
@@ -2126,9 +2712,7 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     case blocking_submit::thread_start_failed:
     case blocking_submit::accepted: break;
     }
-    const std::string message = std::string("cannot spawn_blocking: no blocking thread could start: ") +
-                                std::strerror(error) + " (check settings::stack_size and the thread limits)";
-    raise(errc::thread_start_failed, message.c_str());
+    raise_thread_start_error(error, "a blocking thread for spawn_blocking", -1, pool.thread_settings());
 }
 
 } // namespace detail
@@ -2169,146 +2753,6 @@ auto spawn_blocking(F&& fn) {
 
 } // namespace weft
 // ---- end weft/blocking.hpp ----
-
-// ---- begin weft/config.hpp ----
-// weft/config.hpp: what you can tune, at compile time (Options) and at run
-// time (settings).
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <vector>
-
-namespace weft {
-
-/// The compile-time knobs of an executor, in one place. Derive from it and
-/// override what you need:
-///
-/// ```cpp
-/// struct my_options : weft::default_options {
-///     static constexpr std::uint32_t budget = 64;
-/// };
-/// weft::executor<2, 128, my_options> ex;
-/// ```
-///
-/// Every knob is checked by a static_assert when the executor is
-/// instantiated.
-struct default_options {
-    /// How many tasks a worker runs between two looks at the global queue
-    /// *before* its own (fairness for remote spawns). Lower: remote work
-    /// waits less, local work loses some cache warmth. Go and Tokio use 61
-    /// for busy runtimes, Tokio's current-thread runtime 31.
-    static constexpr std::uint32_t global_queue_interval = 31;
-
-    /// How many tasks a worker runs between two maintenance passes
-    /// (metrics, shutdown; the reactor's non-blocking poll). Go's and
-    /// Tokio's value. Lower: I/O is seen sooner, more overhead per task.
-    static constexpr std::uint32_t event_interval = 61;
-
-    /// Operations (joins that find their result ready, later timers, I/O
-    /// and channel operations) a task may complete in one run before weft's
-    /// awaitables make it yield. Tokio's value; it keeps one busy task from
-    /// starving the rest of its worker's queue.
-    static constexpr std::uint32_t budget = 128;
-
-    /// The LIFO slot: the task most recently woken by a worker runs next on
-    /// that worker (cache-warm message passing). Disable it for strictly
-    /// FIFO scheduling.
-    static constexpr bool enable_lifo_slot = true;
-
-    /// LIFO-slot runs in a row before the worker goes back to its queue, so
-    /// two tasks waking each other cannot starve the queue (Tokio's 3).
-    static constexpr std::uint32_t max_lifo_polls = 3;
-
-    /// Most tasks a worker takes from the global queue in one lock hold.
-    static constexpr std::uint32_t max_global_batch = 128;
-
-    /// Timers that can be pending at once (each sleep, timeout and interval
-    /// tick holds one while it waits): a fixed array of about 40 bytes per
-    /// timer. When all are in use, sleeping returns errc::capacity_exhausted.
-    static constexpr std::uint32_t max_timers = 1024;
-
-    /// Timer resolution in nanoseconds: the step of the timer wheel. Timers
-    /// never fire early, and usually fire at their exact deadline plus the
-    /// wake-up latency (the driver keeps exact deadlines for the next step);
-    /// past 64 timers due in the same step, or at the end of a 64-step lap,
-    /// one may fire up to a step late. The wheel spans 2^35 steps (about a
-    /// year at 1 ms, as Tokio; 40 days at 100 us); longer sleeps still work,
-    /// they are re-placed when the wheel reaches them.
-    static constexpr std::uint64_t timer_resolution_ns = 1'000'000;
-
-    /// File descriptors registered with the reactor at once (async_fd, each
-    /// socket): a fixed array of 64 bytes per source. When all are in use,
-    /// registration returns errc::capacity_exhausted.
-    static constexpr std::uint32_t max_io_sources = 256;
-
-    /// Events taken from epoll in one poll (12 bytes each). More events wait
-    /// for the next poll.
-    static constexpr std::uint32_t max_io_events = 256;
-
-    /// Driver hand-off: a worker woken by I/O or a timer, about to run what
-    /// it was woken for, first wakes a parked peer (if nobody searches) so
-    /// that the peer takes over the reactor. Without it, a task that blocks
-    /// its worker for a long time stalls every timer and socket until
-    /// another worker parks (tokio#4730). It costs one extra wake-up per
-    /// I/O-driven wake-up when the executor is otherwise idle.
-    static constexpr bool driver_handoff = true;
-
-    /// Shards of the live-task list (a power of two). More: less contention
-    /// between threads spawning at once, a few more bytes.
-    static constexpr std::uint32_t live_task_shards = 16;
-
-    /// Most threads running spawn_blocking jobs at once. They start on
-    /// demand (only when no blocking thread is idle) and retire after
-    /// settings::blocking_keep_alive without work, so an executor that never
-    /// blocks has none. Each costs a thread stack (settings::stack_size) while
-    /// it lives. Small, because these are boards, not servers (Tokio's 512
-    /// surprises its users): a job that needs one more thread than this waits
-    /// in the queue below.
-    static constexpr std::uint32_t max_blocking_threads = 16;
-
-    /// spawn_blocking jobs that may wait for a free blocking thread (an
-    /// intrusive list: no memory beyond the jobs themselves). When it is
-    /// full, spawn_blocking raises errc::capacity_exhausted instead of
-    /// queueing without limit. 0: never queue (a job needs a free thread).
-    static constexpr std::uint32_t blocking_queue_capacity = 1024;
-};
-
-/// Run-time settings of an executor's threads, given to its constructor.
-struct settings {
-    /// Worker i is named "<prefix>-<i>" (what top -H, gdb and
-    /// /proc/<pid>/task/<tid>/comm show). The OS allows 15 characters; the
-    /// prefix is cut so that the index always fits.
-    std::string thread_name_prefix = "weft";
-
-    /// Stack size of each worker thread in bytes; 0 keeps the platform
-    /// default (usually 8 MiB of address space). Tasks run on these stacks,
-    /// but their coroutine frames live on the heap, so small stacks (64 KiB)
-    /// are usually enough.
-    std::size_t stack_size = 0;
-
-    /// worker_cpus[i] pins worker i to that CPU; a missing entry or -1
-    /// leaves the worker free. A CPU that does not exist is an error at
-    /// construction (errc::invalid_argument).
-    std::vector<int> worker_cpus;
-
-    /// How long a blocking thread (see spawn_blocking) waits for a new job
-    /// before it exits; the next job that finds no idle thread starts a new
-    /// one. Blocking threads are named "<prefix>-blk-<i>", have stack_size
-    /// and no CPU pinning.
-    std::chrono::milliseconds blocking_keep_alive{10'000};
-
-    /// How long an explicit executor::shutdown() waits for running blocking
-    /// jobs before it gives up with errc::timed_out (the executor then keeps
-    /// running, accepts no blocking job, and a later shutdown() waits
-    /// again). 0: wait as long as they run. The destructor always waits
-    /// until they finish: it cannot free what their threads use.
-    std::chrono::milliseconds blocking_shutdown_timeout{0};
-};
-
-} // namespace weft
-// ---- end weft/config.hpp ----
 
 // ---- begin weft/executor.hpp ----
 // weft/executor.hpp: the work-stealing executor, spawning, and yielding.
@@ -5454,16 +5898,16 @@ public:
     /// The slots of each worker's local queue (the `QueueSize` argument).
     static constexpr std::uint32_t queue_size = QueueSize;
 
-    /// Starts the worker threads. Raises errc::invalid_argument for a
-    /// setting the OS refuses (a CPU that does not exist, a stack below the
-    /// minimum), errc::thread_start_failed if a thread cannot start; no
-    /// thread is left running then.
+    /// Starts the worker threads (blocking threads start on demand). Raises
+    /// errc::invalid_argument for a setting out of range or refused by the
+    /// OS (a CPU that does not exist, a priority the policy does not take, a
+    /// stack below the minimum), errc::not_permitted for a real-time policy
+    /// the process may not use, errc::thread_start_failed if a thread cannot
+    /// start for another reason. Every setting is checked before the first
+    /// worker starts; when a worker fails to start, those already started
+    /// are stopped (their on_thread_stop runs) and none is left running.
     explicit executor(settings config = {})
-        : m_settings(std::move(config)),
-          m_blocking(m_blocking_slots,
-                     detail::blocking_pool::config{m_settings.thread_name_prefix.c_str(),
-                                                   m_settings.stack_size, m_settings.blocking_keep_alive,
-                                                   Options::blocking_queue_capacity, &m_runtime}) {
+        : m_settings(std::move(config)), m_blocking(m_blocking_slots, blocking_config()) {
         if (const int err = m_runtime.io_driver().error(); err != 0) {
             // Without epoll a parked worker could not sleep in the driver,
             // and without its eventfd it could never be woken there.
@@ -5473,17 +5917,29 @@ public:
             message += "); the process may be out of file descriptors";
             detail::raise(errc::capacity_exhausted, message.c_str());
         }
+        // Check every worker's settings before starting any, so that a bad
+        // one raises with no thread to stop (the loop below builds them again).
         for (std::uint32_t i = 0; i < Workers; ++i) {
-            detail::thread_spec spec;
-            detail::format_thread_name(spec.name, m_settings.thread_name_prefix.c_str(), i);
-            spec.stack_size = m_settings.stack_size;
-            spec.cpu = i < m_settings.worker_cpus.size() ? m_settings.worker_cpus[i] : -1;
+            (void)detail::worker_thread_spec(m_settings, i);
+        }
+        // Blocking threads start later, on demand, from whichever thread
+        // spawns: ask the OS now whether it accepts what they ask for.
+        const detail::thread_spec& blocking = m_blocking.thread_settings();
+        if (m_settings.blocking_stack_size != 0 || !m_settings.blocking_cpu_set.empty() ||
+            blocking.policy == SCHED_FIFO || blocking.policy == SCHED_RR) {
+            if (const int rc = detail::probe_thread(blocking); rc != 0) {
+                detail::raise_thread_start_error(rc, "a blocking thread (checked at construction)", -1,
+                                                 blocking);
+            }
+        }
+        for (std::uint32_t i = 0; i < Workers; ++i) {
+            const detail::thread_spec spec = detail::worker_thread_spec(m_settings, i);
             m_starts[i] = {this, i};
             const int rc = detail::start_thread(m_threads[i], spec, &thread_main, &m_starts[i]);
             if (rc != 0) {
                 stop_threads();
                 m_runtime.finish_shutdown();
-                raise_start_error(rc, i, spec);
+                detail::raise_thread_start_error(rc, "worker", i, spec);
             }
             ++m_started;
         }
@@ -5668,11 +6124,31 @@ private:
     };
 
     static void* thread_main(void* arg) {
-        auto* start = static_cast<start_args*>(arg);
-        detail::t_blocking.pool = &start->self->m_blocking; // where weft::spawn_blocking goes
-        start->self->m_runtime.run_worker(start->index);
+        const auto* start = static_cast<const start_args*>(arg);
+        executor& self = *start->self;
+        const thread_info info{thread_kind::worker, start->index};
+        char name[16];
+        detail::format_thread_name(name, self.m_settings.thread_name_prefix.c_str(), info.index);
+        detail::name_this_thread(name);
+        detail::call_thread_hook(self.m_settings.on_thread_start, info, "on_thread_start");
+        detail::t_blocking.pool = &self.m_blocking; // where weft::spawn_blocking goes
+        self.m_runtime.run_worker(info.index);
         detail::t_blocking = {};
+        detail::call_thread_hook(self.m_settings.on_thread_stop, info, "on_thread_stop");
         return nullptr;
+    }
+
+    // Called once, from the constructor's initializer list (m_settings and
+    // m_runtime are constructed by then).
+    detail::blocking_pool::config blocking_config() {
+        detail::blocking_pool::config cfg;
+        cfg.name_prefix = m_settings.thread_name_prefix.c_str();
+        cfg.thread = detail::blocking_thread_spec(m_settings);
+        cfg.hooks = detail::blocking_thread_hooks(m_settings);
+        cfg.keep_alive = m_settings.blocking_keep_alive;
+        cfg.queue_capacity = Options::blocking_queue_capacity;
+        cfg.spawn_target = &m_runtime;
+        return cfg;
     }
 
     void stop_threads() noexcept {
@@ -5716,18 +6192,6 @@ private:
                      "return\n",
                      running);
         std::fflush(stderr);
-    }
-
-    [[noreturn]] void raise_start_error(int rc, std::uint32_t index, const detail::thread_spec& spec) {
-        std::string message = "cannot start worker " + std::to_string(index) + ": ";
-        if (rc == EINVAL) {
-            message += "the OS refused its settings (stack_size " + std::to_string(spec.stack_size) +
-                       " bytes, cpu " + std::to_string(spec.cpu) +
-                       "): the stack may be below PTHREAD_STACK_MIN or the CPU may not exist";
-            detail::raise(errc::invalid_argument, message.c_str());
-        }
-        message += std::strerror(rc);
-        detail::raise(errc::thread_start_failed, message.c_str());
     }
 
     detail::runtime<Workers, QueueSize, Options> m_runtime;
@@ -5775,6 +6239,9 @@ private:
 // errc::closed. Regular files are always "ready" and epoll refuses them
 // (EPERM): read those with spawn_blocking. An async_fd must not outlive its
 // executor.
+//
+// The operations that are coroutines are marked WEFT_COMPILED_ON_USE (see
+// detail/attributes.hpp): compiled only in the files that call them.
 
 #include <atomic>
 #include <cerrno>
@@ -6512,11 +6979,13 @@ public:
     }
 
     /// read(2) of at most `buffer.size()` bytes; 0 means end of file.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
         return read_with(
             [fd = native_handle(), buffer]() noexcept { return ::read(fd, buffer.data(), buffer.size()); });
     }
     /// write(2) of at most `buffer.size()` bytes; returns how many went.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
         return write_with(
             [fd = native_handle(), buffer]() noexcept { return ::write(fd, buffer.data(), buffer.size()); });
@@ -6637,6 +7106,9 @@ private:
 // Registration happens after connect(2) / listen(2), never before: a TCP
 // socket that is neither connected nor listening polls as hung up, and the
 // reactor would remember that.
+//
+// The operations that are coroutines are marked WEFT_COMPILED_ON_USE (see
+// detail/attributes.hpp): compiled only in the files that call them.
 
 #include <array>
 #include <atomic>
@@ -7120,6 +7592,7 @@ public:
     }
 
     /// A completed result as a task, for operations with nothing to wait for.
+    WEFT_COMPILED_ON_USE
     task<result<std::size_t>> ready(result<std::size_t> value) const { co_return value; }
 
     /// getsockname(2), as a user.
@@ -7237,6 +7710,7 @@ public:
     /// OS's: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...; wrap it in
     /// weft::timeout for a shorter limit than the kernel's. Takes the
     /// address by value, so the task owns it whatever the caller does.
+    WEFT_COMPILED_ON_USE
     WEFT_NO_SANITIZE_FUNCTION static task<result<tcp_stream>> connect(socket_address peer) {
         detail::fd_guard fd(detail::new_socket(peer.family(), SOCK_STREAM));
         if (!fd) {
@@ -7288,6 +7762,7 @@ public:
     /// Returns how many were read; 0 means the peer shut down its side
     /// (end of stream), or that `buffer` is empty. ECONNRESET if the peer
     /// reset the connection.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> read(std::span<std::byte> buffer) {
         if (buffer.empty()) {
             return m_core.ready(std::size_t{0});
@@ -7300,6 +7775,7 @@ public:
     /// Writes at most `buffer.size()` bytes, waiting until the socket can
     /// take some. Returns how many went (0 only for an empty buffer).
     /// EPIPE or ECONNRESET if the peer is gone.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> write(std::span<const std::byte> buffer) {
         if (buffer.empty()) {
             return m_core.ready(std::size_t{0});
@@ -7312,6 +7788,7 @@ public:
     /// Reads exactly `buffer.size()` bytes. errc::unexpected_eof if the
     /// stream ends first; then (as after any error) how much of `buffer`
     /// was filled is unspecified.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<void>> read_exact(std::span<std::byte> buffer) {
         while (!buffer.empty()) {
             result<std::size_t> n = co_await read(buffer);
@@ -7327,6 +7804,7 @@ public:
     }
 
     /// Writes all of `buffer`. On an error, how much went is unspecified.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<void>> write_all(std::span<const std::byte> buffer) {
         while (!buffer.empty()) {
             result<std::size_t> n = co_await write(buffer);
@@ -7441,6 +7919,7 @@ public:
     /// descriptors: the connection stays queued), errc::capacity_exhausted
     /// (no free reactor registration: the connection is closed),
     /// errc::closed, errc::busy (another task is accepting).
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<tcp_stream>> accept() {
         sockaddr_storage peer{};
         socklen_t peer_size = 0;
@@ -7549,6 +8028,7 @@ public:
 
     /// Sends one datagram to `to`; returns its size. EMSGSIZE if it is
     /// too large. Takes the address by value: the task owns it.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> send_to(std::span<const std::byte> datagram, socket_address to) {
         co_return co_await m_core.run(detail::io_direction::write, [this, datagram, &to]() noexcept {
             return ::sendto(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL, to.data(),
@@ -7557,6 +8037,7 @@ public:
     }
 
     /// Sends one datagram to the connected peer (EDESTADDRREQ if not connected).
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> send(std::span<const std::byte> datagram) {
         return m_core.run(detail::io_direction::write, [this, datagram]() noexcept {
             return ::send(m_core.fd(), datagram.data(), datagram.size(), MSG_NOSIGNAL);
@@ -7565,6 +8046,7 @@ public:
 
     /// Waits for one datagram and stores as much of it as `buffer` holds;
     /// says how much, from whom, and whether the rest was cut off.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<received_datagram>> recv_from(std::span<std::byte> buffer) {
         sockaddr_storage sender{};
         iovec part{buffer.data(), buffer.size()};
@@ -7592,6 +8074,7 @@ public:
     /// Waits for one datagram (from the connected peer, if connected) and
     /// stores as much of it as `buffer` holds, dropping the rest; returns
     /// how much. A zero-length datagram gives 0.
+    WEFT_COMPILED_ON_USE
     [[nodiscard]] task<result<std::size_t>> recv(std::span<std::byte> buffer) {
         return m_core.run(detail::io_direction::read, [this, buffer]() noexcept {
             return ::recv(m_core.fd(), buffer.data(), buffer.size(), 0);
@@ -9581,5 +10064,6 @@ constexpr version_info version() noexcept {
 // weft/detail/attributes_end.hpp: #undefs what detail/attributes.hpp
 // defines. Included last by weft.hpp; no include guard on purpose.
 #undef WEFT_NO_SANITIZE_FUNCTION
+#undef WEFT_COMPILED_ON_USE
 // ---- end weft/detail/attributes_end.hpp ----
 // ---- end weft/weft.hpp ----

@@ -5,10 +5,10 @@
 #include <weft/weft.hpp>
 
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
+#include <string>
 
-#include <sys/wait.h>
-#include <unistd.h>
+#include "../support/util.hpp"
 
 namespace {
 
@@ -45,43 +45,18 @@ weft::task<int> timers() {
     co_return ok;
 }
 
-int g_pipe = -1;
-
-void report_and_exit(int code, const char* message) noexcept {
-    char line[512];
-    const int n = std::snprintf(line, sizeof line, "%d %s", code, message);
-    if (n > 0) {
-        (void)!::write(g_pipe, line, static_cast<std::size_t>(n));
-    }
-    ::_exit(42);
-}
-
 // Runs `misuse` in a child process whose panic handler reports the code and
 // message through a pipe; checks both.
 template <class F>
 void expect_panic(F misuse, weft::errc code, const char* fragment) {
-    int fds[2];
-    check(::pipe(fds) == 0, "pipe");
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(fds[0]);
-        g_pipe = fds[1];
-        weft::set_panic_handler(&report_and_exit);
-        misuse();
-        ::_exit(0); // misuse did not panic
-    }
-    ::close(fds[1]);
-    char buffer[512] = {};
-    std::size_t got = 0;
-    for (ssize_t n; (n = ::read(fds[0], buffer + got, sizeof buffer - 1 - got)) > 0;) {
-        got += static_cast<std::size_t>(n);
-    }
-    ::close(fds[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    check(WIFEXITED(status) && WEXITSTATUS(status) == 42, "the misuse reached the panic handler");
-    check(std::atoi(buffer) == static_cast<int>(code), "the panic carries the weft::errc");
-    check(std::strstr(buffer, fragment) != nullptr, "the panic message says what happened");
+    const weft_test::child_report report = weft_test::run_in_child([&misuse](int fd) {
+        weft_test::panic_report_fd = fd;
+        weft::set_panic_handler(&weft_test::report_panic_and_exit);
+        misuse(); // returning means it did not panic: the child exits with 0
+    });
+    check(report.exit_code == 42, "the misuse reached the panic handler");
+    check(std::atoi(report.text.c_str()) == static_cast<int>(code), "the panic carries the weft::errc");
+    check(report.text.find(fragment) != std::string::npos, "the panic message says what happened");
 }
 
 } // namespace
@@ -114,6 +89,13 @@ int main() {
             (void)ex.spawn(child(1));
         },
         weft::errc::executor_shut_down, "shut down");
+    expect_panic(
+        [] {
+            weft::settings s;
+            s.worker_scheduling = {weft::sched_policy::fifo, 1000};
+            weft::executor<1, 64> ex(s);
+        },
+        weft::errc::invalid_argument, "priority 1000 is out of range for SCHED_FIFO");
     std::printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -108,6 +109,57 @@ inline std::uint64_t worker_context_switches(const std::string& prefix) {
         }
     });
     return found ? total : ~std::uint64_t{0};
+}
+
+/// How a child of run_in_child ended, and what it wrote to its pipe.
+struct child_report {
+    int exit_code = -1; // -1 if it did not exit normally (a signal)
+    std::string text;
+};
+
+/// Runs `body(fd)` in a fork()ed child, `fd` the write end of a pipe back
+/// to this process; the child exits with 0 when `body` returns. For what
+/// ends a process (the panic handler): fork from a test with no executor
+/// running, so that the child has one thread.
+template <class Body>
+child_report run_in_child(Body body) {
+    child_report report;
+    int fds[2];
+    if (::pipe(fds) != 0) {
+        report.text = "pipe failed";
+        return report;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        body(fds[1]);
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    char buffer[512];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) {
+        report.text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    int status = 0;
+    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+        report.exit_code = WEXITSTATUS(status);
+    }
+    return report;
+}
+
+/// Where report_panic_and_exit writes: set it in the child to its `fd`.
+inline int panic_report_fd = -1;
+
+/// A panic handler for a child of run_in_child: writes "<code> <message>"
+/// to panic_report_fd and exits with 42.
+inline void report_panic_and_exit(int code, const char* message) noexcept {
+    char line[512];
+    const int n = std::snprintf(line, sizeof line, "%d %s", code, message);
+    if (n > 0) {
+        (void)!::write(panic_report_fd, line, static_cast<std::size_t>(n));
+    }
+    ::_exit(42);
 }
 
 } // namespace weft_test

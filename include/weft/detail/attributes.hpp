@@ -12,3 +12,13 @@
 #else
 #define WEFT_NO_SANITIZE_FUNCTION
 #endif
+
+// GCC 12 emits the body of every inline coroutine (its actor and destroy
+// functions, and all they call) in each translation unit that includes it,
+// used or not, unless optimizing; and a coroutine template instantiated from
+// an inline function is such a coroutine too. For the socket and descriptor
+// operations that was most of the object code of a file that only includes
+// weft.hpp, and about 0.5 s of its -O0 compile. Prefixed with this macro,
+// such a member becomes a function template with a defaulted parameter:
+// called as before, compiled only where it is called.
+#define WEFT_COMPILED_ON_USE template <class = void>

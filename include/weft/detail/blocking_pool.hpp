@@ -40,6 +40,14 @@
 //     cancels what is left in the queue.
 //   - The metric mirrors (atomics) are written under the mutex and read
 //     without it.
+//
+// Threads: each starts from the pool's thread_spec (stack, CPUs, policy,
+// all explicit by default, so that a thread started by a pinned real-time
+// worker does not inherit that worker's CPU and policy), names itself, and
+// calls the start hook before it takes a job and the stop hook after its
+// last one, outside the lock. A stop hook may still run when the slot has
+// been given to a new thread; the pool itself outlives it (shutdown joins
+// every thread, see above).
 #pragma once
 
 #include <atomic>
@@ -80,18 +88,20 @@ public:
         blocking_pool* pool = nullptr;
         std::uint32_t index = 0;
         bool live = false;
+        char name[16] = {}; // written when the thread starts, read by it
     };
 
     struct config {
         const char* name_prefix = "weft";
-        std::size_t stack_size = 0;
+        thread_spec thread;   // stack, CPUs and policy of every thread; the name is the pool's
+        thread_hooks hooks{}; // called with the slot's index
         std::chrono::milliseconds keep_alive{10'000};
         std::size_t queue_capacity = 1024;
         scheduler* spawn_target = nullptr; // the executor's runtime
     };
 
     blocking_pool(std::span<slot> slots, const config& cfg) noexcept
-        : m_slots(slots), m_stack_size(cfg.stack_size),
+        : m_slots(slots), m_spec(cfg.thread), m_hooks(cfg.hooks),
           m_keep_alive(cfg.keep_alive.count() > 0 ? cfg.keep_alive : std::chrono::milliseconds(0)),
           m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target) {
         for (std::size_t i = 0; i < m_slots.size(); ++i) {
@@ -226,6 +236,9 @@ public:
     std::uint32_t idle_threads() const noexcept { return m_idle_metric.load(std::memory_order_relaxed); }
     std::size_t queue_depth() const noexcept { return m_queued_metric.load(std::memory_order_relaxed); }
 
+    /// How each thread starts (without its name).
+    const thread_spec& thread_settings() const noexcept { return m_spec; }
+
 private:
     enum class claim { claimed, none, start_failed };
 
@@ -249,9 +262,9 @@ private:
                 break;
             }
         }
-        thread_spec spec;
+        thread_spec spec = m_spec;
         format_thread_name(spec.name, m_name_prefix, free->index);
-        spec.stack_size = m_stack_size;
+        std::memcpy(free->name, spec.name, sizeof spec.name);
         // The new thread waits for this lock before it touches the pool.
         error = start_thread(free->thread, spec, &thread_main, free);
         if (error != 0) {
@@ -336,6 +349,10 @@ private:
     }
 
     void run(slot& self) noexcept {
+        const std::uint32_t index = self.index;
+        const thread_hooks hooks = m_hooks;
+        name_this_thread(self.name);
+        hooks.start(index);
         t_blocking = {m_spawn_target, this};
         std::unique_lock<std::mutex> hold(m_mutex);
         --m_starting;
@@ -367,6 +384,7 @@ private:
         // From here on nothing of the pool is touched: shutdown may free it
         // once it has joined this thread.
         t_blocking = {};
+        hooks.stop(index);
         if (join_previous) {
             ::pthread_join(previous, nullptr);
         }
@@ -393,7 +411,8 @@ private:
     }
 
     std::span<slot> m_slots;
-    const std::size_t m_stack_size;
+    const thread_spec m_spec; // name left empty
+    const thread_hooks m_hooks;
     const std::chrono::milliseconds m_keep_alive;
     const std::size_t m_queue_capacity;
     scheduler* const m_spawn_target;
