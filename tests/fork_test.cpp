@@ -15,8 +15,6 @@
 
 namespace {
 
-using weft_test::in_child;
-
 template <class F>
 bool raises_used_after_fork(F f) {
     try {
@@ -36,7 +34,7 @@ TEST_CASE("an executor used in a forked child raises used_after_fork; the parent
     weft::notify never;
     auto waiting = ex.spawn([&never]() -> weft::task<void> { co_await never.notified(); });
 
-    const int status = in_child([&] {
+    const weft_test::child_report child = weft_test::run_in_child([&] {
         int failures = 0;
         failures += raises_used_after_fork([&] { (void)ex.spawn([] {}); }) ? 0 : 1;
         failures += raises_used_after_fork([&] { (void)ex.spawn_pinned(0, [] {}); }) ? 0 : 2;
@@ -55,7 +53,7 @@ TEST_CASE("an executor used in a forked child raises used_after_fork; the parent
 #endif
         return failures; // and `ex`'s destructor is not run by _Exit: see the next test
     });
-    REQUIRE(status == 0);
+    REQUIRE(child.exit_code == 0);
 
     // The parent's executor is untouched.
     never.notify_one();
@@ -70,11 +68,11 @@ TEST_CASE("an executor destroyed in a forked child returns at once", "[fork][err
     auto waiting = ex->spawn([&never]() -> weft::task<void> { co_await never.notified(); });
     auto blocking = ex->spawn_blocking([] { return 3; });
     REQUIRE(blocking.get() == 3); // a blocking thread exists (idle, kept alive)
-    const int status = in_child([&] {
+    const weft_test::child_report child = weft_test::run_in_child([&] {
         delete ex; // would wait forever for its threads without the fork check
         return 0;
     });
-    REQUIRE(status == 0);
+    REQUIRE(child.exit_code == 0);
     never.notify_one();
     waiting.get();
     delete ex;

@@ -402,7 +402,7 @@ TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
     return;
 #endif
     // In a child: with no descriptor left to open, epoll_create1 fails.
-    const int status = weft_test::in_child([] {
+    const weft_test::child_report child = weft_test::run_in_child([] {
         // Lower the limit to just above a descriptor we own, then fill every
         // free number below it (stdin may be closed: do not rely on it).
         const int base = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -422,7 +422,7 @@ TEST_CASE("an executor that cannot create its epoll instance says so", "[io]") {
             return clear ? 0 : 2;
         }
     });
-    REQUIRE(status == 0);
+    REQUIRE(child.exit_code == 0);
 }
 
 TEST_CASE("timeout wraps an async_fd readiness wait", "[io]") {

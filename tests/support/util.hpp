@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include <dirent.h>
 #include <sys/wait.h>
@@ -24,21 +25,6 @@
 #endif
 
 namespace weft_test {
-
-/// Runs `body` in a forked child with an alarm (a hang ends the child by
-/// SIGALRM) and returns the child's exit status, or minus the signal that
-/// ended it. For what must end a process (a panic) or run in a child.
-template <class Body>
-int in_child(Body body, unsigned alarm_seconds = 20) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::alarm(alarm_seconds);
-        std::_Exit(body());
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
 /// slow targets such as qemu-user emulation). Never below 1.
@@ -113,16 +99,20 @@ inline std::uint64_t worker_context_switches(const std::string& prefix) {
 
 /// How a child of run_in_child ended, and what it wrote to its pipe.
 struct child_report {
-    int exit_code = -1; // -1 if it did not exit normally (a signal)
+    int exit_code = -1; // -1 if it did not exit normally
+    int signal = 0;     // the signal that ended it, if one did
     std::string text;
 };
 
-/// Runs `body(fd)` in a fork()ed child, `fd` the write end of a pipe back
-/// to this process; the child exits with 0 when `body` returns. For what
-/// ends a process (the panic handler): fork from a test with no executor
-/// running, so that the child has one thread.
+/// Runs `body` in a fork()ed child and reports how the child ended. `body`
+/// is called with `fd`, the write end of a pipe back to this process (or
+/// with nothing, if it takes no argument); the child exits with what
+/// `body` returns (0 if it returns nothing). An alarm ends a child that
+/// hangs (signal SIGALRM). For what ends a process (the panic handler), or
+/// must run in a child (fork tests). Fork from a test with no executor
+/// running when the child needs to have one thread only.
 template <class Body>
-child_report run_in_child(Body body) {
+child_report run_in_child(Body body, unsigned alarm_seconds = 20) {
     child_report report;
     int fds[2];
     if (::pipe(fds) != 0) {
@@ -132,8 +122,18 @@ child_report run_in_child(Body body) {
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::close(fds[0]);
-        body(fds[1]);
-        ::_exit(0);
+        ::alarm(alarm_seconds);
+        int code = 0;
+        if constexpr (std::is_invocable_v<Body, int>) {
+            if constexpr (std::is_void_v<std::invoke_result_t<Body, int>>) {
+                body(fds[1]);
+            } else {
+                code = body(fds[1]);
+            }
+        } else {
+            code = body();
+        }
+        std::_Exit(code);
     }
     ::close(fds[1]);
     char buffer[512];
@@ -142,8 +142,12 @@ child_report run_in_child(Body body) {
     }
     ::close(fds[0]);
     int status = 0;
-    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
-        report.exit_code = WEXITSTATUS(status);
+    if (pid > 0 && ::waitpid(pid, &status, 0) == pid) {
+        if (WIFEXITED(status)) {
+            report.exit_code = WEXITSTATUS(status);
+        } else if (WIFSIGNALED(status)) {
+            report.signal = WTERMSIG(status);
+        }
     }
     return report;
 }
