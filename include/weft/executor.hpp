@@ -32,6 +32,7 @@
 #include "blocking.hpp"
 #include "config.hpp"
 #include "detail/blocking_pool.hpp"
+#include "detail/frame_pool.hpp"
 #include "detail/runtime.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/thread.hpp"
@@ -56,10 +57,11 @@ concept spawnable_callable = std::invocable<stored_callable<F>> && !is_task<std:
 /// coroutine (destroyed with it) and the error is raised.
 template <class T>
 join_handle<T> spawn_on(scheduler& sched, task<T>&& work) {
-    auto handle = work.release();
-    if (!handle) {
-        raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
+    if (!work.valid()) {
+        raise_empty_task(work.frame_allocation_failed(),
+                         "spawn of an empty weft::task (moved from or already spawned)");
     }
+    auto handle = work.release();
     task_cell<T>* cell = adopt_spawned(handle, sched);
     if (!sched.bind(cell)) {
         unadopt_spawned(handle, cell);
@@ -95,6 +97,20 @@ auto as_task(F&& fn) {
     } else {
         return callable_task(std::decay_t<F>(std::forward<F>(fn)));
     }
+}
+
+/// Whether a frame pool's classes are valid: sizes increasing multiples of
+/// 16, each class with at least one block and at most 2^31 - 1.
+template <std::size_t N>
+constexpr bool valid_frame_pool_classes(const std::array<frame_pool_class, N>& classes) noexcept {
+    for (std::size_t i = 0; i < N; ++i) {
+        if (classes[i].block_size == 0 || classes[i].block_size % 16 != 0 || classes[i].blocks == 0 ||
+            classes[i].blocks >= 0x8000'0000u ||
+            (i > 0 && classes[i].block_size <= classes[i - 1].block_size)) {
+            return false;
+        }
+    }
+    return N > 0;
 }
 
 inline scheduler& current_scheduler() {
@@ -173,6 +189,17 @@ class executor {
                   "Options::max_blocking_threads must be at least 1 (spawn_blocking needs a thread)");
     static_assert(Options::max_blocking_threads <= 4096,
                   "Options::max_blocking_threads must be at most 4096");
+    static_assert(std::is_same_v<std::remove_cv_t<decltype(Options::use_frame_pool)>, bool>,
+                  "Options::use_frame_pool must be a bool");
+    static_assert(
+        detail::valid_frame_pool_classes(Options::frame_pool_classes),
+        "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
+        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks");
+    static_assert(Options::frame_pool_classes.size() <= 32,
+                  "Options::frame_pool_classes: at most 32 classes");
+    static_assert(Options::on_frame_pool_exhausted == pool_exhaustion::use_heap ||
+                      Options::on_frame_pool_exhausted == pool_exhaustion::fail,
+                  "Options::on_frame_pool_exhausted must be weft::pool_exhaustion::use_heap or ::fail");
 
 public:
     static constexpr std::uint32_t worker_count = Workers;
@@ -183,11 +210,11 @@ public:
     /// minimum), errc::thread_start_failed if a thread cannot start; no
     /// thread is left running then.
     explicit executor(settings config = {})
-        : m_settings(std::move(config)),
-          m_blocking(m_blocking_slots,
-                     detail::blocking_pool::config{m_settings.thread_name_prefix.c_str(),
-                                                   m_settings.stack_size, m_settings.blocking_keep_alive,
-                                                   Options::blocking_queue_capacity, &m_runtime}) {
+        : m_frames(make_frame_pool()), m_settings(std::move(config)),
+          m_blocking(m_blocking_slots, detail::blocking_pool::config{
+                                           m_settings.thread_name_prefix.c_str(), m_settings.stack_size,
+                                           m_settings.blocking_keep_alive, Options::blocking_queue_capacity,
+                                           &m_runtime, m_frames.get()}) {
         if (const int err = m_runtime.io_driver().error(); err != 0) {
             // Without epoll a parked worker could not sleep in the driver,
             // and without its eventfd it could never be woken there.
@@ -236,10 +263,12 @@ public:
         return detail::spawn_on(m_runtime, std::move(work));
     }
 
-    /// Spawns a plain callable (or one returning a weft::task).
+    /// Spawns a plain callable (or one returning a weft::task). Its frame
+    /// comes from this executor's frame pool, if it has one, whatever the
+    /// calling thread.
     template <detail::spawnable_callable F>
     auto spawn(F&& fn) {
-        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
+        return detail::spawn_on(m_runtime, make_frame([&] { return detail::as_task(std::forward<F>(fn)); }));
     }
 
     /// Runs `fn()` on one of this executor's blocking threads, from any
@@ -253,6 +282,7 @@ public:
     /// ```
     template <detail::blocking_callable F>
     auto spawn_blocking(F&& fn) {
+        const detail::frame_pool_scope frames(m_frames.get());
         return detail::spawn_blocking_on(m_blocking, std::forward<F>(fn));
     }
 
@@ -352,6 +382,7 @@ public:
         out.blocking_threads = m_blocking.threads();
         out.idle_blocking_threads = m_blocking.idle_threads();
         out.blocking_queue_depth = m_blocking.queue_depth();
+        out.free_frame_blocks = m_frames.get() != nullptr ? m_frames.get()->free_blocks() : 0;
         return out;
     }
 
@@ -370,9 +401,40 @@ private:
     static void* thread_main(void* arg) {
         auto* start = static_cast<start_args*>(arg);
         detail::t_blocking.pool = &start->self->m_blocking; // where weft::spawn_blocking goes
+        detail::t_frame_pool = start->self->m_frames.get(); // where its tasks' frames come from
         start->self->m_runtime.run_worker(start->index);
+        detail::t_frame_pool = nullptr;
         detail::t_blocking = {};
         return nullptr;
+    }
+
+    // The pool, if Options asks for one (allocated once, here).
+    static detail::frame_pool* make_frame_pool() {
+        if constexpr (!Options::use_frame_pool) {
+            return nullptr;
+        } else {
+            std::array<detail::frame_class_spec, Options::frame_pool_classes.size()> classes{};
+            for (std::size_t i = 0; i < classes.size(); ++i) {
+                classes[i] = {Options::frame_pool_classes[i].block_size,
+                              Options::frame_pool_classes[i].blocks};
+            }
+            detail::frame_pool* pool = detail::frame_pool::create(classes, Options::on_frame_pool_exhausted ==
+                                                                               pool_exhaustion::fail);
+            if (pool == nullptr) {
+                detail::raise(
+                    errc::capacity_exhausted,
+                    "cannot allocate the executor's frame pool (Options::frame_pool_classes): the heap "
+                    "refused the block, or 64 executors with a frame pool exist already");
+            }
+            return pool;
+        }
+    }
+
+    // Makes a task (calls `make`) with its frame from this executor's pool.
+    template <class Make>
+    auto make_frame(Make&& make) {
+        const detail::frame_pool_scope frames(m_frames.get());
+        return make();
     }
 
     void stop_threads() noexcept {
@@ -430,6 +492,8 @@ private:
         detail::raise(errc::thread_start_failed, message.c_str());
     }
 
+    // First: destroyed last, after every task of the executor is gone.
+    detail::frame_pool_owner m_frames;
     detail::runtime<Workers, QueueSize, Options> m_runtime;
     weft::settings m_settings;
     std::array<pthread_t, Workers> m_threads{};

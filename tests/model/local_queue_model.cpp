@@ -59,6 +59,7 @@
 #include <string>
 #include <utility>
 
+#include "aligned_box.hpp"
 #include "relacy_policy.hpp"
 #include <weft/detail/local_queue.hpp>
 
@@ -67,28 +68,7 @@ namespace {
 constexpr std::uint32_t model_capacity = 4;
 using queue = weft::detail::local_queue<int, model_capacity, weft::model::relacy_policy>;
 
-// Relacy places the test object in ::malloc'd memory (16-byte aligned), but
-// local_queue aligns its fields to 64 bytes; place each queue by hand.
-template <class T>
-class aligned_box {
-public:
-    template <class... Args>
-    explicit aligned_box(Args&&... args) {
-        void* at = m_raw;
-        std::size_t space = sizeof(m_raw);
-        at = std::align(alignof(T), sizeof(T), at, space);
-        m_object = ::new (at) T(std::forward<Args>(args)...);
-    }
-    ~aligned_box() { m_object->~T(); }
-    aligned_box(const aligned_box&) = delete;
-    aligned_box& operator=(const aligned_box&) = delete;
-
-    T& get() noexcept { return *m_object; }
-
-private:
-    unsigned char m_raw[sizeof(T) + alignof(T)];
-    T* m_object;
-};
+using weft::model::aligned_box;
 
 constexpr int max_id = 16;
 constexpr int queue_count = 3;
