@@ -4,6 +4,7 @@
 // first failed check.
 #include <weft/weft.hpp>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 
@@ -44,6 +45,17 @@ weft::task<int> timers() {
     ok += in_time && *in_time == 8 ? 1 : 0;
     co_return ok;
 }
+
+// A frame pool whose only class fits no frame, set to fail.
+struct no_room : weft::default_options {
+    static constexpr bool use_frame_pool = true;
+    static constexpr std::array<weft::frame_pool_class, 1> frame_pool_classes{{{16, 1}}};
+    static constexpr auto on_frame_pool_exhausted = weft::pool_exhaustion::fail;
+};
+
+struct pooled : weft::default_options {
+    static constexpr bool use_frame_pool = true;
+};
 
 int g_pipe = -1;
 
@@ -92,6 +104,10 @@ int main() {
         check(ex.block_on(root()) == 42, "block_on runs tasks without exceptions");
         check(ex.block_on(timers()) == 3, "sleep and timeout work without exceptions");
     }
+    {
+        weft::executor<2, 64, pooled> ex;
+        check(ex.block_on(root()) == 42, "tasks run with the frame pool without exceptions");
+    }
     expect_panic(
         [] {
             weft::result<int> nothing = weft::errc::timed_out;
@@ -114,6 +130,12 @@ int main() {
             (void)ex.spawn(child(1));
         },
         weft::errc::executor_shut_down, "shut down");
+    expect_panic(
+        [] {
+            weft::executor<1, 64, no_room> ex;
+            (void)ex.spawn([] { return 1; });
+        },
+        weft::errc::capacity_exhausted, "frame pool");
     std::printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
