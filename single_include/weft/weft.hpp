@@ -530,45 +530,50 @@ struct frame_block {
     std::uint32_t origin = 0;
 };
 
+/// A block of `bytes` from the heap (the default new alignment), or none.
+inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
+    if (bytes >= pooled_origin) {
+        return {}; // its size would not fit the origin
+    }
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    // The plain operator new, as before there was a pool: libstdc++'s nothrow
+    // form wraps it in a call of its own. Its bad_alloc becomes a null
+    // block here; nothing else throws.
+    try {
+        return {::operator new(bytes), static_cast<std::uint32_t>(bytes)};
+    } catch (const std::bad_alloc&) {
+        return {};
+    }
+#else
+    return {::operator new(bytes, std::nothrow), static_cast<std::uint32_t>(bytes)};
+#endif
+}
+
+/// The pool's half of allocate_frame. Out of line here and in free_frame:
+/// every coroutine allocates, so the pool's code is kept out of them, and
+/// a build without a pool runs the instructions it ran before the pool.
+[[gnu::noinline]] inline frame_block allocate_from_pool(frame_pool& pool, std::size_t bytes) noexcept {
+    if (void* block = pool.allocate(bytes)) {
+        return {block, pooled_origin | pool.slot()};
+    }
+    if (pool.fails_when_exhausted()) {
+        return {};
+    }
+    return allocate_from_heap(bytes);
+}
+
 /// A block of `bytes` (16-byte aligned) from this thread's pool, or from
 /// the heap when the thread has none or its pool cannot serve it and falls
 /// back. Never throws.
 inline frame_block allocate_frame(std::size_t bytes) noexcept {
     if (frame_pool* pool = t_frame_pool) {
-        if (void* block = pool->allocate(bytes)) {
-            return {block, pooled_origin | pool->slot()};
-        }
-        if (pool->fails_when_exhausted()) {
-            return {};
-        }
+        return allocate_from_pool(*pool, bytes);
     }
-    if (bytes >= pooled_origin) {
-        return {}; // its size would not fit the origin
-    }
-    return {::operator new(bytes, std::nothrow), static_cast<std::uint32_t>(bytes)};
+    return allocate_from_heap(bytes);
 }
 
-/// Gives back a block from allocate_frame.
-inline void free_frame(void* memory, std::uint32_t origin) noexcept {
-    if ((origin & pooled_origin) == 0) {
-        // g++ -O3 inlines promise_base::operator new (which allocates the
-        // whole block and returns the frame inside it) and then takes this
-        // delete of the block's start for a mismatch. It is the block
-        // ::operator new returned; the warning is a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-#if defined(__cpp_sized_deallocation)
-        ::operator delete(memory, origin);
-#else
-        ::operator delete(memory); // clang without -fsized-deallocation
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-        return;
-    }
+/// Gives back a pooled block (see free_frame).
+[[gnu::noinline]] inline void free_to_pool(void* memory, std::uint32_t origin) noexcept {
     const std::uint32_t slot = origin & ~pooled_origin;
     // Relaxed: the block's holder learned of the pool (through the thread
     // that allocated the block) after the slot was written.
@@ -577,6 +582,30 @@ inline void free_frame(void* memory, std::uint32_t origin) noexcept {
     if ((g_frame_pools.orphans.load(std::memory_order_seq_cst) & frame_pool::orphan_bit(slot)) != 0) {
         frame_pool::release_orphan(slot);
     }
+}
+
+/// Gives back a block from allocate_frame.
+inline void free_frame(void* memory, std::uint32_t origin) noexcept {
+    if ((origin & pooled_origin) != 0) {
+        free_to_pool(memory, origin);
+        return;
+    }
+    // g++ -O3 inlines promise_base::operator new (which allocates the whole
+    // block and returns the frame inside it) and then takes this delete of
+    // the block's start for a mismatch. It is the block ::operator new
+    // returned; the warning is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(memory, origin);
+#else
+    ::operator delete(memory); // clang without -fsized-deallocation
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }
 
 /// Makes frames on this thread come from `pool` (null: the heap) while it
