@@ -42,7 +42,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "aligned_box.hpp"
+#include "model_support.hpp"
 #include "relacy_policy.hpp"
 #include <weft/detail/frame_pool.hpp>
 
@@ -193,24 +193,12 @@ run_result run(const char* name, rl::scheduler_type_e scheduler, std::uint64_t i
     return {name, rl::format(scheduler), passed, seconds};
 }
 
-std::uint64_t parse_count(const char* text, std::uint64_t fallback) {
-    if (text == nullptr) {
-        return fallback;
-    }
-    char* end = nullptr;
-    const unsigned long long value = std::strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0) {
-        std::cerr << "frame_pool_model: expected a positive number, got '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    const std::uint64_t iterations = parse_count(argc > 1 ? argv[1] : nullptr, 300'000);
-    const auto bound = static_cast<unsigned>(parse_count(argc > 2 ? argv[2] : nullptr, 2));
+    const std::uint64_t iterations = weft::model::parse_count(argv[0], argc > 1 ? argv[1] : nullptr, 300'000);
+    const auto bound =
+        static_cast<unsigned>(weft::model::parse_count(argv[0], argc > 2 ? argv[2] : nullptr, 2));
     constexpr auto bounded = rl::fair_context_bound_scheduler_type;
     constexpr auto random = rl::random_scheduler_type;
     const run_result results[] = {

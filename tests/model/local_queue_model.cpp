@@ -59,7 +59,7 @@
 #include <string>
 #include <utility>
 
-#include "aligned_box.hpp"
+#include "model_support.hpp"
 #include "relacy_policy.hpp"
 #include <weft/detail/local_queue.hpp>
 
@@ -383,25 +383,15 @@ run_result run(const char* name, rl::scheduler_type_e scheduler, std::uint64_t i
 
 constexpr std::uint64_t default_iterations = 500'000;
 
-std::uint64_t parse_count(const char* text, std::uint64_t fallback) {
-    if (text == nullptr) {
-        return fallback;
-    }
-    char* end = nullptr;
-    const unsigned long long value = std::strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0) {
-        std::cerr << "local_queue_model: expected a positive number, got '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    const std::uint64_t iterations = parse_count(argc > 1 ? argv[1] : nullptr, default_iterations);
-    const auto small_bound = static_cast<unsigned>(parse_count(argc > 2 ? argv[2] : nullptr, 4));
-    const auto wide_bound = static_cast<unsigned>(parse_count(argc > 3 ? argv[3] : nullptr, 1));
+    const std::uint64_t iterations =
+        weft::model::parse_count(argv[0], argc > 1 ? argv[1] : nullptr, default_iterations);
+    const auto small_bound =
+        static_cast<unsigned>(weft::model::parse_count(argv[0], argc > 2 ? argv[2] : nullptr, 4));
+    const auto wide_bound =
+        static_cast<unsigned>(weft::model::parse_count(argv[0], argc > 3 ? argv[3] : nullptr, 1));
 #if defined(WEFT_MODEL_SEEDED_BUG)
     std::cout << "SEEDED BUG BUILD: tail release stores weakened to relaxed; this run must fail.\n\n";
 #endif
