@@ -336,6 +336,9 @@ TEST_CASE("the frame pool's knobs are checked and documented defaults hold", "[f
     REQUIRE_FALSE(weft::detail::valid_frame_pool_classes(unsorted));
     REQUIRE_FALSE(weft::detail::valid_frame_pool_classes(unaligned));
     REQUIRE_FALSE(weft::detail::valid_frame_pool_classes(empty_class));
+    constexpr std::array<weft::frame_pool_class, 1> too_big{
+        {{std::size_t{1} << (sizeof(std::size_t) * 8 - 4), 0x7FFF'FFFFu}}};
+    REQUIRE_FALSE(weft::detail::valid_frame_pool_classes(too_big));
     weft::executor<1, 64> no_pool;
     REQUIRE(no_pool.metrics().free_frame_blocks == 0);
 }

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -100,13 +101,20 @@ auto as_task(F&& fn) {
 }
 
 /// Whether a frame pool's classes are valid: sizes increasing multiples of
-/// 16, each class with at least one block and at most 2^31 - 1.
+/// 16, each class with at least one block and at most 2^31 - 1, and the
+/// whole region addressable (half the address space at most).
 template <std::size_t N>
 constexpr bool valid_frame_pool_classes(const std::array<frame_pool_class, N>& classes) noexcept {
+    unsigned long long bytes = 0;
     for (std::size_t i = 0; i < N; ++i) {
         if (classes[i].block_size == 0 || classes[i].block_size % 16 != 0 || classes[i].blocks == 0 ||
             classes[i].blocks >= 0x8000'0000u ||
-            (i > 0 && classes[i].block_size <= classes[i - 1].block_size)) {
+            (i > 0 && classes[i].block_size <= classes[i - 1].block_size) ||
+            classes[i].block_size > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+        bytes += static_cast<unsigned long long>(classes[i].block_size) * classes[i].blocks;
+        if (bytes > std::numeric_limits<std::size_t>::max() / 2) {
             return false;
         }
     }
@@ -194,7 +202,8 @@ class executor {
     static_assert(
         detail::valid_frame_pool_classes(Options::frame_pool_classes),
         "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
-        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks");
+        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks, and the "
+        "whole region must fit in half the address space");
     static_assert(Options::frame_pool_classes.size() <= 32,
                   "Options::frame_pool_classes: at most 32 classes");
     static_assert(Options::on_frame_pool_exhausted == pool_exhaustion::use_heap ||

@@ -136,7 +136,7 @@
 //   - frame_pool: the one block (the pool's header, one index_stack per
 //     class, the links, the blocks), allocate and deallocate.
 //   - the registry: a fixed table of the pools alive in the process. A block
-//     records where it came from in 32 bits (task_header::block_size): a
+//     records where it came from in 32 bits (task_header::block_origin): a
 //     heap block's size, or `pooled_origin` and its pool's index here.
 //   - t_frame_pool: which pool the frames made on this thread come from (the
 //     executor's, on its workers and blocking threads; null: the heap).
@@ -158,7 +158,9 @@
 // that IBM's System/370 manuals describe; index links as in Vyukov's bounded
 // pools. Per-thread caches (tcmalloc) were left out: blocks parked in a
 // worker's cache would make "N blocks per class" mean less than N for
-// everyone else, and predictability is the point of the pool.
+// everyone else, and predictability is the point of the pool. The price is
+// two locked instructions per block where glibc's per-thread cache has none
+// (docs/design.md has the figures).
 
 #include <atomic>
 #include <cstddef>
@@ -375,7 +377,7 @@ public:
             return nullptr;
         }
         auto* bytes = static_cast<unsigned char*>(memory);
-        auto* pool = ::new (memory) frame_pool(fail_when_exhausted, at);
+        auto* pool = ::new (memory) frame_pool(fail_when_exhausted);
         pool->m_classes = reinterpret_cast<size_class*>(bytes + classes_at);
         pool->m_class_count = static_cast<std::uint32_t>(classes.size());
         auto* links = reinterpret_cast<index_stack<>::link*>(bytes + links_at);
@@ -447,9 +449,6 @@ public:
     /// This pool's index in the registry, for a block's origin.
     std::uint32_t slot() const noexcept { return m_slot; }
 
-    /// Bytes of the pool's one block.
-    std::size_t footprint() const noexcept { return m_footprint; }
-
     /// Free blocks of all classes (a snapshot while the pool is in use).
     std::uint64_t free_blocks() const noexcept {
         std::uint64_t n = 0;
@@ -492,8 +491,7 @@ private:
         const std::uint32_t blocks;
     };
 
-    frame_pool(bool fail_when_exhausted, std::size_t footprint) noexcept
-        : m_footprint(footprint), m_fail_when_exhausted(fail_when_exhausted) {}
+    explicit frame_pool(bool fail_when_exhausted) noexcept : m_fail_when_exhausted(fail_when_exhausted) {}
 
     bool all_free() const noexcept {
         for (std::uint32_t i = 0; i < m_class_count; ++i) {
@@ -520,7 +518,6 @@ private:
     size_class* m_classes = nullptr;
     std::uint32_t m_class_count = 0;
     std::uint32_t m_slot = 0;
-    const std::size_t m_footprint;
     const bool m_fail_when_exhausted;
 };
 
@@ -2817,6 +2814,7 @@ struct settings {
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -5461,13 +5459,20 @@ auto as_task(F&& fn) {
 }
 
 /// Whether a frame pool's classes are valid: sizes increasing multiples of
-/// 16, each class with at least one block and at most 2^31 - 1.
+/// 16, each class with at least one block and at most 2^31 - 1, and the
+/// whole region addressable (half the address space at most).
 template <std::size_t N>
 constexpr bool valid_frame_pool_classes(const std::array<frame_pool_class, N>& classes) noexcept {
+    unsigned long long bytes = 0;
     for (std::size_t i = 0; i < N; ++i) {
         if (classes[i].block_size == 0 || classes[i].block_size % 16 != 0 || classes[i].blocks == 0 ||
             classes[i].blocks >= 0x8000'0000u ||
-            (i > 0 && classes[i].block_size <= classes[i - 1].block_size)) {
+            (i > 0 && classes[i].block_size <= classes[i - 1].block_size) ||
+            classes[i].block_size > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+        bytes += static_cast<unsigned long long>(classes[i].block_size) * classes[i].blocks;
+        if (bytes > std::numeric_limits<std::size_t>::max() / 2) {
             return false;
         }
     }
@@ -5555,7 +5560,8 @@ class executor {
     static_assert(
         detail::valid_frame_pool_classes(Options::frame_pool_classes),
         "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
-        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks");
+        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks, and the "
+        "whole region must fit in half the address space");
     static_assert(Options::frame_pool_classes.size() <= 32,
                   "Options::frame_pool_classes: at most 32 classes");
     static_assert(Options::on_frame_pool_exhausted == pool_exhaustion::use_heap ||

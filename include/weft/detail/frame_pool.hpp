@@ -19,7 +19,7 @@
 //   - frame_pool: the one block (the pool's header, one index_stack per
 //     class, the links, the blocks), allocate and deallocate.
 //   - the registry: a fixed table of the pools alive in the process. A block
-//     records where it came from in 32 bits (task_header::block_size): a
+//     records where it came from in 32 bits (task_header::block_origin): a
 //     heap block's size, or `pooled_origin` and its pool's index here.
 //   - t_frame_pool: which pool the frames made on this thread come from (the
 //     executor's, on its workers and blocking threads; null: the heap).
@@ -41,7 +41,9 @@
 // that IBM's System/370 manuals describe; index links as in Vyukov's bounded
 // pools. Per-thread caches (tcmalloc) were left out: blocks parked in a
 // worker's cache would make "N blocks per class" mean less than N for
-// everyone else, and predictability is the point of the pool.
+// everyone else, and predictability is the point of the pool. The price is
+// two locked instructions per block where glibc's per-thread cache has none
+// (docs/design.md has the figures).
 #pragma once
 
 #include <atomic>
@@ -195,7 +197,7 @@ public:
             return nullptr;
         }
         auto* bytes = static_cast<unsigned char*>(memory);
-        auto* pool = ::new (memory) frame_pool(fail_when_exhausted, at);
+        auto* pool = ::new (memory) frame_pool(fail_when_exhausted);
         pool->m_classes = reinterpret_cast<size_class*>(bytes + classes_at);
         pool->m_class_count = static_cast<std::uint32_t>(classes.size());
         auto* links = reinterpret_cast<index_stack<>::link*>(bytes + links_at);
@@ -267,9 +269,6 @@ public:
     /// This pool's index in the registry, for a block's origin.
     std::uint32_t slot() const noexcept { return m_slot; }
 
-    /// Bytes of the pool's one block.
-    std::size_t footprint() const noexcept { return m_footprint; }
-
     /// Free blocks of all classes (a snapshot while the pool is in use).
     std::uint64_t free_blocks() const noexcept {
         std::uint64_t n = 0;
@@ -312,8 +311,7 @@ private:
         const std::uint32_t blocks;
     };
 
-    frame_pool(bool fail_when_exhausted, std::size_t footprint) noexcept
-        : m_footprint(footprint), m_fail_when_exhausted(fail_when_exhausted) {}
+    explicit frame_pool(bool fail_when_exhausted) noexcept : m_fail_when_exhausted(fail_when_exhausted) {}
 
     bool all_free() const noexcept {
         for (std::uint32_t i = 0; i < m_class_count; ++i) {
@@ -340,7 +338,6 @@ private:
     size_class* m_classes = nullptr;
     std::uint32_t m_class_count = 0;
     std::uint32_t m_slot = 0;
-    const std::size_t m_footprint;
     const bool m_fail_when_exhausted;
 };
 
