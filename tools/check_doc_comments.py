@@ -36,6 +36,14 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def is_digit_separator(text, i):
+    """Whether the ' at text[i] separates digits (1'000, 0x8000'0000u)."""
+    j = i
+    while j > 0 and (text[j - 1].isalnum() or text[j - 1] in "_'"):
+        j -= 1
+    return j < i and text[j].isdigit()
+
+
 def strip_code(text):
     """The text with comments and string/char literals blanked out (newlines kept)."""
     out = []
@@ -57,6 +65,9 @@ def strip_code(text):
             end = text.find(")" + m.group(1) + '"', i) + len(m.group(1)) + 2
             out.append("".join(ch if ch == "\n" else " " for ch in text[i:end]))
             i = end
+        elif c == "'" and is_digit_separator(text, i):
+            out.append(c)
+            i += 1
         elif c in "\"'":
             j = i + 1
             while j < n and text[j] != c:

@@ -65,6 +65,9 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     using result = std::invoke_result_t<std::decay_t<F>&>;
     pool.check_not_forked();
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
+    if (!job.valid()) {
+        raise_empty_task(job.frame_allocation_failed(), "spawn_blocking lost its job");
+    }
     auto handle = job.release();
     task_cell<result>* cell = adopt_spawned(handle, pool);
     int error = 0;

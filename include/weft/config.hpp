@@ -3,6 +3,7 @@
 // what the OS is asked for.
 #pragma once
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
@@ -23,6 +24,20 @@
 #include "error.hpp"
 
 namespace weft {
+
+/// One size class of the frame pool (see default_options::use_frame_pool):
+/// `blocks` blocks of `block_size` bytes each.
+struct frame_pool_class {
+    std::size_t block_size = 0; ///< bytes per block, a multiple of 16
+    std::uint32_t blocks = 0;   ///< blocks of this size
+};
+
+/// What a coroutine frame does when its class of the frame pool has no free
+/// block (or it is larger than the largest class).
+enum class pool_exhaustion {
+    use_heap, ///< take the block from the heap, as without the pool
+    fail,     ///< no frame: spawning (or awaiting) the task raises errc::capacity_exhausted
+};
 
 /// The compile-time knobs of an executor, in one place. Derive from it and
 /// override what you need:
@@ -115,6 +130,64 @@ struct default_options {
     /// full, spawn_blocking raises errc::capacity_exhausted instead of
     /// queueing without limit. 0: never queue (a job needs a free thread).
     static constexpr std::uint32_t blocking_queue_capacity = 1024;
+
+    /// The frame pool: coroutine frames (every weft::task, the task header
+    /// and join state of a spawned task, which share its block, a spawned
+    /// callable) and oneshot states come from fixed-size blocks of one
+    /// region that the executor allocates once, at construction, instead of
+    /// from the heap. With it on, a program whose tasks fit the classes
+    /// below allocates nothing in its steady state, and its memory is known
+    /// in advance. Off by default: turning it on is this one knob.
+    ///
+    /// ```cpp
+    /// struct pooled : weft::default_options {
+    ///     static constexpr bool use_frame_pool = true;
+    /// };
+    /// weft::executor<2, 256, pooled> ex;
+    /// ```
+    ///
+    /// Which frames come from the pool: those made on the executor's workers
+    /// and blocking threads (tasks started by its tasks, including the inline
+    /// children of co_await and the operations of sockets and timeouts), and
+    /// the callables given to executor::spawn and executor::spawn_blocking
+    /// from any thread. A task made by calling a coroutine function on
+    /// another thread (`ex.block_on(root())`, `ex.spawn(work())` from main)
+    /// gets its frame from the heap: make it there with
+    /// `ex.spawn([] { return work(); })` to have it pooled. Blocks go back to
+    /// the pool from any thread; a block still held when the executor is
+    /// destroyed (a join handle kept after it) keeps the region alive until
+    /// it comes home. Allocation and release are a lock-free pop and push
+    /// (one compare-exchange each) per block.
+    static constexpr bool use_frame_pool = false;
+
+    /// The pool's size classes, by increasing block_size (multiples of 16).
+    /// A frame takes a block of the smallest class it fits in, never of a
+    /// larger one, so each class's count is a guarantee: that many frames
+    /// of that size can be live at once. The region costs the sum of
+    /// block_size * blocks, plus 4 bytes per block and 64 per class
+    /// (512 KiB in all by default). A frame's block includes the task
+    /// header (112 bytes on 64-bit targets, more for a large result) and
+    /// depends on the compiler: on x86-64 with g++ 12 a task that returns
+    /// at once takes 192 bytes, one that sleeps 256, and a socket read or
+    /// write runs two inline frames of about 420 and 470 bytes (clang merges
+    /// them into one of about 820). The metric free_frame_blocks shows how
+    /// full the pool runs.
+    static constexpr std::array<frame_pool_class, 4> frame_pool_classes{{
+        {256, 512},
+        {512, 256},
+        {1024, 128},
+        {4096, 32},
+    }};
+
+    /// When a frame's class has no free block (or the frame is larger than
+    /// the largest class): use_heap takes it from the heap as if there were
+    /// no pool (the pool then bounds nothing, but nothing fails); fail makes
+    /// the task empty, and spawning or awaiting it raises
+    /// errc::capacity_exhausted (load shedding with a hard memory bound;
+    /// with -fno-exceptions that goes to the panic handler). A full pool
+    /// with use_heap is what a steady state that allocates means: size the
+    /// classes so that it does not happen.
+    static constexpr pool_exhaustion on_frame_pool_exhausted = pool_exhaustion::use_heap;
 };
 
 /// A thread's scheduling policy (see sched(7)).

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,6 +34,7 @@
 #include "blocking.hpp"
 #include "config.hpp"
 #include "detail/blocking_pool.hpp"
+#include "detail/frame_pool.hpp"
 #include "detail/runtime.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/thread.hpp"
@@ -76,10 +78,11 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = n
         raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
                                       "the executor's worker count)");
     }
-    auto handle = work.release();
-    if (!handle) {
-        raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
+    if (!work.valid()) {
+        raise_empty_task(work.frame_allocation_failed(),
+                         "spawn of an empty weft::task (moved from or already spawned)");
     }
+    auto handle = work.release();
     task_cell<T>* cell = adopt_spawned(handle, sched);
     cell->home = home;
     if (!sched.bind(cell)) {
@@ -119,6 +122,27 @@ auto as_task(F&& fn) {
     } else {
         return callable_task(std::decay_t<F>(std::forward<F>(fn)));
     }
+}
+
+/// Whether a frame pool's classes are valid: sizes increasing multiples of
+/// 16, each class with at least one block and at most 2^31 - 1, and the
+/// whole region addressable (half the address space at most).
+template <std::size_t N>
+constexpr bool valid_frame_pool_classes(const std::array<frame_pool_class, N>& classes) noexcept {
+    unsigned long long bytes = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (classes[i].block_size == 0 || classes[i].block_size % 16 != 0 || classes[i].blocks == 0 ||
+            classes[i].blocks >= 0x8000'0000u ||
+            (i > 0 && classes[i].block_size <= classes[i - 1].block_size) ||
+            classes[i].block_size > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+        bytes += static_cast<unsigned long long>(classes[i].block_size) * classes[i].blocks;
+        if (bytes > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+    }
+    return N > 0;
 }
 
 inline scheduler& current_scheduler() {
@@ -262,6 +286,18 @@ class executor {
                   "Options::max_blocking_threads must be at least 1 (spawn_blocking needs a thread)");
     static_assert(Options::max_blocking_threads <= 4096,
                   "Options::max_blocking_threads must be at most 4096");
+    static_assert(std::is_same_v<std::remove_cv_t<decltype(Options::use_frame_pool)>, bool>,
+                  "Options::use_frame_pool must be a bool");
+    static_assert(
+        detail::valid_frame_pool_classes(Options::frame_pool_classes),
+        "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
+        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks, and the "
+        "whole region must fit in half the address space");
+    static_assert(Options::frame_pool_classes.size() <= 32,
+                  "Options::frame_pool_classes: at most 32 classes");
+    static_assert(Options::on_frame_pool_exhausted == pool_exhaustion::use_heap ||
+                      Options::on_frame_pool_exhausted == pool_exhaustion::fail,
+                  "Options::on_frame_pool_exhausted must be weft::pool_exhaustion::use_heap or ::fail");
 
 public:
     /// The number of worker threads (the `Workers` argument).
@@ -278,7 +314,8 @@ public:
     /// worker starts; when a worker fails to start, those already started
     /// are stopped (their on_thread_stop runs) and none is left running.
     explicit executor(settings config = {})
-        : m_settings(std::move(config)), m_blocking(m_blocking_slots, blocking_config()) {
+        : m_frames(make_frame_pool()), m_settings(std::move(config)),
+          m_blocking(m_blocking_slots, blocking_config()) {
         if (const int err = m_runtime.io_driver().error(); err != 0) {
             // Without epoll a parked worker could not sleep in the driver,
             // and without its eventfd it could never be woken there.
@@ -345,10 +382,12 @@ public:
         return detail::spawn_on(m_runtime, std::move(work));
     }
 
-    /// Spawns a plain callable (or one returning a weft::task).
+    /// Spawns a plain callable (or one returning a weft::task). Its frame
+    /// comes from this executor's frame pool, if it has one, whatever the
+    /// calling thread.
     template <detail::spawnable_callable F>
     auto spawn(F&& fn) {
-        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
+        return detail::spawn_on(m_runtime, make_frame([&] { return detail::as_task(std::forward<F>(fn)); }));
     }
 
     /// Spawns a task pinned to worker `worker`, from any thread; see
@@ -358,10 +397,12 @@ public:
         return detail::spawn_on(m_runtime, std::move(work), worker);
     }
 
-    /// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+    /// Spawns a plain callable (or one returning a weft::task) pinned to a
+    /// worker; its frame comes from the frame pool as with spawn.
     template <detail::spawnable_callable F>
     auto spawn_pinned(std::uint32_t worker, F&& fn) {
-        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)), worker);
+        return detail::spawn_on(m_runtime, make_frame([&] { return detail::as_task(std::forward<F>(fn)); }),
+                                worker);
     }
 
     /// Runs `fn()` on one of this executor's blocking threads, from any
@@ -375,6 +416,7 @@ public:
     /// ```
     template <detail::blocking_callable F>
     auto spawn_blocking(F&& fn) {
+        const detail::frame_pool_scope frames(m_frames.get());
         return detail::spawn_blocking_on(m_blocking, std::forward<F>(fn));
     }
 
@@ -479,6 +521,7 @@ public:
         out.blocking_threads = m_blocking.threads();
         out.idle_blocking_threads = m_blocking.idle_threads();
         out.blocking_queue_depth = m_blocking.queue_depth();
+        out.free_frame_blocks = m_frames.get() != nullptr ? m_frames.get()->free_blocks() : 0;
         return out;
     }
 
@@ -501,9 +544,11 @@ private:
         char name[16];
         detail::format_thread_name(name, self.m_settings.thread_name_prefix.c_str(), info.index);
         detail::name_this_thread(name);
+        detail::t_frame_pool = self.m_frames.get(); // where its tasks' frames come from
         detail::call_thread_hook(self.m_settings.on_thread_start, info, "on_thread_start");
         detail::t_blocking.pool = &self.m_blocking; // where weft::spawn_blocking goes
         self.m_runtime.run_worker(info.index);
+        detail::t_frame_pool = nullptr;
         detail::t_blocking = {};
         detail::call_thread_hook(self.m_settings.on_thread_stop, info, "on_thread_stop");
         return nullptr;
@@ -519,7 +564,37 @@ private:
         cfg.keep_alive = m_settings.blocking_keep_alive;
         cfg.queue_capacity = Options::blocking_queue_capacity;
         cfg.spawn_target = &m_runtime;
+        cfg.frames = m_frames.get();
         return cfg;
+    }
+
+    // The pool, if Options asks for one (allocated once, here).
+    static detail::frame_pool* make_frame_pool() {
+        if constexpr (!Options::use_frame_pool) {
+            return nullptr;
+        } else {
+            std::array<detail::frame_class_spec, Options::frame_pool_classes.size()> classes{};
+            for (std::size_t i = 0; i < classes.size(); ++i) {
+                classes[i] = {Options::frame_pool_classes[i].block_size,
+                              Options::frame_pool_classes[i].blocks};
+            }
+            detail::frame_pool* pool = detail::frame_pool::create(classes, Options::on_frame_pool_exhausted ==
+                                                                               pool_exhaustion::fail);
+            if (pool == nullptr) {
+                detail::raise(
+                    errc::capacity_exhausted,
+                    "cannot allocate the executor's frame pool (Options::frame_pool_classes): the heap "
+                    "refused the block, or 64 executors with a frame pool exist already");
+            }
+            return pool;
+        }
+    }
+
+    // Makes a task (calls `make`) with its frame from this executor's pool.
+    template <class Make>
+    auto make_frame(Make&& make) {
+        const detail::frame_pool_scope frames(m_frames.get());
+        return make();
     }
 
     void stop_threads() noexcept {
@@ -565,6 +640,8 @@ private:
         std::fflush(stderr);
     }
 
+    // First: destroyed last, after every task of the executor is gone.
+    detail::frame_pool_owner m_frames;
     detail::runtime<Workers, QueueSize, Options> m_runtime;
     weft::settings m_settings;
     std::array<pthread_t, Workers> m_threads{};

@@ -48,6 +48,7 @@ struct executor_metrics {
     std::uint32_t blocking_threads = 0;            ///< spawn_blocking threads alive now (busy or idle)
     std::uint32_t idle_blocking_threads = 0;       ///< of those, idle ones no job has claimed yet
     std::size_t blocking_queue_depth = 0;          ///< spawn_blocking jobs waiting for a thread now
+    std::uint64_t free_frame_blocks = 0; ///< free blocks of the frame pool now, all classes (0: no pool)
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {

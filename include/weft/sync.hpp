@@ -53,6 +53,7 @@
 #include <utility>
 
 #include "detail/attributes.hpp"
+#include "detail/frame_pool.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/spinlock.hpp"
 #include "detail/task_cell.hpp"
@@ -520,20 +521,50 @@ private:
 // ---- oneshot ----------------------------------------------------------------------
 
 namespace detail {
-/// The block a oneshot's two ends share; freed by the last one.
+/// The block a oneshot's two ends share; freed by the last one. It comes
+/// from the frame pool like a coroutine frame (frame_pool.hpp), unless T is
+/// over-aligned.
 template <class T>
 struct oneshot_state {
+    static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
     spinlock lock;
     std::atomic<std::uint32_t> ends{2};
     wait_list waiters; // the receiver, when it waits
     std::optional<T> value;
     bool sender_done = false; // sent, or the sender went away
     bool receiver_gone = false;
+    std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
+
+    static oneshot_state* make() {
+        if constexpr (pooled) {
+            const frame_block block = allocate_frame(sizeof(oneshot_state));
+            if (block.memory == nullptr) {
+                raise(
+                    errc::capacity_exhausted,
+                    "make_oneshot: no memory for the oneshot's state: its size class of the executor's frame "
+                    "pool is used up (Options::frame_pool_classes; Options::on_frame_pool_exhausted is "
+                    "fail), "
+                    "or the heap is exhausted");
+            }
+            auto* state = ::new (block.memory) oneshot_state();
+            state->origin = block.origin;
+            return state;
+        } else {
+            return new oneshot_state();
+        }
+    }
 
     void drop_end() noexcept {
         // acq_rel: the last end sees every write of the other before it frees.
         if (ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            delete this;
+            if constexpr (pooled) {
+                const std::uint32_t from = origin;
+                this->~oneshot_state();
+                free_frame(this, from);
+            } else {
+                delete this;
+            }
         }
     }
 };
@@ -545,7 +576,9 @@ template <class T>
 class oneshot_receiver;
 
 /// Makes a channel for one value: a sender and a receiver sharing one
-/// allocated block (the only allocation; waiting allocates nothing).
+/// allocated block (the only allocation; waiting allocates nothing). On an
+/// executor's thread with a frame pool, the block comes from the pool; if
+/// the pool is used up and set to fail, raises errc::capacity_exhausted.
 ///
 /// ```cpp
 /// auto [tx, rx] = weft::make_oneshot<int>();
@@ -554,7 +587,7 @@ class oneshot_receiver;
 /// ```
 template <class T>
 std::pair<oneshot_sender<T>, oneshot_receiver<T>> make_oneshot() {
-    auto* state = new detail::oneshot_state<T>();
+    detail::oneshot_state<T>* state = detail::oneshot_state<T>::make();
     return {oneshot_sender<T>(state), oneshot_receiver<T>(state)};
 }
 

@@ -70,6 +70,18 @@ T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>
     raise(errc::invalid_handle, "the task's result was already taken");
 }
 
+/// Raises the error for a task that holds no coroutine: capacity_exhausted
+/// if its frame could not be allocated, else invalid_handle with `misuse`.
+[[noreturn]] inline void raise_empty_task(bool allocation_failed, const char* misuse) {
+    if (allocation_failed) {
+        raise(errc::capacity_exhausted,
+              "no memory for a weft::task's coroutine frame: its size class of the executor's frame pool is "
+              "used up (Options::frame_pool_classes; Options::on_frame_pool_exhausted is fail), or the heap "
+              "is exhausted");
+    }
+    raise(errc::invalid_handle, misuse);
+}
+
 template <class T>
 T take_output(task_header* header) {
     return take_result<T>(header->output, header->exception, static_cast<task_cell<T>*>(header)->storage);
@@ -95,18 +107,28 @@ public:
 
     // ---- allocation: one block, the cell in front of the frame --------------
 
-    static void* operator new(std::size_t frame_size) {
+    // From this thread's frame pool or the heap (frame_pool.hpp). Null when
+    // there is no memory (the pool is exhausted and set to fail, or the heap
+    // is): the call of the coroutine function then returns an empty task
+    // (get_return_object_on_allocation_failure), which spawn and co_await
+    // report as errc::capacity_exhausted.
+    static void* operator new(std::size_t frame_size) noexcept {
         static_assert(
             alignof(task_cell<T>) <= frame_alignment,
             "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
         constexpr std::size_t prefix = cell_prefix<T>;
-        void* block = ::operator new(prefix + frame_size);
-        auto* cell = ::new (block) task_cell<T>();
-        cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
+        const frame_block block = allocate_frame(prefix + frame_size);
+        if (block.memory == nullptr) {
+            return nullptr;
+        }
+        auto* cell = ::new (block.memory) task_cell<T>();
+        cell->block_origin = block.origin;
         cell->frame_offset = static_cast<std::uint32_t>(prefix);
         cell->drop_value = &drop_value_of<T>;
         return frame_of(cell, prefix);
     }
+
+    static task<T> get_return_object_on_allocation_failure() noexcept;
 
     // Called when the coroutine is destroyed: the frame's reference goes;
     // the block stays while a join handle, queue or waker still holds one.
@@ -214,11 +236,14 @@ public:
     using value_type = T;
 
     task() noexcept = default;
-    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
+    task(task&& other) noexcept
+        : m_handle(std::exchange(other.m_handle, nullptr)),
+          m_allocation_failed(std::exchange(other.m_allocation_failed, false)) {}
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             destroy();
             m_handle = std::exchange(other.m_handle, nullptr);
+            m_allocation_failed = std::exchange(other.m_allocation_failed, false);
         }
         return *this;
     }
@@ -226,13 +251,27 @@ public:
     task& operator=(const task&) = delete;
     ~task() { destroy(); }
 
-    /// True if this task holds a coroutine (it was not moved from or spawned).
+    /// True if this task holds a coroutine (it was not moved from or
+    /// spawned, and its frame could be allocated).
     bool valid() const noexcept { return static_cast<bool>(m_handle); }
+
+    /// True if this task is empty because no memory was left for its
+    /// coroutine frame: its class of the executor's frame pool was used up
+    /// with `Options::on_frame_pool_exhausted = weft::pool_exhaustion::fail`,
+    /// or the heap was. Spawning or awaiting it raises
+    /// errc::capacity_exhausted; the coroutine's arguments were never copied.
+    ///
+    /// ```cpp
+    /// weft::task<> t = work();
+    /// if (t.frame_allocation_failed()) { /* shed load instead of spawning */ }
+    /// ```
+    bool frame_allocation_failed() const noexcept { return m_allocation_failed; }
 
     /// Runs the task inline in the awaiting coroutine (symmetric transfer).
     auto operator co_await() && noexcept {
         struct awaiter {
             std::coroutine_handle<promise_type> child;
+            bool allocation_failed;
             bool await_ready() const noexcept { return !child; }
             std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
                 child.promise().set_continuation(parent);
@@ -240,13 +279,13 @@ public:
             }
             T await_resume() {
                 if (!child) {
-                    detail::raise(errc::invalid_handle,
-                                  "co_await on an empty weft::task (moved from or spawned)");
+                    detail::raise_empty_task(allocation_failed,
+                                             "co_await on an empty weft::task (moved from or spawned)");
                 }
                 return child.promise().take_result();
             }
         };
-        return awaiter{m_handle};
+        return awaiter{m_handle, m_allocation_failed};
     }
 
     /// For spawn: hands the coroutine over; the task becomes empty.
@@ -256,6 +295,7 @@ public:
 
 private:
     friend class detail::promise<T>;
+    friend class detail::promise_base<T>;
     explicit task(std::coroutine_handle<promise_type> handle) noexcept : m_handle(handle) {}
 
     void destroy() noexcept {
@@ -265,9 +305,17 @@ private:
     }
 
     std::coroutine_handle<promise_type> m_handle;
+    bool m_allocation_failed = false;
 };
 
 namespace detail {
+template <class T>
+task<T> promise_base<T>::get_return_object_on_allocation_failure() noexcept {
+    task<T> empty;
+    empty.m_allocation_failed = true;
+    return empty;
+}
+
 template <class T>
 task<T> promise<T>::get_return_object() noexcept {
     return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));

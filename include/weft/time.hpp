@@ -149,7 +149,8 @@ public:
     using child_handle = std::coroutine_handle<promise<T>>;
 
     timeout_awaiter(clock::time_point deadline, task<T>&& child) noexcept
-        : m_deadline(deadline), m_child(child.release()) {}
+        : m_deadline(deadline), m_child_allocation_failed(child.frame_allocation_failed()),
+          m_child(child.release()) {}
     timeout_awaiter(const timeout_awaiter&) = delete;
     timeout_awaiter& operator=(const timeout_awaiter&) = delete;
     ~timeout_awaiter() { finish(); }
@@ -159,8 +160,8 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
         driver& drv = current_driver("weft::timeout was awaited outside a task run by a weft executor");
         if (!m_child) {
-            raise(errc::invalid_handle,
-                  "weft::timeout was given an empty weft::task (moved from or spawned)");
+            raise_empty_task(m_child_allocation_failed,
+                             "weft::timeout was given an empty weft::task (moved from or spawned)");
         }
         m_self = t_context.current;
         m_driver = &drv;
@@ -232,6 +233,7 @@ private:
     }
 
     clock::time_point m_deadline;
+    bool m_child_allocation_failed;
     child_handle m_child;
     task_header* m_self = nullptr;
     driver* m_driver = nullptr;

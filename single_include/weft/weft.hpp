@@ -45,6 +45,7 @@
 // time (settings), and how the thread settings are checked and turned into
 // what the OS is asked for.
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
@@ -431,6 +432,20 @@ namespace detail {
 
 namespace weft {
 
+/// One size class of the frame pool (see default_options::use_frame_pool):
+/// `blocks` blocks of `block_size` bytes each.
+struct frame_pool_class {
+    std::size_t block_size = 0; ///< bytes per block, a multiple of 16
+    std::uint32_t blocks = 0;   ///< blocks of this size
+};
+
+/// What a coroutine frame does when its class of the frame pool has no free
+/// block (or it is larger than the largest class).
+enum class pool_exhaustion {
+    use_heap, ///< take the block from the heap, as without the pool
+    fail,     ///< no frame: spawning (or awaiting) the task raises errc::capacity_exhausted
+};
+
 /// The compile-time knobs of an executor, in one place. Derive from it and
 /// override what you need:
 ///
@@ -522,6 +537,64 @@ struct default_options {
     /// full, spawn_blocking raises errc::capacity_exhausted instead of
     /// queueing without limit. 0: never queue (a job needs a free thread).
     static constexpr std::uint32_t blocking_queue_capacity = 1024;
+
+    /// The frame pool: coroutine frames (every weft::task, the task header
+    /// and join state of a spawned task, which share its block, a spawned
+    /// callable) and oneshot states come from fixed-size blocks of one
+    /// region that the executor allocates once, at construction, instead of
+    /// from the heap. With it on, a program whose tasks fit the classes
+    /// below allocates nothing in its steady state, and its memory is known
+    /// in advance. Off by default: turning it on is this one knob.
+    ///
+    /// ```cpp
+    /// struct pooled : weft::default_options {
+    ///     static constexpr bool use_frame_pool = true;
+    /// };
+    /// weft::executor<2, 256, pooled> ex;
+    /// ```
+    ///
+    /// Which frames come from the pool: those made on the executor's workers
+    /// and blocking threads (tasks started by its tasks, including the inline
+    /// children of co_await and the operations of sockets and timeouts), and
+    /// the callables given to executor::spawn and executor::spawn_blocking
+    /// from any thread. A task made by calling a coroutine function on
+    /// another thread (`ex.block_on(root())`, `ex.spawn(work())` from main)
+    /// gets its frame from the heap: make it there with
+    /// `ex.spawn([] { return work(); })` to have it pooled. Blocks go back to
+    /// the pool from any thread; a block still held when the executor is
+    /// destroyed (a join handle kept after it) keeps the region alive until
+    /// it comes home. Allocation and release are a lock-free pop and push
+    /// (one compare-exchange each) per block.
+    static constexpr bool use_frame_pool = false;
+
+    /// The pool's size classes, by increasing block_size (multiples of 16).
+    /// A frame takes a block of the smallest class it fits in, never of a
+    /// larger one, so each class's count is a guarantee: that many frames
+    /// of that size can be live at once. The region costs the sum of
+    /// block_size * blocks, plus 4 bytes per block and 64 per class
+    /// (512 KiB in all by default). A frame's block includes the task
+    /// header (112 bytes on 64-bit targets, more for a large result) and
+    /// depends on the compiler: on x86-64 with g++ 12 a task that returns
+    /// at once takes 192 bytes, one that sleeps 256, and a socket read or
+    /// write runs two inline frames of about 420 and 470 bytes (clang merges
+    /// them into one of about 820). The metric free_frame_blocks shows how
+    /// full the pool runs.
+    static constexpr std::array<frame_pool_class, 4> frame_pool_classes{{
+        {256, 512},
+        {512, 256},
+        {1024, 128},
+        {4096, 32},
+    }};
+
+    /// When a frame's class has no free block (or the frame is larger than
+    /// the largest class): use_heap takes it from the heap as if there were
+    /// no pool (the pool then bounds nothing, but nothing fails); fail makes
+    /// the task empty, and spawning or awaiting it raises
+    /// errc::capacity_exhausted (load shedding with a hard memory bound;
+    /// with -fno-exceptions that goes to the panic handler). A full pool
+    /// with use_heap is what a steady state that allocates means: size the
+    /// classes so that it does not happen.
+    static constexpr pool_exhaustion on_frame_pool_exhausted = pool_exhaustion::use_heap;
 };
 
 /// A thread's scheduling policy (see sched(7)).
@@ -983,6 +1056,612 @@ inline thread_hooks blocking_thread_hooks(const settings& config) noexcept {
 #include <pthread.h>
 
 
+// ---- begin weft/detail/frame_pool.hpp ----
+// weft/detail/frame_pool.hpp
+//
+// What it is for: memory for coroutine frames that does not come from the
+// heap, so that a program in its steady state allocates nothing
+// (Options::use_frame_pool). An executor that enables it allocates one block
+// when it is constructed and cuts it into size classes of fixed-size blocks.
+// A frame (with the task cell in front of it) takes a block of the smallest
+// class it fits in, and gives it back when the task is freed, from whatever
+// thread that happens on.
+//
+// The pieces, top to bottom:
+//   - index_stack: the free blocks of one class, as a lock-free LIFO of block
+//     indices (Treiber's stack). Its links live in a side array, not in the
+//     free blocks: a pop that lost a race may still read the link of a block
+//     that another thread has just taken and is writing a task into. The
+//     head packs the top index with a tag that every pop increments, so a
+//     stale pop cannot succeed once its top was popped and pushed back (ABA).
+//     Pushes leave the tag alone: the top can only come back by a pop.
+//   - frame_pool: the one block (the pool's header, one index_stack per
+//     class, the links, the blocks), allocate and deallocate.
+//   - the registry: a fixed table of the pools alive in the process. A block
+//     records where it came from in 32 bits (task_header::block_origin): a
+//     heap block's size, or `pooled_origin` and its pool's index here.
+//   - t_frame_pool: which pool the frames made on this thread come from (the
+//     executor's, on its workers and blocking threads; null: the heap).
+//     executor::spawn of a callable sets it for the frame it makes.
+//
+// Lifetime: an executor owns its pool, but a block may outlive the executor
+// (a join handle kept after it, a task made on a worker and never run).
+// retire() frees the pool at once if every block is home; otherwise the
+// pool stays listed as an orphan and the free that brings its last block
+// home frees it. The handshake: a free pushes its block (seq_cst) and then
+// reads the registry's orphan bits (seq_cst); retire() sets its pool's bit
+// (seq_cst) and then counts the free blocks (seq_cst loads of the heads). In
+// the single total order of seq_cst operations, either the free's read comes
+// after the bit was set (it checks, under the registry lock), or its push
+// comes before retire()'s count (which sees that block home). So the last
+// block home is never missed, and the pool is freed once, under the lock.
+//
+// Where it comes from: Treiber's stack (IBM, 1986) with the counted head
+// that IBM's System/370 manuals describe; index links as in Vyukov's bounded
+// pools. Per-thread caches (tcmalloc) were left out: blocks parked in a
+// worker's cache would make "N blocks per class" mean less than N for
+// everyone else, and predictability is the point of the pool. The price is
+// two locked instructions per block where glibc's per-thread cache has none
+// (docs/design.md has the figures).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <span>
+
+
+// ---- begin weft/detail/atomic_policy.hpp ----
+// weft/detail/atomic_policy.hpp
+//
+// What it is for: every lock-free structure in weft (the local queue, the
+// inject queue, the idle set, the parker) is written once, generic over an
+// *atomic policy*. Production code uses `std_policy` (std::atomic and plain
+// memory); the model tests in tests/model/ plug in a policy backed by
+// Relacy's atomics and checked variables, so the very same code is explored
+// under a weak-memory model checker (Tokio does the same with loom,
+// moodycamel with Relacy).
+//
+// The contract a policy fulfils:
+//   - `atomic<T>`: constructible from a T; `load(mo)`, `store(v, mo)`,
+//     `exchange(v, mo)`, `fetch_add(v, mo)`, `fetch_sub(v, mo)`,
+//     `fetch_or(v, mo)`, `fetch_and(v, mo)`, `compare_exchange_weak(e, d,
+//     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
+//     Code written against a policy always names its memory order and never
+//     uses the implicit operators, so a model checker sees every access.
+//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`,
+//     default-constructible (unwritten) or constructible from a T. Under a
+//     model checker a cell reports a data race if two threads touch it
+//     without a happens-before edge; in production it is a plain T.
+//   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
+//     pause/yield hint in production, a scheduler yield under a model
+//     checker, which must see every spin loop make progress).
+//   - `futex_wait(const atomic<uint32_t>*, expected)` and `futex_wake(const
+//     atomic<uint32_t>*, count)`: sleep while the word holds `expected`, and
+//     wake sleepers (futex(2) in production; the checker's own blocking wait
+//     under a model checker, which then reports a sleeper nobody wakes).
+
+#include <atomic>
+#include <cstdint>
+
+
+// ---- begin weft/detail/futex.hpp ----
+// weft/detail/futex.hpp
+//
+// What it is for: sleeping on, and waking, a 32-bit word, with the Linux
+// futex system call issued directly. weft does not park through
+// std::atomic::wait or a condition variable: libc++'s wait could miss
+// notifications (llvm-project#109290) and GCC's had bugs (GCC 106772), and a
+// direct futex lets a parked worker be woken with one system call and no
+// mutex. Callers own the protocol (what value means "sleeping"); this file
+// only issues the calls.
+//
+// FUTEX_WAIT returns at once if the word no longer holds `expected`, which is
+// what closes the check-then-sleep window: a waker changes the word *before*
+// calling wake, so a sleeper either sees the new value or is woken.
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace weft::detail {
+
+// The word must be a plain 32-bit integer in memory for the kernel.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
+              "futex words must be exactly 32 bits");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be lock-free atomics");
+
+namespace futex_sys {
+// A 32-bit target whose time_t is 64-bit (armhf built with _TIME_BITS=64)
+// must use the time64 call, whose timespec matches its own; everywhere else
+// the classic call takes the native timespec.
+#if defined(SYS_futex_time64) && defined(SYS_futex)
+inline constexpr long number = sizeof(std::time_t) > sizeof(long) ? SYS_futex_time64 : SYS_futex;
+#elif defined(SYS_futex_time64)
+inline constexpr long number = SYS_futex_time64;
+#else
+inline constexpr long number = SYS_futex;
+#endif
+} // namespace futex_sys
+
+/// Sleeps while `*word == expected`, at most `timeout` if not null (a
+/// relative time). Returns on a wake, a value change, a signal, a timeout or
+/// spuriously: callers re-check their condition in a loop.
+inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                       const timespec* timeout = nullptr) noexcept {
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+              timeout, nullptr, 0);
+}
+
+/// Wakes at most `count` threads sleeping on `word`.
+inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
+    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
+              nullptr, nullptr, 0);
+}
+
+inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }
+
+} // namespace weft::detail
+// ---- end weft/detail/futex.hpp ----
+
+namespace weft::detail {
+
+/// Plain, non-atomic storage with the cell interface. Who may touch it when
+/// is the enclosing structure's invariant, checked by the model tests.
+template <class T>
+class plain_cell {
+public:
+    plain_cell() noexcept = default;
+    explicit plain_cell(T value) noexcept : m_value(value) {}
+
+    T load() const noexcept { return m_value; }
+    void store(T value) noexcept { m_value = value; }
+
+private:
+    T m_value{};
+};
+
+/// Tell the CPU that this thread is spinning: it saves power and frees the
+/// pipeline for the sibling hyper-thread (x86 `pause`, ARM `yield`).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    asm volatile("yield" ::: "memory");
+#else
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
+/// The production policy: std::atomic and plain memory.
+struct std_policy {
+    template <class T>
+    using atomic = std::atomic<T>;
+    template <class T>
+    using cell = plain_cell<T>;
+    static void spin_hint() noexcept { cpu_relax(); }
+    static void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
+        detail::futex_wait(word, expected);
+    }
+    static void futex_wake(const std::atomic<std::uint32_t>* word, int count) noexcept {
+        detail::futex_wake(word, count);
+    }
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/atomic_policy.hpp ----
+
+namespace weft::detail {
+
+/// The free indices among [0, count), as a lock-free stack (see the top of
+/// this file). The caller owns the link storage: `count` atomics.
+template <class Policy = std_policy>
+class index_stack {
+public:
+    using link = typename Policy::template atomic<std::uint32_t>;
+    static constexpr std::uint32_t none = 0xFFFF'FFFFu;
+
+    /// Holds every index of [0, count), 0 on top. Not thread-safe: the
+    /// stack is published to other threads afterwards.
+    index_stack(link* links, std::uint32_t count) noexcept
+        : m_head(pack(0, count > 0 ? 0 : none)), m_links(links) {
+        for (std::uint32_t i = 0; i < count; ++i) {
+            m_links[i].store(i + 1 < count ? i + 1 : none, std::memory_order_relaxed);
+        }
+    }
+    index_stack(const index_stack&) = delete;
+    index_stack& operator=(const index_stack&) = delete;
+
+    /// Takes a free index, or returns `none`.
+    std::uint32_t pop() noexcept {
+        // Acquire (here and on success): pairs with the push that freed the
+        // top, so its link and everything the block's last user wrote are
+        // visible before we hand the block out.
+        std::uint64_t head = m_head.load(std::memory_order_acquire);
+        for (;;) {
+            const std::uint32_t top = index_of(head);
+            if (top == none) {
+                return none;
+            }
+            // Relaxed: written before the push that made `top` the top, which
+            // the acquire above saw. A newer value means `top` was popped
+            // meanwhile, and then the tag makes the exchange fail.
+            const std::uint32_t next = m_links[top].load(std::memory_order_relaxed);
+            if (m_head.compare_exchange_weak(head, pack(tag_of(head) + 1, next), std::memory_order_acquire,
+                                             std::memory_order_acquire)) {
+                return top;
+            }
+        }
+    }
+
+    /// Gives `index` back; it must have been popped.
+    void push(std::uint32_t index) noexcept {
+        std::uint64_t head = m_head.load(std::memory_order_relaxed);
+        for (;;) {
+            m_links[index].store(index_of(head), std::memory_order_relaxed);
+            // Release: publishes the link and the block's contents to the
+            // next pop. Seq_cst: the frame pool's orphan handshake orders
+            // this push before the free's read of the orphan count.
+            if (m_head.compare_exchange_weak(head, pack(tag_of(head), index), std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+                return;
+            }
+        }
+    }
+
+    /// The free indices, counted by walking the stack (at most `limit`
+    /// steps). Exact while no pop runs (pushes may); otherwise a snapshot.
+    std::uint32_t count(std::uint32_t limit) const noexcept {
+        std::uint32_t n = 0;
+        // Seq_cst: the other half of the orphan handshake (see push). The
+        // links below the top were written before the pushes that this load
+        // (transitively) synchronizes with.
+        std::uint32_t at = index_of(m_head.load(std::memory_order_seq_cst));
+        while (at != none && n < limit) {
+            ++n;
+            at = m_links[at].load(std::memory_order_relaxed);
+        }
+        return n;
+    }
+
+private:
+    static constexpr std::uint64_t pack(std::uint32_t tag, std::uint32_t index) noexcept {
+        return (static_cast<std::uint64_t>(tag) << 32) | index;
+    }
+    static constexpr std::uint32_t index_of(std::uint64_t head) noexcept {
+        return static_cast<std::uint32_t>(head);
+    }
+    static constexpr std::uint32_t tag_of(std::uint64_t head) noexcept {
+        return static_cast<std::uint32_t>(head >> 32);
+    }
+
+    // Its own cache line: every allocation and free of the class writes it.
+    alignas(64) typename Policy::template atomic<std::uint64_t> m_head;
+    link* const m_links;
+};
+
+/// One size class as the executor asks for it.
+struct frame_class_spec {
+    std::size_t block_size = 0; // bytes, a multiple of 16
+    std::uint32_t blocks = 0;
+};
+
+/// What a block records about where it came from (see the top of this
+/// file): a heap block's size, or this flag and its pool's registry index.
+inline constexpr std::uint32_t pooled_origin = 0x8000'0000u;
+
+/// Pools alive (or orphaned) in the process at once.
+inline constexpr std::uint32_t max_frame_pools = 64;
+
+class frame_pool;
+
+/// The pools of the process, so that a block's 32-bit origin finds its pool.
+struct frame_pool_registry {
+    std::mutex lock; // claims and releases of slots, orphan checks
+    std::atomic<frame_pool*> pools[max_frame_pools] = {};
+    std::atomic<std::uint64_t> orphans{0}; // bit i: pools[i] was retired with blocks still out
+};
+
+static_assert(max_frame_pools <= 64, "one orphan bit per registry slot");
+
+constinit inline frame_pool_registry g_frame_pools{};
+
+/// Frames made on this thread come from this pool; null: from the heap.
+constinit inline thread_local frame_pool* t_frame_pool = nullptr;
+
+/// The fixed-capacity pool of one executor: one block, allocated once.
+class frame_pool {
+public:
+    /// Allocates the pool (one block) and lists it. Null if the heap
+    /// refuses the block or max_frame_pools pools exist already.
+    /// `classes` must be sorted by block_size, each a multiple of 16.
+    static frame_pool* create(std::span<const frame_class_spec> classes, bool fail_when_exhausted) noexcept {
+        std::size_t at = round_up(sizeof(frame_pool), cache_line);
+        const std::size_t classes_at = at;
+        at += classes.size() * sizeof(size_class);
+        const std::size_t links_at = at;
+        for (const frame_class_spec& spec : classes) {
+            at += spec.blocks * sizeof(index_stack<>::link);
+        }
+        at = round_up(at, cache_line);
+        const std::size_t blocks_at = at;
+        for (const frame_class_spec& spec : classes) {
+            at = round_up(at + spec.block_size * spec.blocks, cache_line);
+        }
+        void* memory = ::operator new (at, std::align_val_t{cache_line}, std::nothrow);
+        if (memory == nullptr) {
+            return nullptr;
+        }
+        auto* bytes = static_cast<unsigned char*>(memory);
+        auto* pool = ::new (memory) frame_pool(fail_when_exhausted);
+        pool->m_classes = reinterpret_cast<size_class*>(bytes + classes_at);
+        pool->m_class_count = static_cast<std::uint32_t>(classes.size());
+        auto* links = reinterpret_cast<index_stack<>::link*>(bytes + links_at);
+        unsigned char* blocks = bytes + blocks_at;
+        for (std::size_t i = 0; i < classes.size(); ++i) {
+            const frame_class_spec& spec = classes[i];
+            for (std::uint32_t b = 0; b < spec.blocks; ++b) {
+                ::new (static_cast<void*>(links + b)) index_stack<>::link(0);
+            }
+            ::new (static_cast<void*>(pool->m_classes + i)) size_class(links, spec, blocks);
+            links += spec.blocks;
+            blocks += round_up(spec.block_size * spec.blocks, cache_line);
+        }
+        std::lock_guard<std::mutex> hold(g_frame_pools.lock);
+        for (std::uint32_t slot = 0; slot < max_frame_pools; ++slot) {
+            if (g_frame_pools.pools[slot].load(std::memory_order_relaxed) == nullptr) {
+                pool->m_slot = slot;
+                // Relaxed: the executor publishes the pool to its threads
+                // (they start after this), and every block's holder got it
+                // from one of them.
+                g_frame_pools.pools[slot].store(pool, std::memory_order_relaxed);
+                return pool;
+            }
+        }
+        destroy(pool);
+        return nullptr;
+    }
+
+    /// The executor is gone: frees the pool now if every block is home,
+    /// else when the last one comes home (see the top of this file).
+    static void retire(frame_pool* pool) noexcept {
+        std::lock_guard<std::mutex> hold(g_frame_pools.lock);
+        g_frame_pools.orphans.fetch_or(orphan_bit(pool->m_slot), std::memory_order_seq_cst);
+        if (pool->all_free()) {
+            release_locked(pool);
+        }
+    }
+
+    /// A block of the smallest class that holds `bytes`, or null if that
+    /// class has no free block or `bytes` exceeds the largest class.
+    void* allocate(std::size_t bytes) noexcept {
+        for (std::uint32_t i = 0; i < m_class_count; ++i) {
+            size_class& c = m_classes[i];
+            if (bytes <= c.block_size) {
+                const std::uint32_t index = c.free.pop();
+                return index == index_stack<>::none ? nullptr : c.base + index * c.block_size;
+            }
+        }
+        return nullptr;
+    }
+
+    /// Gives back a block that allocate() returned.
+    void deallocate(void* block) noexcept {
+        const auto at = reinterpret_cast<std::uintptr_t>(block);
+        for (std::uint32_t i = 0; i < m_class_count; ++i) {
+            size_class& c = m_classes[i];
+            const auto base = reinterpret_cast<std::uintptr_t>(c.base);
+            if (at >= base && at < base + c.blocks * c.block_size) {
+                c.free.push(static_cast<std::uint32_t>((at - base) / c.block_size));
+                return;
+            }
+        }
+    }
+
+    /// Whether an allocation the pool cannot serve fails (true) or goes to
+    /// the heap (false).
+    bool fails_when_exhausted() const noexcept { return m_fail_when_exhausted; }
+
+    /// This pool's index in the registry, for a block's origin.
+    std::uint32_t slot() const noexcept { return m_slot; }
+
+    /// Free blocks of all classes (a snapshot while the pool is in use).
+    std::uint64_t free_blocks() const noexcept {
+        std::uint64_t n = 0;
+        for (std::uint32_t i = 0; i < m_class_count; ++i) {
+            n += m_classes[i].free.count(m_classes[i].blocks);
+        }
+        return n;
+    }
+
+    /// The orphan bit of registry slot `slot`.
+    static constexpr std::uint64_t orphan_bit(std::uint32_t slot) noexcept {
+        return std::uint64_t{1} << slot;
+    }
+
+    /// Frees the orphaned pool in registry slot `slot` if its blocks are
+    /// all home. Called after a free into it saw its orphan bit.
+    static void release_orphan(std::uint32_t slot) noexcept {
+        std::lock_guard<std::mutex> hold(g_frame_pools.lock);
+        frame_pool* pool = g_frame_pools.pools[slot].load(std::memory_order_relaxed);
+        if (pool != nullptr &&
+            (g_frame_pools.orphans.load(std::memory_order_relaxed) & orphan_bit(slot)) != 0 &&
+            pool->all_free()) {
+            release_locked(pool);
+        }
+    }
+
+private:
+    static constexpr std::size_t cache_line = 64;
+
+    static constexpr std::size_t round_up(std::size_t bytes, std::size_t alignment) noexcept {
+        return (bytes + alignment - 1) / alignment * alignment;
+    }
+
+    struct size_class {
+        size_class(index_stack<>::link* links, const frame_class_spec& spec, unsigned char* first) noexcept
+            : free(links, spec.blocks), base(first), block_size(spec.block_size), blocks(spec.blocks) {}
+        index_stack<> free;
+        unsigned char* const base;
+        const std::size_t block_size;
+        const std::uint32_t blocks;
+    };
+
+    explicit frame_pool(bool fail_when_exhausted) noexcept : m_fail_when_exhausted(fail_when_exhausted) {}
+
+    bool all_free() const noexcept {
+        for (std::uint32_t i = 0; i < m_class_count; ++i) {
+            if (m_classes[i].free.count(m_classes[i].blocks) != m_classes[i].blocks) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // Under the registry lock, with every block home.
+    static void release_locked(frame_pool* pool) noexcept {
+        g_frame_pools.pools[pool->m_slot].store(nullptr, std::memory_order_relaxed);
+        g_frame_pools.orphans.fetch_and(~orphan_bit(pool->m_slot), std::memory_order_relaxed);
+        destroy(pool);
+    }
+
+    static void destroy(frame_pool* pool) noexcept {
+        // The links, heads and blocks are trivially destructible.
+        pool->~frame_pool();
+        ::operator delete (static_cast<void*>(pool), std::align_val_t{cache_line});
+    }
+
+    size_class* m_classes = nullptr;
+    std::uint32_t m_class_count = 0;
+    std::uint32_t m_slot = 0;
+    const bool m_fail_when_exhausted;
+};
+
+/// A block for a frame, and where it came from.
+struct frame_block {
+    void* memory = nullptr; // null: none (the pool is exhausted and fails, or the heap is)
+    std::uint32_t origin = 0;
+};
+
+/// A block of `bytes` from the heap (the default new alignment), or none.
+inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
+    if (bytes >= pooled_origin) {
+        return {}; // its size would not fit the origin
+    }
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    // The plain operator new, as before there was a pool: libstdc++'s nothrow
+    // form wraps it in a call of its own. Its bad_alloc becomes a null
+    // block here; nothing else throws.
+    try {
+        return {::operator new(bytes), static_cast<std::uint32_t>(bytes)};
+    } catch (const std::bad_alloc&) {
+        return {};
+    }
+#else
+    return {::operator new(bytes, std::nothrow), static_cast<std::uint32_t>(bytes)};
+#endif
+}
+
+/// The pool's half of allocate_frame. Out of line here and in free_frame:
+/// every coroutine allocates, so the pool's code is kept out of them, and
+/// a build without a pool runs the instructions it ran before the pool.
+[[gnu::noinline]] inline frame_block allocate_from_pool(frame_pool& pool, std::size_t bytes) noexcept {
+    if (void* block = pool.allocate(bytes)) {
+        return {block, pooled_origin | pool.slot()};
+    }
+    if (pool.fails_when_exhausted()) {
+        return {};
+    }
+    return allocate_from_heap(bytes);
+}
+
+/// A block of `bytes` (16-byte aligned) from this thread's pool, or from
+/// the heap when the thread has none or its pool cannot serve it and falls
+/// back. Never throws.
+inline frame_block allocate_frame(std::size_t bytes) noexcept {
+    if (frame_pool* pool = t_frame_pool) {
+        return allocate_from_pool(*pool, bytes);
+    }
+    return allocate_from_heap(bytes);
+}
+
+/// Gives back a pooled block (see free_frame).
+[[gnu::noinline]] inline void free_to_pool(void* memory, std::uint32_t origin) noexcept {
+    const std::uint32_t slot = origin & ~pooled_origin;
+    // Relaxed: the block's holder learned of the pool (through the thread
+    // that allocated the block) after the slot was written.
+    g_frame_pools.pools[slot].load(std::memory_order_relaxed)->deallocate(memory);
+    // Seq_cst: the orphan handshake (see the top of this file).
+    if ((g_frame_pools.orphans.load(std::memory_order_seq_cst) & frame_pool::orphan_bit(slot)) != 0) {
+        frame_pool::release_orphan(slot);
+    }
+}
+
+/// Gives back a block from allocate_frame.
+inline void free_frame(void* memory, std::uint32_t origin) noexcept {
+    if ((origin & pooled_origin) != 0) {
+        free_to_pool(memory, origin);
+        return;
+    }
+    // g++ -O3 inlines promise_base::operator new (which allocates the whole
+    // block and returns the frame inside it) and then takes this delete of
+    // the block's start for a mismatch. It is the block ::operator new
+    // returned; the warning is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(memory, origin);
+#else
+    ::operator delete(memory); // clang without -fsized-deallocation
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+}
+
+/// Makes frames on this thread come from `pool` (null: the heap) while it
+/// lives, then restores what was there.
+class frame_pool_scope {
+public:
+    explicit frame_pool_scope(frame_pool* pool) noexcept : m_outer(t_frame_pool) { t_frame_pool = pool; }
+    ~frame_pool_scope() { t_frame_pool = m_outer; }
+    frame_pool_scope(const frame_pool_scope&) = delete;
+    frame_pool_scope& operator=(const frame_pool_scope&) = delete;
+
+private:
+    frame_pool* m_outer;
+};
+
+/// Owns an executor's pool: retires it on destruction.
+class frame_pool_owner {
+public:
+    explicit frame_pool_owner(frame_pool* pool) noexcept : m_pool(pool) {}
+    ~frame_pool_owner() {
+        if (m_pool != nullptr) {
+            frame_pool::retire(m_pool);
+        }
+    }
+    frame_pool_owner(const frame_pool_owner&) = delete;
+    frame_pool_owner& operator=(const frame_pool_owner&) = delete;
+
+    frame_pool* get() const noexcept { return m_pool; }
+
+private:
+    frame_pool* m_pool;
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/frame_pool.hpp ----
+
 // ---- begin weft/detail/scheduler.hpp ----
 // weft/detail/scheduler.hpp
 //
@@ -1089,78 +1768,14 @@ private:
 } // namespace weft::detail
 // ---- end weft/detail/fork.hpp ----
 
-// ---- begin weft/detail/futex.hpp ----
-// weft/detail/futex.hpp
-//
-// What it is for: sleeping on, and waking, a 32-bit word, with the Linux
-// futex system call issued directly. weft does not park through
-// std::atomic::wait or a condition variable: libc++'s wait could miss
-// notifications (llvm-project#109290) and GCC's had bugs (GCC 106772), and a
-// direct futex lets a parked worker be woken with one system call and no
-// mutex. Callers own the protocol (what value means "sleeping"); this file
-// only issues the calls.
-//
-// FUTEX_WAIT returns at once if the word no longer holds `expected`, which is
-// what closes the check-then-sleep window: a waker changes the word *before*
-// calling wake, so a sleeper either sees the new value or is woken.
-
-#include <atomic>
-#include <cerrno>
-#include <climits>
-#include <cstdint>
-#include <ctime>
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-namespace weft::detail {
-
-// The word must be a plain 32-bit integer in memory for the kernel.
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
-              "futex words must be exactly 32 bits");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be lock-free atomics");
-
-namespace futex_sys {
-// A 32-bit target whose time_t is 64-bit (armhf built with _TIME_BITS=64)
-// must use the time64 call, whose timespec matches its own; everywhere else
-// the classic call takes the native timespec.
-#if defined(SYS_futex_time64) && defined(SYS_futex)
-inline constexpr long number = sizeof(std::time_t) > sizeof(long) ? SYS_futex_time64 : SYS_futex;
-#elif defined(SYS_futex_time64)
-inline constexpr long number = SYS_futex_time64;
-#else
-inline constexpr long number = SYS_futex;
-#endif
-} // namespace futex_sys
-
-/// Sleeps while `*word == expected`, at most `timeout` if not null (a
-/// relative time). Returns on a wake, a value change, a signal, a timeout or
-/// spuriously: callers re-check their condition in a loop.
-inline void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                       const timespec* timeout = nullptr) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
-              timeout, nullptr, 0);
-}
-
-/// Wakes at most `count` threads sleeping on `word`.
-inline void futex_wake(const std::atomic<std::uint32_t>* word, int count = 1) noexcept {
-    ::syscall(futex_sys::number, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, count,
-              nullptr, nullptr, 0);
-}
-
-inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { futex_wake(word, INT_MAX); }
-
-} // namespace weft::detail
-// ---- end weft/detail/futex.hpp ----
-
 // ---- begin weft/detail/task_cell.hpp ----
 // weft/detail/task_cell.hpp
 //
 // What it is for: the one block a spawned task lives in, and the state
 // machine that decides who runs it, who wakes it, and who frees it.
 //
-// The block: promise_type::operator new allocates [ task_cell<T> | frame ].
+// The block: promise_type::operator new allocates [ task_cell<T> | frame ]
+// from the heap or from the executor's frame pool (frame_pool.hpp).
 // The cell in front of the coroutine frame holds the task header (state word,
 // queue links, the coroutine to resume, the join waker) and the join state
 // (the task's result or exception). One allocation per spawn, and the header
@@ -1203,6 +1818,7 @@ inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { fu
 #include <type_traits>
 #include <utility>
 
+
 namespace weft::detail {
 
 class scheduler;
@@ -1238,7 +1854,7 @@ inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_size = 0;                          // bytes of the whole block
+    std::uint32_t block_origin = 0;                        // heap block's size, or its pool (frame_pool.hpp)
     task_header* queue_next = nullptr;                     // global queue link
     task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
@@ -1332,27 +1948,13 @@ inline void ref_inc(header_ptr<Header> header) noexcept {
     header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
 }
 
-/// Frees the block; only called once the reference count is zero.
+/// Frees the block (to the heap or its frame pool); only called once the
+/// reference count is zero.
 inline void free_block(task_header* header) noexcept {
     drop_output(header);
-    [[maybe_unused]] const std::size_t size = header->block_size;
+    const std::uint32_t origin = header->block_origin;
     header->~task_header();
-    // g++ -O3 inlines promise_base::operator new (which calls ::operator new
-    // for the whole block and returns the frame inside it) and then takes
-    // this delete of the block's start for a mismatch. It is the block
-    // ::operator new returned; the warning is a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-#if defined(__cpp_sized_deallocation)
-    ::operator delete(static_cast<void*>(header), size);
-#else
-    ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+    free_frame(static_cast<void*>(header), origin);
 }
 
 /// Drops one reference; the last one frees the block.
@@ -1836,12 +2438,13 @@ public:
         std::chrono::milliseconds keep_alive{10'000};
         std::size_t queue_capacity = 1024;
         scheduler* spawn_target = nullptr; // the executor's runtime
+        frame_pool* frames = nullptr;      // the executor's frame pool, if any
     };
 
     blocking_pool(std::span<slot> slots, const config& cfg) noexcept
         : m_slots(slots), m_spec(cfg.thread), m_hooks(cfg.hooks),
           m_keep_alive(cfg.keep_alive.count() > 0 ? cfg.keep_alive : std::chrono::milliseconds(0)),
-          m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target) {
+          m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target), m_frames(cfg.frames) {
         for (std::size_t i = 0; i < m_slots.size(); ++i) {
             m_slots[i].pool = this;
             m_slots[i].index = static_cast<std::uint32_t>(i);
@@ -2092,6 +2695,7 @@ private:
         name_this_thread(self.name);
         hooks.start(index);
         t_blocking = {m_spawn_target, this};
+        t_frame_pool = m_frames; // frames made by jobs
         std::unique_lock<std::mutex> hold(m_mutex);
         --m_starting;
         for (;;) {
@@ -2123,6 +2727,7 @@ private:
         // once it has joined this thread.
         t_blocking = {};
         hooks.stop(index);
+        t_frame_pool = nullptr;
         if (join_previous) {
             ::pthread_join(previous, nullptr);
         }
@@ -2154,6 +2759,7 @@ private:
     const std::chrono::milliseconds m_keep_alive;
     const std::size_t m_queue_capacity;
     scheduler* const m_spawn_target;
+    frame_pool* const m_frames;
     char m_name_prefix[16] = {};
 
     std::mutex m_mutex;
@@ -2246,6 +2852,18 @@ T take_result(output_kind& kind, std::exception_ptr& exception, value_storage<T>
     raise(errc::invalid_handle, "the task's result was already taken");
 }
 
+/// Raises the error for a task that holds no coroutine: capacity_exhausted
+/// if its frame could not be allocated, else invalid_handle with `misuse`.
+[[noreturn]] inline void raise_empty_task(bool allocation_failed, const char* misuse) {
+    if (allocation_failed) {
+        raise(errc::capacity_exhausted,
+              "no memory for a weft::task's coroutine frame: its size class of the executor's frame pool is "
+              "used up (Options::frame_pool_classes; Options::on_frame_pool_exhausted is fail), or the heap "
+              "is exhausted");
+    }
+    raise(errc::invalid_handle, misuse);
+}
+
 template <class T>
 T take_output(task_header* header) {
     return take_result<T>(header->output, header->exception, static_cast<task_cell<T>*>(header)->storage);
@@ -2271,18 +2889,28 @@ public:
 
     // ---- allocation: one block, the cell in front of the frame --------------
 
-    static void* operator new(std::size_t frame_size) {
+    // From this thread's frame pool or the heap (frame_pool.hpp). Null when
+    // there is no memory (the pool is exhausted and set to fail, or the heap
+    // is): the call of the coroutine function then returns an empty task
+    // (get_return_object_on_allocation_failure), which spawn and co_await
+    // report as errc::capacity_exhausted.
+    static void* operator new(std::size_t frame_size) noexcept {
         static_assert(
             alignof(task_cell<T>) <= frame_alignment,
             "weft::task<T> supports result types aligned to at most __STDCPP_DEFAULT_NEW_ALIGNMENT__");
         constexpr std::size_t prefix = cell_prefix<T>;
-        void* block = ::operator new(prefix + frame_size);
-        auto* cell = ::new (block) task_cell<T>();
-        cell->block_size = static_cast<std::uint32_t>(prefix + frame_size);
+        const frame_block block = allocate_frame(prefix + frame_size);
+        if (block.memory == nullptr) {
+            return nullptr;
+        }
+        auto* cell = ::new (block.memory) task_cell<T>();
+        cell->block_origin = block.origin;
         cell->frame_offset = static_cast<std::uint32_t>(prefix);
         cell->drop_value = &drop_value_of<T>;
         return frame_of(cell, prefix);
     }
+
+    static task<T> get_return_object_on_allocation_failure() noexcept;
 
     // Called when the coroutine is destroyed: the frame's reference goes;
     // the block stays while a join handle, queue or waker still holds one.
@@ -2390,11 +3018,14 @@ public:
     using value_type = T;
 
     task() noexcept = default;
-    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
+    task(task&& other) noexcept
+        : m_handle(std::exchange(other.m_handle, nullptr)),
+          m_allocation_failed(std::exchange(other.m_allocation_failed, false)) {}
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             destroy();
             m_handle = std::exchange(other.m_handle, nullptr);
+            m_allocation_failed = std::exchange(other.m_allocation_failed, false);
         }
         return *this;
     }
@@ -2402,13 +3033,27 @@ public:
     task& operator=(const task&) = delete;
     ~task() { destroy(); }
 
-    /// True if this task holds a coroutine (it was not moved from or spawned).
+    /// True if this task holds a coroutine (it was not moved from or
+    /// spawned, and its frame could be allocated).
     bool valid() const noexcept { return static_cast<bool>(m_handle); }
+
+    /// True if this task is empty because no memory was left for its
+    /// coroutine frame: its class of the executor's frame pool was used up
+    /// with `Options::on_frame_pool_exhausted = weft::pool_exhaustion::fail`,
+    /// or the heap was. Spawning or awaiting it raises
+    /// errc::capacity_exhausted; the coroutine's arguments were never copied.
+    ///
+    /// ```cpp
+    /// weft::task<> t = work();
+    /// if (t.frame_allocation_failed()) { /* shed load instead of spawning */ }
+    /// ```
+    bool frame_allocation_failed() const noexcept { return m_allocation_failed; }
 
     /// Runs the task inline in the awaiting coroutine (symmetric transfer).
     auto operator co_await() && noexcept {
         struct awaiter {
             std::coroutine_handle<promise_type> child;
+            bool allocation_failed;
             bool await_ready() const noexcept { return !child; }
             std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
                 child.promise().set_continuation(parent);
@@ -2416,13 +3061,13 @@ public:
             }
             T await_resume() {
                 if (!child) {
-                    detail::raise(errc::invalid_handle,
-                                  "co_await on an empty weft::task (moved from or spawned)");
+                    detail::raise_empty_task(allocation_failed,
+                                             "co_await on an empty weft::task (moved from or spawned)");
                 }
                 return child.promise().take_result();
             }
         };
-        return awaiter{m_handle};
+        return awaiter{m_handle, m_allocation_failed};
     }
 
     /// For spawn: hands the coroutine over; the task becomes empty.
@@ -2432,6 +3077,7 @@ public:
 
 private:
     friend class detail::promise<T>;
+    friend class detail::promise_base<T>;
     explicit task(std::coroutine_handle<promise_type> handle) noexcept : m_handle(handle) {}
 
     void destroy() noexcept {
@@ -2441,9 +3087,17 @@ private:
     }
 
     std::coroutine_handle<promise_type> m_handle;
+    bool m_allocation_failed = false;
 };
 
 namespace detail {
+template <class T>
+task<T> promise_base<T>::get_return_object_on_allocation_failure() noexcept {
+    task<T> empty;
+    empty.m_allocation_failed = true;
+    return empty;
+}
+
 template <class T>
 task<T> promise<T>::get_return_object() noexcept {
     return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
@@ -2691,6 +3345,9 @@ auto spawn_blocking_on(blocking_pool& pool, F&& fn) -> join_handle<std::invoke_r
     using result = std::invoke_result_t<std::decay_t<F>&>;
     pool.check_not_forked();
     task<result> job = blocking_job(std::decay_t<F>(std::forward<F>(fn)));
+    if (!job.valid()) {
+        raise_empty_task(job.frame_allocation_failed(), "spawn_blocking lost its job");
+    }
     auto handle = job.release();
     task_cell<result>* cell = adopt_spawned(handle, pool);
     int error = 0;
@@ -2778,6 +3435,7 @@ auto spawn_blocking(F&& fn) {
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -2954,87 +3612,6 @@ auto spawn_blocking(F&& fn) {
 
 #include <sched.h>
 
-
-// ---- begin weft/detail/atomic_policy.hpp ----
-// weft/detail/atomic_policy.hpp
-//
-// What it is for: every lock-free structure in weft (the local queue, the
-// inject queue, the idle set, the parker) is written once, generic over an
-// *atomic policy*. Production code uses `std_policy` (std::atomic and plain
-// memory); the model tests in tests/model/ plug in a policy backed by
-// Relacy's atomics and checked variables, so the very same code is explored
-// under a weak-memory model checker (Tokio does the same with loom,
-// moodycamel with Relacy).
-//
-// The contract a policy fulfils:
-//   - `atomic<T>`: constructible from a T; `load(mo)`, `store(v, mo)`,
-//     `exchange(v, mo)`, `fetch_add(v, mo)`, `fetch_sub(v, mo)`,
-//     `fetch_or(v, mo)`, `fetch_and(v, mo)`, `compare_exchange_weak(e, d,
-//     success, failure)`, `compare_exchange_strong(e, d, success, failure)`.
-//     Code written against a policy always names its memory order and never
-//     uses the implicit operators, so a model checker sees every access.
-//   - `cell<T>`: memory that is *not* atomic, with `load()` and `store(v)`,
-//     default-constructible (unwritten) or constructible from a T. Under a
-//     model checker a cell reports a data race if two threads touch it
-//     without a happens-before edge; in production it is a plain T.
-//   - `spin_hint()`: what a spinning thread does between attempts (the CPU's
-//     pause/yield hint in production, a scheduler yield under a model
-//     checker, which must see every spin loop make progress).
-//   - `futex_wait(const atomic<uint32_t>*, expected)` and `futex_wake(const
-//     atomic<uint32_t>*, count)`: sleep while the word holds `expected`, and
-//     wake sleepers (futex(2) in production; the checker's own blocking wait
-//     under a model checker, which then reports a sleeper nobody wakes).
-
-#include <atomic>
-#include <cstdint>
-
-
-namespace weft::detail {
-
-/// Plain, non-atomic storage with the cell interface. Who may touch it when
-/// is the enclosing structure's invariant, checked by the model tests.
-template <class T>
-class plain_cell {
-public:
-    plain_cell() noexcept = default;
-    explicit plain_cell(T value) noexcept : m_value(value) {}
-
-    T load() const noexcept { return m_value; }
-    void store(T value) noexcept { m_value = value; }
-
-private:
-    T m_value{};
-};
-
-/// Tell the CPU that this thread is spinning: it saves power and frees the
-/// pipeline for the sibling hyper-thread (x86 `pause`, ARM `yield`).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
-    asm volatile("yield" ::: "memory");
-#else
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
-
-/// The production policy: std::atomic and plain memory.
-struct std_policy {
-    template <class T>
-    using atomic = std::atomic<T>;
-    template <class T>
-    using cell = plain_cell<T>;
-    static void spin_hint() noexcept { cpu_relax(); }
-    static void futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
-        detail::futex_wait(word, expected);
-    }
-    static void futex_wake(const std::atomic<std::uint32_t>* word, int count) noexcept {
-        detail::futex_wake(word, count);
-    }
-};
-
-} // namespace weft::detail
-// ---- end weft/detail/atomic_policy.hpp ----
 
 namespace weft::detail {
 
@@ -5655,6 +6232,7 @@ struct executor_metrics {
     std::uint32_t blocking_threads = 0;            ///< spawn_blocking threads alive now (busy or idle)
     std::uint32_t idle_blocking_threads = 0;       ///< of those, idle ones no job has claimed yet
     std::size_t blocking_queue_depth = 0;          ///< spawn_blocking jobs waiting for a thread now
+    std::uint64_t free_frame_blocks = 0; ///< free blocks of the frame pool now, all classes (0: no pool)
 
     /// Sum of one counter over all workers, e.g. total(&worker_metrics::steals).
     std::uint64_t total(std::uint64_t worker_metrics::*counter) const noexcept {
@@ -5705,10 +6283,11 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = n
         raise(errc::invalid_argument, "spawn_pinned: there is no worker with that index (it must be below "
                                       "the executor's worker count)");
     }
-    auto handle = work.release();
-    if (!handle) {
-        raise(errc::invalid_handle, "spawn of an empty weft::task (moved from or already spawned)");
+    if (!work.valid()) {
+        raise_empty_task(work.frame_allocation_failed(),
+                         "spawn of an empty weft::task (moved from or already spawned)");
     }
+    auto handle = work.release();
     task_cell<T>* cell = adopt_spawned(handle, sched);
     cell->home = home;
     if (!sched.bind(cell)) {
@@ -5748,6 +6327,27 @@ auto as_task(F&& fn) {
     } else {
         return callable_task(std::decay_t<F>(std::forward<F>(fn)));
     }
+}
+
+/// Whether a frame pool's classes are valid: sizes increasing multiples of
+/// 16, each class with at least one block and at most 2^31 - 1, and the
+/// whole region addressable (half the address space at most).
+template <std::size_t N>
+constexpr bool valid_frame_pool_classes(const std::array<frame_pool_class, N>& classes) noexcept {
+    unsigned long long bytes = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (classes[i].block_size == 0 || classes[i].block_size % 16 != 0 || classes[i].blocks == 0 ||
+            classes[i].blocks >= 0x8000'0000u ||
+            (i > 0 && classes[i].block_size <= classes[i - 1].block_size) ||
+            classes[i].block_size > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+        bytes += static_cast<unsigned long long>(classes[i].block_size) * classes[i].blocks;
+        if (bytes > std::numeric_limits<std::size_t>::max() / 2) {
+            return false;
+        }
+    }
+    return N > 0;
 }
 
 inline scheduler& current_scheduler() {
@@ -5891,6 +6491,18 @@ class executor {
                   "Options::max_blocking_threads must be at least 1 (spawn_blocking needs a thread)");
     static_assert(Options::max_blocking_threads <= 4096,
                   "Options::max_blocking_threads must be at most 4096");
+    static_assert(std::is_same_v<std::remove_cv_t<decltype(Options::use_frame_pool)>, bool>,
+                  "Options::use_frame_pool must be a bool");
+    static_assert(
+        detail::valid_frame_pool_classes(Options::frame_pool_classes),
+        "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
+        "each block_size a non-zero multiple of 16 and each class with 1 to 2^31 - 1 blocks, and the "
+        "whole region must fit in half the address space");
+    static_assert(Options::frame_pool_classes.size() <= 32,
+                  "Options::frame_pool_classes: at most 32 classes");
+    static_assert(Options::on_frame_pool_exhausted == pool_exhaustion::use_heap ||
+                      Options::on_frame_pool_exhausted == pool_exhaustion::fail,
+                  "Options::on_frame_pool_exhausted must be weft::pool_exhaustion::use_heap or ::fail");
 
 public:
     /// The number of worker threads (the `Workers` argument).
@@ -5907,7 +6519,8 @@ public:
     /// worker starts; when a worker fails to start, those already started
     /// are stopped (their on_thread_stop runs) and none is left running.
     explicit executor(settings config = {})
-        : m_settings(std::move(config)), m_blocking(m_blocking_slots, blocking_config()) {
+        : m_frames(make_frame_pool()), m_settings(std::move(config)),
+          m_blocking(m_blocking_slots, blocking_config()) {
         if (const int err = m_runtime.io_driver().error(); err != 0) {
             // Without epoll a parked worker could not sleep in the driver,
             // and without its eventfd it could never be woken there.
@@ -5974,10 +6587,12 @@ public:
         return detail::spawn_on(m_runtime, std::move(work));
     }
 
-    /// Spawns a plain callable (or one returning a weft::task).
+    /// Spawns a plain callable (or one returning a weft::task). Its frame
+    /// comes from this executor's frame pool, if it has one, whatever the
+    /// calling thread.
     template <detail::spawnable_callable F>
     auto spawn(F&& fn) {
-        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)));
+        return detail::spawn_on(m_runtime, make_frame([&] { return detail::as_task(std::forward<F>(fn)); }));
     }
 
     /// Spawns a task pinned to worker `worker`, from any thread; see
@@ -5987,10 +6602,12 @@ public:
         return detail::spawn_on(m_runtime, std::move(work), worker);
     }
 
-    /// Spawns a plain callable (or one returning a weft::task) pinned to a worker.
+    /// Spawns a plain callable (or one returning a weft::task) pinned to a
+    /// worker; its frame comes from the frame pool as with spawn.
     template <detail::spawnable_callable F>
     auto spawn_pinned(std::uint32_t worker, F&& fn) {
-        return detail::spawn_on(m_runtime, detail::as_task(std::forward<F>(fn)), worker);
+        return detail::spawn_on(m_runtime, make_frame([&] { return detail::as_task(std::forward<F>(fn)); }),
+                                worker);
     }
 
     /// Runs `fn()` on one of this executor's blocking threads, from any
@@ -6004,6 +6621,7 @@ public:
     /// ```
     template <detail::blocking_callable F>
     auto spawn_blocking(F&& fn) {
+        const detail::frame_pool_scope frames(m_frames.get());
         return detail::spawn_blocking_on(m_blocking, std::forward<F>(fn));
     }
 
@@ -6108,6 +6726,7 @@ public:
         out.blocking_threads = m_blocking.threads();
         out.idle_blocking_threads = m_blocking.idle_threads();
         out.blocking_queue_depth = m_blocking.queue_depth();
+        out.free_frame_blocks = m_frames.get() != nullptr ? m_frames.get()->free_blocks() : 0;
         return out;
     }
 
@@ -6130,9 +6749,11 @@ private:
         char name[16];
         detail::format_thread_name(name, self.m_settings.thread_name_prefix.c_str(), info.index);
         detail::name_this_thread(name);
+        detail::t_frame_pool = self.m_frames.get(); // where its tasks' frames come from
         detail::call_thread_hook(self.m_settings.on_thread_start, info, "on_thread_start");
         detail::t_blocking.pool = &self.m_blocking; // where weft::spawn_blocking goes
         self.m_runtime.run_worker(info.index);
+        detail::t_frame_pool = nullptr;
         detail::t_blocking = {};
         detail::call_thread_hook(self.m_settings.on_thread_stop, info, "on_thread_stop");
         return nullptr;
@@ -6148,7 +6769,37 @@ private:
         cfg.keep_alive = m_settings.blocking_keep_alive;
         cfg.queue_capacity = Options::blocking_queue_capacity;
         cfg.spawn_target = &m_runtime;
+        cfg.frames = m_frames.get();
         return cfg;
+    }
+
+    // The pool, if Options asks for one (allocated once, here).
+    static detail::frame_pool* make_frame_pool() {
+        if constexpr (!Options::use_frame_pool) {
+            return nullptr;
+        } else {
+            std::array<detail::frame_class_spec, Options::frame_pool_classes.size()> classes{};
+            for (std::size_t i = 0; i < classes.size(); ++i) {
+                classes[i] = {Options::frame_pool_classes[i].block_size,
+                              Options::frame_pool_classes[i].blocks};
+            }
+            detail::frame_pool* pool = detail::frame_pool::create(classes, Options::on_frame_pool_exhausted ==
+                                                                               pool_exhaustion::fail);
+            if (pool == nullptr) {
+                detail::raise(
+                    errc::capacity_exhausted,
+                    "cannot allocate the executor's frame pool (Options::frame_pool_classes): the heap "
+                    "refused the block, or 64 executors with a frame pool exist already");
+            }
+            return pool;
+        }
+    }
+
+    // Makes a task (calls `make`) with its frame from this executor's pool.
+    template <class Make>
+    auto make_frame(Make&& make) {
+        const detail::frame_pool_scope frames(m_frames.get());
+        return make();
     }
 
     void stop_threads() noexcept {
@@ -6194,6 +6845,8 @@ private:
         std::fflush(stderr);
     }
 
+    // First: destroyed last, after every task of the executor is gone.
+    detail::frame_pool_owner m_frames;
     detail::runtime<Workers, QueueSize, Options> m_runtime;
     weft::settings m_settings;
     std::array<pthread_t, Workers> m_threads{};
@@ -6564,7 +7217,8 @@ public:
     using child_handle = std::coroutine_handle<promise<T>>;
 
     timeout_awaiter(clock::time_point deadline, task<T>&& child) noexcept
-        : m_deadline(deadline), m_child(child.release()) {}
+        : m_deadline(deadline), m_child_allocation_failed(child.frame_allocation_failed()),
+          m_child(child.release()) {}
     timeout_awaiter(const timeout_awaiter&) = delete;
     timeout_awaiter& operator=(const timeout_awaiter&) = delete;
     ~timeout_awaiter() { finish(); }
@@ -6574,8 +7228,8 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
         driver& drv = current_driver("weft::timeout was awaited outside a task run by a weft executor");
         if (!m_child) {
-            raise(errc::invalid_handle,
-                  "weft::timeout was given an empty weft::task (moved from or spawned)");
+            raise_empty_task(m_child_allocation_failed,
+                             "weft::timeout was given an empty weft::task (moved from or spawned)");
         }
         m_self = t_context.current;
         m_driver = &drv;
@@ -6647,6 +7301,7 @@ private:
     }
 
     clock::time_point m_deadline;
+    bool m_child_allocation_failed;
     child_handle m_child;
     task_header* m_self = nullptr;
     driver* m_driver = nullptr;
@@ -8802,20 +9457,50 @@ private:
 // ---- oneshot ----------------------------------------------------------------------
 
 namespace detail {
-/// The block a oneshot's two ends share; freed by the last one.
+/// The block a oneshot's two ends share; freed by the last one. It comes
+/// from the frame pool like a coroutine frame (frame_pool.hpp), unless T is
+/// over-aligned.
 template <class T>
 struct oneshot_state {
+    static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
     spinlock lock;
     std::atomic<std::uint32_t> ends{2};
     wait_list waiters; // the receiver, when it waits
     std::optional<T> value;
     bool sender_done = false; // sent, or the sender went away
     bool receiver_gone = false;
+    std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
+
+    static oneshot_state* make() {
+        if constexpr (pooled) {
+            const frame_block block = allocate_frame(sizeof(oneshot_state));
+            if (block.memory == nullptr) {
+                raise(
+                    errc::capacity_exhausted,
+                    "make_oneshot: no memory for the oneshot's state: its size class of the executor's frame "
+                    "pool is used up (Options::frame_pool_classes; Options::on_frame_pool_exhausted is "
+                    "fail), "
+                    "or the heap is exhausted");
+            }
+            auto* state = ::new (block.memory) oneshot_state();
+            state->origin = block.origin;
+            return state;
+        } else {
+            return new oneshot_state();
+        }
+    }
 
     void drop_end() noexcept {
         // acq_rel: the last end sees every write of the other before it frees.
         if (ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            delete this;
+            if constexpr (pooled) {
+                const std::uint32_t from = origin;
+                this->~oneshot_state();
+                free_frame(this, from);
+            } else {
+                delete this;
+            }
         }
     }
 };
@@ -8827,7 +9512,9 @@ template <class T>
 class oneshot_receiver;
 
 /// Makes a channel for one value: a sender and a receiver sharing one
-/// allocated block (the only allocation; waiting allocates nothing).
+/// allocated block (the only allocation; waiting allocates nothing). On an
+/// executor's thread with a frame pool, the block comes from the pool; if
+/// the pool is used up and set to fail, raises errc::capacity_exhausted.
 ///
 /// ```cpp
 /// auto [tx, rx] = weft::make_oneshot<int>();
@@ -8836,7 +9523,7 @@ class oneshot_receiver;
 /// ```
 template <class T>
 std::pair<oneshot_sender<T>, oneshot_receiver<T>> make_oneshot() {
-    auto* state = new detail::oneshot_state<T>();
+    detail::oneshot_state<T>* state = detail::oneshot_state<T>::make();
     return {oneshot_sender<T>(state), oneshot_receiver<T>(state)};
 }
 

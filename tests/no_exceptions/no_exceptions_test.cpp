@@ -4,6 +4,7 @@
 // first failed check.
 #include <weft/weft.hpp>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -45,6 +46,17 @@ weft::task<int> timers() {
     co_return ok;
 }
 
+// A frame pool whose only class fits no frame, set to fail.
+struct no_room : weft::default_options {
+    static constexpr bool use_frame_pool = true;
+    static constexpr std::array<weft::frame_pool_class, 1> frame_pool_classes{{{16, 1}}};
+    static constexpr auto on_frame_pool_exhausted = weft::pool_exhaustion::fail;
+};
+
+struct pooled : weft::default_options {
+    static constexpr bool use_frame_pool = true;
+};
+
 // Runs `misuse` in a child process whose panic handler reports the code and
 // message through a pipe; checks both.
 template <class F>
@@ -66,6 +78,10 @@ int main() {
         weft::executor<2, 64> ex;
         check(ex.block_on(root()) == 42, "block_on runs tasks without exceptions");
         check(ex.block_on(timers()) == 3, "sleep and timeout work without exceptions");
+    }
+    {
+        weft::executor<2, 64, pooled> ex;
+        check(ex.block_on(root()) == 42, "tasks run with the frame pool without exceptions");
     }
     expect_panic(
         [] {
@@ -96,6 +112,12 @@ int main() {
             weft::executor<1, 64> ex(s);
         },
         weft::errc::invalid_argument, "priority 1000 is out of range for SCHED_FIFO");
+    expect_panic(
+        [] {
+            weft::executor<1, 64, no_room> ex;
+            (void)ex.spawn([] { return 1; });
+        },
+        weft::errc::capacity_exhausted, "frame pool");
     std::printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

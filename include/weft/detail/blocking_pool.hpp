@@ -61,6 +61,7 @@
 
 #include <pthread.h>
 
+#include "frame_pool.hpp"
 #include "scheduler.hpp"
 #include "task_cell.hpp"
 #include "thread.hpp"
@@ -98,12 +99,13 @@ public:
         std::chrono::milliseconds keep_alive{10'000};
         std::size_t queue_capacity = 1024;
         scheduler* spawn_target = nullptr; // the executor's runtime
+        frame_pool* frames = nullptr;      // the executor's frame pool, if any
     };
 
     blocking_pool(std::span<slot> slots, const config& cfg) noexcept
         : m_slots(slots), m_spec(cfg.thread), m_hooks(cfg.hooks),
           m_keep_alive(cfg.keep_alive.count() > 0 ? cfg.keep_alive : std::chrono::milliseconds(0)),
-          m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target) {
+          m_queue_capacity(cfg.queue_capacity), m_spawn_target(cfg.spawn_target), m_frames(cfg.frames) {
         for (std::size_t i = 0; i < m_slots.size(); ++i) {
             m_slots[i].pool = this;
             m_slots[i].index = static_cast<std::uint32_t>(i);
@@ -354,6 +356,7 @@ private:
         name_this_thread(self.name);
         hooks.start(index);
         t_blocking = {m_spawn_target, this};
+        t_frame_pool = m_frames; // frames made by jobs
         std::unique_lock<std::mutex> hold(m_mutex);
         --m_starting;
         for (;;) {
@@ -385,6 +388,7 @@ private:
         // once it has joined this thread.
         t_blocking = {};
         hooks.stop(index);
+        t_frame_pool = nullptr;
         if (join_previous) {
             ::pthread_join(previous, nullptr);
         }
@@ -416,6 +420,7 @@ private:
     const std::chrono::milliseconds m_keep_alive;
     const std::size_t m_queue_capacity;
     scheduler* const m_spawn_target;
+    frame_pool* const m_frames;
     char m_name_prefix[16] = {};
 
     std::mutex m_mutex;

@@ -3,7 +3,8 @@
 // What it is for: the one block a spawned task lives in, and the state
 // machine that decides who runs it, who wakes it, and who frees it.
 //
-// The block: promise_type::operator new allocates [ task_cell<T> | frame ].
+// The block: promise_type::operator new allocates [ task_cell<T> | frame ]
+// from the heap or from the executor's frame pool (frame_pool.hpp).
 // The cell in front of the coroutine frame holds the task header (state word,
 // queue links, the coroutine to resume, the join waker) and the join state
 // (the task's result or exception). One allocation per spawn, and the header
@@ -47,6 +48,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "frame_pool.hpp"
+
 namespace weft::detail {
 
 class scheduler;
@@ -82,7 +85,7 @@ inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_size = 0;                          // bytes of the whole block
+    std::uint32_t block_origin = 0;                        // heap block's size, or its pool (frame_pool.hpp)
     task_header* queue_next = nullptr;                     // global queue link
     task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
@@ -176,27 +179,13 @@ inline void ref_inc(header_ptr<Header> header) noexcept {
     header->state.fetch_add(task_state::ref_one, std::memory_order_relaxed);
 }
 
-/// Frees the block; only called once the reference count is zero.
+/// Frees the block (to the heap or its frame pool); only called once the
+/// reference count is zero.
 inline void free_block(task_header* header) noexcept {
     drop_output(header);
-    [[maybe_unused]] const std::size_t size = header->block_size;
+    const std::uint32_t origin = header->block_origin;
     header->~task_header();
-    // g++ -O3 inlines promise_base::operator new (which calls ::operator new
-    // for the whole block and returns the frame inside it) and then takes
-    // this delete of the block's start for a mismatch. It is the block
-    // ::operator new returned; the warning is a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-#if defined(__cpp_sized_deallocation)
-    ::operator delete(static_cast<void*>(header), size);
-#else
-    ::operator delete(static_cast<void*>(header)); // clang without -fsized-deallocation
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+    free_frame(static_cast<void*>(header), origin);
 }
 
 /// Drops one reference; the last one frees the block.
