@@ -781,12 +781,23 @@ inline bool consume_budget() noexcept {
     return true;
 }
 
-/// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
-inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+/// Counts a yield the budget forced (the worker's metric).
+inline void count_forced_yield() noexcept {
     if (t_context.forced_yields != nullptr) {
         t_context.forced_yields->add();
     }
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+///
+/// A timeout that expires during this yield (or an abort) destroys the
+/// awaiter before it resumes, and weft::timeout then reports timed_out: an
+/// awaiter whose operation already took effect must undo it in its
+/// destructor (give the permit back, pass the notification on), or, where
+/// it cannot be undone (a value sent), yield before it takes effect.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    count_forced_yield();
     suspend_until(task, coroutine, nullptr, 0);
     self_notify(task);
 }
@@ -8365,14 +8376,27 @@ public:
                 m_error = make_error_code(errc::closed);
                 return detail::complete_or_yield(self, awaiting);
             }
-            if (ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity) {
+            const bool room = ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity;
+            if (room && detail::consume_budget()) {
                 ch.push_locked(std::move(*m_value));
                 m_value.reset();
                 ch.dispatch_locked(); // hands the value's right to a waiting receiver
-                return detail::complete_or_yield(self, awaiting);
+                return false;
             }
             m_state = state::waiting;
             detail::enqueue_waiter(ch.m_senders, m_node, self, awaiting);
+            if (room) {
+                // Room, but the budget is spent: yield *before* the value
+                // goes in. A sent value cannot be taken back, so pushing and
+                // then yielding would let a timeout that fires during the
+                // yield report timed_out for a value that was delivered.
+                // Queued as a waiter, this send is granted the free slot at
+                // once; that grant's wake is the yield, and await_resume
+                // sends (a timeout or abort passes the slot on instead).
+                detail::count_forced_yield();
+                ch.dispatch_locked();
+                return true;
+            }
             ch.m_lock.unlock();
             return true;
         }

@@ -169,12 +169,23 @@ inline bool consume_budget() noexcept {
     return true;
 }
 
-/// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
-inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+/// Counts a yield the budget forced (the worker's metric).
+inline void count_forced_yield() noexcept {
     if (t_context.forced_yields != nullptr) {
         t_context.forced_yields->add();
     }
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+///
+/// A timeout that expires during this yield (or an abort) destroys the
+/// awaiter before it resumes, and weft::timeout then reports timed_out: an
+/// awaiter whose operation already took effect must undo it in its
+/// destructor (give the permit back, pass the notification on), or, where
+/// it cannot be undone (a value sent), yield before it takes effect.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    count_forced_yield();
     suspend_until(task, coroutine, nullptr, 0);
     self_notify(task);
 }
