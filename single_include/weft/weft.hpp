@@ -642,8 +642,11 @@ namespace weft::detail {
 /// RMW), and other threads read it for metrics.
 class relaxed_counter {
 public:
-    void add(std::uint64_t n = 1) noexcept {
-        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    /// Adds `n`; returns the new value.
+    std::uint64_t add(std::uint64_t n = 1) noexcept {
+        const std::uint64_t value = m_value.load(std::memory_order_relaxed) + n;
+        m_value.store(value, std::memory_order_relaxed);
+        return value;
     }
     std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
 
@@ -4335,6 +4338,24 @@ public:
         return false;
     }
 
+    /// What the owner is doing, as far as the parker knows.
+    enum class observed : std::uint8_t {
+        awake,            // not asleep, no wake-up pending
+        parked,           // asleep on the futex
+        parked_in_driver, // asleep in the driver
+        notified,         // a wake-up is pending: not yet consumed by the owner
+    };
+
+    /// A snapshot of the state word, for metrics (relaxed: it orders nothing).
+    observed observe() const noexcept {
+        switch (m_state.load(std::memory_order_relaxed)) {
+        case parked: return observed::parked;
+        case parked_in_driver: return observed::parked_in_driver;
+        case notified: return observed::notified;
+        default: return observed::awake;
+        }
+    }
+
     /// Wakes the owner if it sleeps, or makes its next park() return at once.
     void unpark(driver* drv) noexcept {
         // Always swap, even if already NOTIFIED: the release makes this
@@ -4507,6 +4528,7 @@ struct worker_counters {
     relaxed_counter lifo_hits;            // tasks run from the LIFO slot
     relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
+    relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -4558,11 +4580,13 @@ public:
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
-            ++w.tick;
-            if (w.tick % Options::event_interval == 0) {
+            // Kept in the counter, not a plain field, so that metrics can
+            // tell a worker that loops from one that is stuck or asleep.
+            const std::uint64_t tick = w.counters.ticks.add();
+            if (tick % Options::event_interval == 0) {
                 maintenance(w);
             }
-            if (task_header* task = next_task(w)) {
+            if (task_header* task = next_task(w, tick)) {
                 run_task(w, task);
                 continue;
             }
@@ -4630,6 +4654,9 @@ public:
     std::size_t pinned_queue_depth(std::uint32_t index) const noexcept {
         return m_workers[index].pinned.len();
     }
+    parker::observed park_state(std::uint32_t index) const noexcept {
+        return m_workers[index].park.observe();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
@@ -4650,7 +4677,6 @@ private:
         // Owner only.
         task_header* lifo = nullptr; // the task most recently woken here; runs next
         std::uint32_t index = 0;
-        std::uint32_t tick = 0;
         std::uint32_t rng = 1;
         bool searching = false;
         bool lifo_enabled = true;
@@ -4659,8 +4685,8 @@ private:
 
     // ---- finding work ------------------------------------------------------------
 
-    task_header* next_task(worker& w) noexcept {
-        if (w.tick % Options::global_queue_interval == 0) {
+    task_header* next_task(worker& w, std::uint64_t tick) noexcept {
+        if (tick % Options::global_queue_interval == 0) {
             if (task_header* task = m_inject.pop()) {
                 return task;
             }
@@ -4672,7 +4698,7 @@ private:
         // starves neither: tasks that yield in a loop on one side still
         // leave every other tick to the other.
         task_header* task = nullptr;
-        if ((w.tick & 1u) == 0) {
+        if ((tick & 1u) == 0) {
             if ((task = w.pinned.pop()) != nullptr || w.queue.pop(task)) {
                 return task;
             }
@@ -4952,6 +4978,22 @@ private:
 
 namespace weft {
 
+/// What a worker thread is doing now, as its parker sees it.
+enum class worker_state : std::uint8_t {
+    running,          // running tasks, looking for some, or on its way to sleep
+    parked,           // asleep on its futex
+    parked_in_driver, // asleep in epoll_wait, watching I/O and timers for everyone
+    notified,         // a wake-up is pending: woken and not back in its loop yet, or, if it is
+                      // running, its next attempt to sleep will return at once
+};
+
+/// One worker's counters and state. `ticks`, `polls` and `state` together
+/// tell a stalled worker from a busy or idle one (a watchdog's dump):
+///   - ticks move, polls do not: it searches for work and finds none;
+///   - neither moves, state running: one task (or a driver poll) holds it;
+///   - neither moves, state notified: it was woken and has not had a CPU
+///     since (or a task holds it and a wake-up waits for it);
+///   - neither moves, state parked or parked_in_driver: it is asleep.
 struct worker_metrics {
     std::uint64_t polls = 0;                // tasks run (resumed or cancelled)
     std::uint64_t steals = 0;               // tasks this worker stole from others
@@ -4964,6 +5006,8 @@ struct worker_metrics {
     std::uint64_t local_schedules = 0;      // tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    // tasks in its local queue now
     std::size_t pinned_queue_depth = 0;     // tasks pinned to it (spawn_pinned) waiting now
+    std::uint64_t ticks = 0;                // turns of its loop, each looking for one task to run
+    worker_state state{};                   // what it is doing now (running when zeroed)
 };
 
 template <std::uint32_t Workers>
@@ -5376,6 +5420,8 @@ public:
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
             w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);
+            w.ticks = c.ticks.get();
+            w.state = state_of(m_runtime.park_state(i));
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();
@@ -5404,6 +5450,16 @@ private:
         executor* self = nullptr;
         std::uint32_t index = 0;
     };
+
+    static worker_state state_of(detail::parker::observed observed) noexcept {
+        switch (observed) {
+        case detail::parker::observed::parked: return worker_state::parked;
+        case detail::parker::observed::parked_in_driver: return worker_state::parked_in_driver;
+        case detail::parker::observed::notified: return worker_state::notified;
+        case detail::parker::observed::awake: break;
+        }
+        return worker_state::running;
+    }
 
     static void* thread_main(void* arg) {
         auto* start = static_cast<start_args*>(arg);

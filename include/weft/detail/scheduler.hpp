@@ -30,8 +30,11 @@ namespace weft::detail {
 /// RMW), and other threads read it for metrics.
 class relaxed_counter {
 public:
-    void add(std::uint64_t n = 1) noexcept {
-        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    /// Adds `n`; returns the new value.
+    std::uint64_t add(std::uint64_t n = 1) noexcept {
+        const std::uint64_t value = m_value.load(std::memory_order_relaxed) + n;
+        m_value.store(value, std::memory_order_relaxed);
+        return value;
     }
     std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
 
