@@ -4839,8 +4839,11 @@ private:
             }
             task = prev;
         }
+        // Read before the push: once queued, a thief may run the task to
+        // its end and free it before the next line here.
+        const bool stealable = task->home == no_home;
         push_local(w, task);
-        if (!w.in_driver && task->home == no_home) {
+        if (!w.in_driver && stealable) {
             notify_parked(); // a pinned task is no work for anyone else
         }
     }
