@@ -2,8 +2,8 @@
 // the sync primitives, checked against a model.
 //
 // Each input is a program: a sequence of operations decoded from its bytes
-// (see `decode` below), run on a fresh 2-worker executor with a 4-slot
-// local queue. Children are tasks that each do one thing: return at once,
+// (the encoding is above `enum class opcode`), run on a 2-worker executor
+// with a 4-slot local queue. Children are tasks that each do one thing: return at once,
 // yield, sleep, spawn and join a grandchild, run a blocking job, or wait on
 // one primitive (channel recv or send, semaphore acquire, mutex lock,
 // notify, watch change, oneshot receive; some under a timeout). They are
@@ -23,8 +23,12 @@
 // child each operation completes. The one race, an abort against a wake in
 // the same step, has two legal outcomes: the child finished with what it
 // was handed, or it was cancelled and handed it on; the model follows the
-// one observed and checks everything else against it. The program ends
-// with a shutdown, which must cancel every waiting child and leave no task.
+// one observed and checks everything else against it. A shutdown must
+// cancel every waiting child and leave no task. A program that does not
+// shut down ends by letting every waiter go (close, notify_all, permits,
+// unlock, oneshots dropped) and joining every child; its executor then runs
+// the next program (a new one per program would cost more than most
+// programs do).
 //
 // A mismatch prints the decoded program and the first difference, then
 // aborts, so libFuzzer keeps the input. Seeds: tests/fuzz/corpus/ (written
