@@ -1456,6 +1456,14 @@ public:
         m_frozen.clear();
     }
 
+    /// The longest a woken worker was seen waiting to run (its state
+    /// notified, its loop frozen), sampled every 100 ms: what the OS's
+    /// scheduling costs the executor under this load.
+    steady::duration longest_woken_wait() const {
+        std::lock_guard<std::mutex> hold(m_lock);
+        return m_longest_woken_wait;
+    }
+
 private:
     struct frozen_since {
         worker_sample last;
@@ -1493,6 +1501,9 @@ private:
             frozen_since& f = m_frozen[i];
             if (s.ticks != f.last.ticks || s.state != f.last.state) {
                 f = {s, now};
+            } else if (s.state == weft::worker_state::notified) {
+                // Woken, and its loop has not turned since: it waits for a CPU.
+                m_longest_woken_wait = std::max(m_longest_woken_wait, now - f.since);
             }
         }
     }
@@ -1545,6 +1556,7 @@ private:
     const round_state* m_round = nullptr;
     std::string m_what;
     std::vector<frozen_since> m_frozen;
+    steady::duration m_longest_woken_wait{};
     std::thread m_thread;
 };
 
@@ -1737,6 +1749,10 @@ int run(const config& cfg) {
                 "; notify passes %" PRIu64 "; echo %" PRIu64 " bytes in %" PRIu64 " sessions\n",
                 totals.values_sent, totals.values_received, totals.guarded_increments, totals.passes,
                 totals.echo_bytes, totals.echo_sessions);
+    std::printf("  longest a worker stayed notified with its loop frozen (woken, waiting for a CPU; "
+                "sampled every 100 ms): %lld ms\n",
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(dog.longest_woken_wait()).count()));
     std::printf("  operations:");
     for (std::size_t i = 0; i < op_names.size(); ++i) {
         std::printf("%s %s %" PRIu64, i == 0 ? "" : ",", op_names[i], g_ops.done[i].load());
