@@ -119,3 +119,58 @@ TEST_CASE("a worker with no work steals from a busy one", "[metrics]") {
     REQUIRE(m.total(&weft::worker_metrics::steals) > 0);
     REQUIRE(m.total(&weft::worker_metrics::steal_operations) > 0);
 }
+
+TEST_CASE("each task run is a turn of its worker's loop, counted in ticks", "[metrics]") {
+    weft::executor<1, 64> ex;
+    const std::uint64_t before = ex.metrics().workers[0].ticks;
+    ex.block_on([]() -> weft::task<void> {
+        for (int i = 0; i < 100; ++i) {
+            co_await weft::yield_now(); // back to the loop each time
+        }
+    }());
+    REQUIRE(ex.metrics().workers[0].ticks >= before + 100);
+}
+
+namespace {
+// Both workers of a 2-worker executor asleep: one on its futex, one in the driver.
+template <class Ex>
+bool both_parked(const Ex& ex) {
+    const auto m = ex.metrics();
+    const weft::worker_state a = m.workers[0].state;
+    const weft::worker_state b = m.workers[1].state;
+    return (a == weft::worker_state::parked && b == weft::worker_state::parked_in_driver) ||
+           (a == weft::worker_state::parked_in_driver && b == weft::worker_state::parked);
+}
+} // namespace
+
+TEST_CASE("idle workers show as parked, one of them in the driver", "[metrics]") {
+    weft::executor<2, 64> ex;
+    REQUIRE(weft_test::wait_until([&] { return both_parked(ex); }));
+}
+
+TEST_CASE("a worker held by one task shows as running with frozen ticks; a wake-up for it as notified",
+          "[metrics]") {
+    weft::executor<2, 64> ex;
+    // Asleep first: a wake-up sent to a worker still starting up would stay
+    // pending (notified) while it runs the holder.
+    REQUIRE(weft_test::wait_until([&] { return both_parked(ex); }));
+    std::atomic<bool> holding{false};
+    std::atomic<bool> release{false};
+    auto holder = ex.spawn_pinned(0, [&] {
+        holding.store(true);
+        while (!release.load()) {
+        }
+    });
+    REQUIRE(weft_test::wait_until([&] { return holding.load(); }));
+    const auto first = ex.metrics();
+    const auto second = ex.metrics();
+    CHECK(first.workers[0].state == weft::worker_state::running);
+    CHECK(first.workers[0].ticks == second.workers[0].ticks); // its loop cannot turn under the task
+    // A task pinned to worker 0 and spawned from here unparks worker 0, which
+    // cannot consume the wake-up while the holder runs.
+    auto pinned = ex.spawn_pinned(0, [] { return weft::current_worker(); });
+    CHECK(ex.metrics().workers[0].state == weft::worker_state::notified);
+    release.store(true);
+    holder.get();
+    REQUIRE(pinned.get() == 0u);
+}

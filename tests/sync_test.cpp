@@ -284,9 +284,31 @@ TEST_CASE("awaiting a sync primitive outside a weft task raises no_current_execu
     REQUIRE(no_task_failures());
 }
 
+namespace {
+
 struct every_tick_events : weft::default_options {
     static constexpr std::uint32_t event_interval = 1; // timers fire at every tick
 };
+
+// Run inline by a task on a one-worker executor: queues a blocker (a task
+// that holds the worker for 5 ms) just ahead of the caller's next turn, then
+// spends the caller's whole budget: the caller's next operation must yield,
+// even one that could complete at once, and the blocker runs before the
+// caller resumes. Returns the blocker, to be joined.
+weft::task<weft::join_handle<void>> blocker_then_no_budget() {
+    auto blocker = weft::spawn([]() -> weft::task<> {
+        co_await weft::yield_now(); // let the caller take its next turn first
+        std::this_thread::sleep_for(5ms);
+    });
+    co_await weft::yield_now(); // the blocker runs and queues behind us; a fresh budget
+    weft::semaphore spare(1);
+    for (std::uint32_t i = 0; i < every_tick_events::budget; ++i) {
+        auto p = co_await spare.acquire(); // spends it all
+    }
+    co_return blocker;
+}
+
+} // namespace
 
 TEST_CASE("an operation cancelled by its timeout during a budget yield gives back what it took", "[sync]") {
     // One worker. A blocker task is queued just ahead of this task's next
@@ -303,15 +325,7 @@ TEST_CASE("an operation cancelled by its timeout during a budget yield gives bac
     std::atomic<int> kept{0}; // operations whose result the task did get
     ex.block_on([&]() -> weft::task<> {
         for (int op = 0; op < 3; ++op) {
-            auto blocker = weft::spawn([]() -> weft::task<> {
-                co_await weft::yield_now(); // let the task take its next turn first
-                std::this_thread::sleep_for(5ms);
-            });
-            co_await weft::yield_now(); // the blocker runs and queues behind us; a fresh budget
-            weft::semaphore spare(1);
-            for (std::uint32_t i = 0; i < every_tick_events::budget; ++i) {
-                auto p = co_await spare.acquire(); // spends it all
-            }
+            auto blocker = co_await blocker_then_no_budget();
             if (op == 0) {
                 auto r = co_await weft::timeout(1ms, sem.acquire());
                 if (r) {
@@ -341,6 +355,42 @@ TEST_CASE("an operation cancelled by its timeout during a budget yield gives bac
     }());
     REQUIRE(notified);
     REQUIRE(no_live_tasks(ex));
+}
+
+TEST_CASE("a send that must yield for its budget sends nothing before it resumes: timed_out means unsent",
+          "[sync]") {
+    // As above, around a send. A sent value cannot be taken back, so a send
+    // whose budget is spent yields before its value goes in. It used to push
+    // the value and then yield: the timeout, winning the race, reported
+    // timed_out for a value that was in the channel.
+    weft::executor<1, 256, every_tick_events> ex;
+    weft::channel<int, 4> ch;
+    std::atomic<int> timed_out{0};
+    ex.block_on([&]() -> weft::task<> {
+        for (int op = 0; op < 5; ++op) {
+            auto blocker = co_await blocker_then_no_budget();
+            auto r = co_await weft::timeout(1ms, ch.send(op));
+            co_await blocker;
+            if (!r) {
+                TASK_CHECK(r.error() == weft::errc::timed_out);
+                timed_out.fetch_add(1);
+            }
+            int delivered = 0;
+            while (auto v = ch.try_recv()) {
+                TASK_CHECK(*v == op);
+                ++delivered;
+            }
+            TASK_CHECK(delivered == (r ? 1 : 0)); // sent exactly when the send said so
+        }
+    }());
+    REQUIRE(no_task_failures());
+    INFO("sends cut short by their timeout: " << timed_out.load() << " of 5");
+    REQUIRE(no_live_tasks(ex));
+    // Nothing is left granted: the channel takes and gives 4 values.
+    for (int i = 0; i < 4; ++i) {
+        REQUIRE(ch.try_send(i));
+    }
+    REQUIRE(!ch.try_send(4));
 }
 
 // ---- mutex ------------------------------------------------------------------------

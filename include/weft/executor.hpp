@@ -507,6 +507,8 @@ public:
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
             w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);
+            w.ticks = c.ticks.get();
+            w.state = state_of(m_runtime.park_state(i));
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();
@@ -536,6 +538,16 @@ private:
         executor* self = nullptr;
         std::uint32_t index = 0;
     };
+
+    static worker_state state_of(detail::parker::observed observed) noexcept {
+        switch (observed) {
+        case detail::parker::observed::parked: return worker_state::parked;
+        case detail::parker::observed::parked_in_driver: return worker_state::parked_in_driver;
+        case detail::parker::observed::notified: return worker_state::notified;
+        case detail::parker::observed::awake: break;
+        }
+        return worker_state::running;
+    }
 
     static void* thread_main(void* arg) {
         const auto* start = static_cast<const start_args*>(arg);

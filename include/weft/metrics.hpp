@@ -17,7 +17,22 @@
 
 namespace weft {
 
-/// What one worker has done (cumulative counters) and holds now (depths).
+/// What a worker thread is doing now, as its parker sees it.
+enum class worker_state : std::uint8_t {
+    running,          ///< running tasks, looking for some, or on its way to sleep
+    parked,           ///< asleep on its futex
+    parked_in_driver, ///< asleep in epoll_wait, watching I/O and timers for everyone
+    notified,         ///< a wake-up is pending: woken and not back in its loop yet, or, if it is
+                      ///< running, its next attempt to sleep will return at once
+};
+
+/// One worker's counters and state. `ticks`, `polls` and `state` together
+/// tell a stalled worker from a busy or idle one (a watchdog's dump):
+///   - ticks move, polls do not: it searches for work and finds none;
+///   - neither moves, state running: one task (or a driver poll) holds it;
+///   - neither moves, state notified: it was woken and has not had a CPU
+///     since (or a task holds it and a wake-up waits for it);
+///   - neither moves, state parked or parked_in_driver: it is asleep.
 struct worker_metrics {
     std::uint64_t polls = 0;                ///< tasks run (resumed or cancelled)
     std::uint64_t steals = 0;               ///< tasks this worker stole from others
@@ -30,6 +45,8 @@ struct worker_metrics {
     std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
     std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now
+    std::uint64_t ticks = 0;                ///< turns of its loop, each looking for one task to run
+    worker_state state{};                   ///< what it is doing now (running when zeroed)
 };
 
 /// A snapshot of an executor's counters, from executor::metrics().

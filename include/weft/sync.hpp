@@ -888,14 +888,27 @@ public:
                 m_error = make_error_code(errc::closed);
                 return detail::complete_or_yield(self, awaiting);
             }
-            if (ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity) {
+            const bool room = ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity;
+            if (room && detail::consume_budget()) {
                 ch.push_locked(std::move(*m_value));
                 m_value.reset();
                 ch.dispatch_locked(); // hands the value's right to a waiting receiver
-                return detail::complete_or_yield(self, awaiting);
+                return false;
             }
             m_state = state::waiting;
             detail::enqueue_waiter(ch.m_senders, m_node, self, awaiting);
+            if (room) {
+                // Room, but the budget is spent: yield *before* the value
+                // goes in. A sent value cannot be taken back, so pushing and
+                // then yielding would let a timeout that fires during the
+                // yield report timed_out for a value that was delivered.
+                // Queued as a waiter, this send is granted the free slot at
+                // once; that grant's wake is the yield, and await_resume
+                // sends (a timeout or abort passes the slot on instead).
+                detail::count_forced_yield();
+                ch.dispatch_locked();
+                return true;
+            }
             ch.m_lock.unlock();
             return true;
         }

@@ -2166,8 +2166,11 @@ namespace weft::detail {
 /// RMW), and other threads read it for metrics.
 class relaxed_counter {
 public:
-    void add(std::uint64_t n = 1) noexcept {
-        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    /// Adds `n`; returns the new value.
+    std::uint64_t add(std::uint64_t n = 1) noexcept {
+        const std::uint64_t value = m_value.load(std::memory_order_relaxed) + n;
+        m_value.store(value, std::memory_order_relaxed);
+        return value;
     }
     std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
 
@@ -2314,12 +2317,23 @@ inline bool consume_budget() noexcept {
     return true;
 }
 
-/// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
-inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+/// Counts a yield the budget forced (the worker's metric).
+inline void count_forced_yield() noexcept {
     if (t_context.forced_yields != nullptr) {
         t_context.forced_yields->add();
     }
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+///
+/// A timeout that expires during this yield (or an abort) destroys the
+/// awaiter before it resumes, and weft::timeout then reports timed_out: an
+/// awaiter whose operation already took effect must undo it in its
+/// destructor (give the permit back, pass the notification on), or, where
+/// it cannot be undone (a value sent), yield before it takes effect.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    count_forced_yield();
     suspend_until(task, coroutine, nullptr, 0);
     self_notify(task);
 }
@@ -5545,6 +5559,24 @@ public:
         return false;
     }
 
+    /// What the owner is doing, as far as the parker knows.
+    enum class observed : std::uint8_t {
+        awake,            // not asleep, no wake-up pending
+        parked,           // asleep on the futex
+        parked_in_driver, // asleep in the driver
+        notified,         // a wake-up is pending: not yet consumed by the owner
+    };
+
+    /// A snapshot of the state word, for metrics (relaxed: it orders nothing).
+    observed observe() const noexcept {
+        switch (m_state.load(std::memory_order_relaxed)) {
+        case parked: return observed::parked;
+        case parked_in_driver: return observed::parked_in_driver;
+        case notified: return observed::notified;
+        default: return observed::awake;
+        }
+    }
+
     /// Wakes the owner if it sleeps, or makes its next park() return at once.
     void unpark(Driver* drv) noexcept {
         // Always swap, even if already NOTIFIED: the release makes this
@@ -5719,6 +5751,7 @@ struct worker_counters {
     relaxed_counter lifo_hits;            // tasks run from the LIFO slot
     relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
+    relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -5770,11 +5803,13 @@ public:
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
-            ++w.tick;
-            if (w.tick % Options::event_interval == 0) {
+            // Kept in the counter, not a plain field, so that metrics can
+            // tell a worker that loops from one that is stuck or asleep.
+            const std::uint64_t tick = w.counters.ticks.add();
+            if (tick % Options::event_interval == 0) {
                 maintenance(w);
             }
-            if (task_header* task = next_task(w)) {
+            if (task_header* task = next_task(w, tick)) {
                 run_task(w, task);
                 continue;
             }
@@ -5839,6 +5874,9 @@ public:
     std::size_t pinned_queue_depth(std::uint32_t index) const noexcept {
         return m_workers[index].pinned.len();
     }
+    parker::observed park_state(std::uint32_t index) const noexcept {
+        return m_workers[index].park.observe();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
@@ -5859,7 +5897,6 @@ private:
         // Owner only.
         task_header* lifo = nullptr; // the task most recently woken here; runs next
         std::uint32_t index = 0;
-        std::uint32_t tick = 0;
         std::uint32_t rng = 1;
         bool searching = false;
         bool lifo_enabled = true;
@@ -5901,8 +5938,8 @@ private:
 
     // ---- finding work ------------------------------------------------------------
 
-    task_header* next_task(worker& w) noexcept {
-        if (w.tick % Options::global_queue_interval == 0) {
+    task_header* next_task(worker& w, std::uint64_t tick) noexcept {
+        if (tick % Options::global_queue_interval == 0) {
             if (task_header* task = m_inject.pop()) {
                 return task;
             }
@@ -5914,7 +5951,7 @@ private:
         // starves neither: tasks that yield in a loop on one side still
         // leave every other tick to the other.
         task_header* task = nullptr;
-        if ((w.tick & 1u) == 0) {
+        if ((tick & 1u) == 0) {
             if ((task = w.pinned.pop()) != nullptr || w.queue.pop(task)) {
                 return task;
             }
@@ -6055,11 +6092,12 @@ private:
             }
             task = prev;
         }
-        // Read before the push: once in the ring, a thief may run and free it.
-        const bool stealable = task->home == no_home; // a pinned task is no work for anyone else
+        // Read before the push: once queued, a thief may run the task to
+        // its end and free it before the next line here.
+        const bool stealable = task->home == no_home;
         push_local(w, task);
         if (!w.in_driver && stealable) {
-            notify_parked();
+            notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
@@ -6201,7 +6239,22 @@ private:
 
 namespace weft {
 
-/// What one worker has done (cumulative counters) and holds now (depths).
+/// What a worker thread is doing now, as its parker sees it.
+enum class worker_state : std::uint8_t {
+    running,          ///< running tasks, looking for some, or on its way to sleep
+    parked,           ///< asleep on its futex
+    parked_in_driver, ///< asleep in epoll_wait, watching I/O and timers for everyone
+    notified,         ///< a wake-up is pending: woken and not back in its loop yet, or, if it is
+                      ///< running, its next attempt to sleep will return at once
+};
+
+/// One worker's counters and state. `ticks`, `polls` and `state` together
+/// tell a stalled worker from a busy or idle one (a watchdog's dump):
+///   - ticks move, polls do not: it searches for work and finds none;
+///   - neither moves, state running: one task (or a driver poll) holds it;
+///   - neither moves, state notified: it was woken and has not had a CPU
+///     since (or a task holds it and a wake-up waits for it);
+///   - neither moves, state parked or parked_in_driver: it is asleep.
 struct worker_metrics {
     std::uint64_t polls = 0;                ///< tasks run (resumed or cancelled)
     std::uint64_t steals = 0;               ///< tasks this worker stole from others
@@ -6214,6 +6267,8 @@ struct worker_metrics {
     std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
     std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now
+    std::uint64_t ticks = 0;                ///< turns of its loop, each looking for one task to run
+    worker_state state{};                   ///< what it is doing now (running when zeroed)
 };
 
 /// A snapshot of an executor's counters, from executor::metrics().
@@ -6712,6 +6767,8 @@ public:
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
             w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);
+            w.ticks = c.ticks.get();
+            w.state = state_of(m_runtime.park_state(i));
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();
@@ -6741,6 +6798,16 @@ private:
         executor* self = nullptr;
         std::uint32_t index = 0;
     };
+
+    static worker_state state_of(detail::parker::observed observed) noexcept {
+        switch (observed) {
+        case detail::parker::observed::parked: return worker_state::parked;
+        case detail::parker::observed::parked_in_driver: return worker_state::parked_in_driver;
+        case detail::parker::observed::notified: return worker_state::notified;
+        case detail::parker::observed::awake: break;
+        }
+        return worker_state::running;
+    }
 
     static void* thread_main(void* arg) {
         const auto* start = static_cast<const start_args*>(arg);
@@ -9824,14 +9891,27 @@ public:
                 m_error = make_error_code(errc::closed);
                 return detail::complete_or_yield(self, awaiting);
             }
-            if (ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity) {
+            const bool room = ch.m_senders.empty() && ch.m_count + ch.m_slots_granted < Capacity;
+            if (room && detail::consume_budget()) {
                 ch.push_locked(std::move(*m_value));
                 m_value.reset();
                 ch.dispatch_locked(); // hands the value's right to a waiting receiver
-                return detail::complete_or_yield(self, awaiting);
+                return false;
             }
             m_state = state::waiting;
             detail::enqueue_waiter(ch.m_senders, m_node, self, awaiting);
+            if (room) {
+                // Room, but the budget is spent: yield *before* the value
+                // goes in. A sent value cannot be taken back, so pushing and
+                // then yielding would let a timeout that fires during the
+                // yield report timed_out for a value that was delivered.
+                // Queued as a waiter, this send is granted the free slot at
+                // once; that grant's wake is the yield, and await_resume
+                // sends (a timeout or abort passes the slot on instead).
+                detail::count_forced_yield();
+                ch.dispatch_locked();
+                return true;
+            }
             ch.m_lock.unlock();
             return true;
         }

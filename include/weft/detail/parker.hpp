@@ -82,6 +82,24 @@ public:
         return false;
     }
 
+    /// What the owner is doing, as far as the parker knows.
+    enum class observed : std::uint8_t {
+        awake,            // not asleep, no wake-up pending
+        parked,           // asleep on the futex
+        parked_in_driver, // asleep in the driver
+        notified,         // a wake-up is pending: not yet consumed by the owner
+    };
+
+    /// A snapshot of the state word, for metrics (relaxed: it orders nothing).
+    observed observe() const noexcept {
+        switch (m_state.load(std::memory_order_relaxed)) {
+        case parked: return observed::parked;
+        case parked_in_driver: return observed::parked_in_driver;
+        case notified: return observed::notified;
+        default: return observed::awake;
+        }
+    }
+
     /// Wakes the owner if it sleeps, or makes its next park() return at once.
     void unpark(Driver* drv) noexcept {
         // Always swap, even if already NOTIFIED: the release makes this

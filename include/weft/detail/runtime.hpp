@@ -70,6 +70,7 @@ struct worker_counters {
     relaxed_counter lifo_hits;            // tasks run from the LIFO slot
     relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
+    relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -121,11 +122,13 @@ public:
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
         while (!m_shutdown.load(std::memory_order_acquire)) {
-            ++w.tick;
-            if (w.tick % Options::event_interval == 0) {
+            // Kept in the counter, not a plain field, so that metrics can
+            // tell a worker that loops from one that is stuck or asleep.
+            const std::uint64_t tick = w.counters.ticks.add();
+            if (tick % Options::event_interval == 0) {
                 maintenance(w);
             }
-            if (task_header* task = next_task(w)) {
+            if (task_header* task = next_task(w, tick)) {
                 run_task(w, task);
                 continue;
             }
@@ -190,6 +193,9 @@ public:
     std::size_t pinned_queue_depth(std::uint32_t index) const noexcept {
         return m_workers[index].pinned.len();
     }
+    parker::observed park_state(std::uint32_t index) const noexcept {
+        return m_workers[index].park.observe();
+    }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
@@ -210,7 +216,6 @@ private:
         // Owner only.
         task_header* lifo = nullptr; // the task most recently woken here; runs next
         std::uint32_t index = 0;
-        std::uint32_t tick = 0;
         std::uint32_t rng = 1;
         bool searching = false;
         bool lifo_enabled = true;
@@ -252,8 +257,8 @@ private:
 
     // ---- finding work ------------------------------------------------------------
 
-    task_header* next_task(worker& w) noexcept {
-        if (w.tick % Options::global_queue_interval == 0) {
+    task_header* next_task(worker& w, std::uint64_t tick) noexcept {
+        if (tick % Options::global_queue_interval == 0) {
             if (task_header* task = m_inject.pop()) {
                 return task;
             }
@@ -265,7 +270,7 @@ private:
         // starves neither: tasks that yield in a loop on one side still
         // leave every other tick to the other.
         task_header* task = nullptr;
-        if ((w.tick & 1u) == 0) {
+        if ((tick & 1u) == 0) {
             if ((task = w.pinned.pop()) != nullptr || w.queue.pop(task)) {
                 return task;
             }
@@ -406,11 +411,12 @@ private:
             }
             task = prev;
         }
-        // Read before the push: once in the ring, a thief may run and free it.
-        const bool stealable = task->home == no_home; // a pinned task is no work for anyone else
+        // Read before the push: once queued, a thief may run the task to
+        // its end and free it before the next line here.
+        const bool stealable = task->home == no_home;
         push_local(w, task);
         if (!w.in_driver && stealable) {
-            notify_parked();
+            notify_parked(); // a pinned task is no work for anyone else
         }
     }
 

@@ -31,8 +31,11 @@ namespace weft::detail {
 /// RMW), and other threads read it for metrics.
 class relaxed_counter {
 public:
-    void add(std::uint64_t n = 1) noexcept {
-        m_value.store(m_value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    /// Adds `n`; returns the new value.
+    std::uint64_t add(std::uint64_t n = 1) noexcept {
+        const std::uint64_t value = m_value.load(std::memory_order_relaxed) + n;
+        m_value.store(value, std::memory_order_relaxed);
+        return value;
     }
     std::uint64_t get() const noexcept { return m_value.load(std::memory_order_relaxed); }
 
@@ -179,12 +182,23 @@ inline bool consume_budget() noexcept {
     return true;
 }
 
-/// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
-inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+/// Counts a yield the budget forced (the worker's metric).
+inline void count_forced_yield() noexcept {
     if (t_context.forced_yields != nullptr) {
         t_context.forced_yields->add();
     }
+}
+
+/// An operation is ready but the current task's budget is spent: the task
+/// suspends at `coroutine` and goes to the back of its worker's queue.
+///
+/// A timeout that expires during this yield (or an abort) destroys the
+/// awaiter before it resumes, and weft::timeout then reports timed_out: an
+/// awaiter whose operation already took effect must undo it in its
+/// destructor (give the permit back, pass the notification on), or, where
+/// it cannot be undone (a value sent), yield before it takes effect.
+inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    count_forced_yield();
     suspend_until(task, coroutine, nullptr, 0);
     self_notify(task);
 }
