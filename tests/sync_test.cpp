@@ -393,6 +393,27 @@ TEST_CASE("a send that must yield for its budget sends nothing before it resumes
     REQUIRE(!ch.try_send(4));
 }
 
+TEST_CASE("a barrier's leader does not yield for its budget: timed_out means the generation waits",
+          "[sync]") {
+    // As above, around the last arrival at a barrier of one: it releases the
+    // generation with this task as leader, so it must not then yield (the
+    // timeout, winning the race, would report timed_out for an arrival
+    // that counted).
+    weft::executor<1, 256, every_tick_events> ex;
+    weft::barrier b(1);
+    ex.block_on([&]() -> weft::task<> {
+        for (std::uint64_t op = 0; op < 5; ++op) {
+            auto blocker = co_await blocker_then_no_budget();
+            auto r = co_await weft::timeout(1ms, b.arrive_and_wait());
+            co_await blocker;
+            TASK_CHECK(r.has_value() && r->is_leader());
+            TASK_CHECK(b.generation() == op + 1); // each arrival released its generation
+        }
+    }());
+    REQUIRE(no_task_failures());
+    REQUIRE(no_live_tasks(ex));
+}
+
 // ---- mutex ------------------------------------------------------------------------
 
 TEST_CASE("mutex: 8 tasks x 10,000 increments under the lock add up exactly", "[sync]") {

@@ -10433,8 +10433,11 @@ private:
 /// Makes `participants` tasks meet: each arrive_and_wait() waits until all
 /// of them have arrived, then all go on, and the barrier is ready for the
 /// next generation. Exactly one of each generation (the last to arrive) is
-/// told it is the leader. A waiter cut short (aborted, timed out) withdraws
-/// its arrival: the generation then waits for another arrival.
+/// told it is the leader. A waiter cut short (aborted, timed out) while the
+/// generation still waits for others withdraws its arrival: the generation
+/// then waits for another arrival. Once its generation is released, a
+/// waiter counts as arrived even if a timeout around it fires before it
+/// resumes (it then reports errc::timed_out); the leader never waits.
 ///
 /// ```cpp
 /// weft::barrier sync(3);
@@ -10496,7 +10499,11 @@ public:
                 ++b.m_generation;
                 m_leader = true;
                 detail::fire_all(b.m_lock, b.m_waiters, 1); // this generation's waiters only
-                return detail::complete_or_yield(self, awaiting);
+                // No budget yield here: the generation is released with this
+                // task as its leader, and a timeout firing during a yield
+                // would report timed_out for an arrival that counted.
+                (void)detail::consume_budget();
+                return false;
             }
             m_waiting = true;
             detail::enqueue_waiter(b.m_waiters, m_node, self, awaiting);
