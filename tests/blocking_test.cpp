@@ -187,7 +187,7 @@ TEST_CASE("idle blocking threads retire after the keep-alive, and the pool start
     for (auto& h : handles) {
         h.get();
     }
-    REQUIRE(weft_test::wait_until([] { return weft_test::threads_named("bret-blk-") == 0; }));
+    REQUIRE(weft_test::threads_gone("bret-blk-"));
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().blocking_threads == 0; }));
     REQUIRE(ex.metrics().idle_blocking_threads == 0);
     // A retired thread's slot is reused.
@@ -250,7 +250,7 @@ TEST_CASE("shutdown waits for a running blocking job and cancels the queued ones
         g.open.store(true);
         stopper.join();
         REQUIRE(shutdown_returned.load());
-        REQUIRE(weft_test::threads_named("bshut-") == 0); // every thread joined
+        REQUIRE(weft_test::threads_gone("bshut-")); // every thread joined
     }
     REQUIRE(finished.load());
     REQUIRE(running.get() == 9);
@@ -372,7 +372,7 @@ TEST_CASE("shutdown() with a blocking timeout gives up with timed_out, and a lat
     g.open.store(true);
     REQUIRE(h.get() == 3);
     ex.shutdown();
-    REQUIRE(weft_test::threads_named("btime-") == 0);
+    REQUIRE(weft_test::threads_gone("btime-"));
     REQUIRE(g.hung.load() == 0);
 }
 

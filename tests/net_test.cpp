@@ -189,7 +189,9 @@ weft::task<T> join(weft::join_handle<T> handle) {
 // The message of client `id` in round `round`: it starts with the client's
 // id and the round, so a byte delivered to the wrong client or out of
 // order shows.
-std::size_t message_size(std::uint64_t id, std::uint64_t round) { return 4 + (id * 7 + round * 13) % 200; }
+std::size_t message_size(std::uint64_t id, std::uint64_t round) {
+    return static_cast<std::size_t>(4 + (id * 7 + round * 13) % 200);
+}
 
 void fill_message(std::span<std::byte> out, std::uint64_t id, std::uint64_t round) {
     out[0] = static_cast<std::byte>(id);

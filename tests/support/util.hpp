@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -14,9 +15,9 @@ namespace weft_test {
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
 /// slow targets such as qemu-user emulation). Never below 1.
-inline std::uint64_t scaled(std::uint64_t n) {
+inline std::size_t scaled(std::size_t n) {
     const char* div = std::getenv("WEFT_TEST_SCALE_DIV");
-    std::uint64_t d = div != nullptr ? std::strtoull(div, nullptr, 10) : 1;
+    std::size_t d = div != nullptr ? static_cast<std::size_t>(std::strtoul(div, nullptr, 10)) : 1;
     if (d == 0) {
         d = 1;
     }
@@ -65,6 +66,15 @@ bool for_each_thread_named(const std::string& prefix, Visit visit) {
 inline int threads_named(const std::string& prefix) {
     int count = 0;
     return for_each_thread_named(prefix, [&](const std::string&) { ++count; }) ? count : -1;
+}
+
+/// True once no thread's name starts with `prefix` (within wait_until's
+/// limit). Use it after joining threads: the kernel wakes pthread_join when it
+/// clears the thread's join word, a little before it removes the thread from
+/// /proc/self/task (a window qemu-user widens), so a count taken right after
+/// the join may still see it.
+inline bool threads_gone(const std::string& prefix) {
+    return wait_until([&] { return threads_named(prefix) == 0; });
 }
 
 /// Voluntary context switches (times a thread went to sleep) of the threads
