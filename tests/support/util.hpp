@@ -11,6 +11,9 @@
 
 #include <dirent.h>
 
+#include <weft/error.hpp>
+#include <weft/task.hpp>
+
 namespace weft_test {
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
@@ -36,6 +39,28 @@ bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::second
         std::this_thread::yield();
     }
     return true;
+}
+
+/// Joins a task that was aborted: true when it is gone (is_finished: its
+/// coroutines were destroyed) and, in a build with exceptions, its join
+/// raises errc::task_aborted. Without exceptions that join would reach the
+/// panic handler, so there only the first half is checked.
+template <class T>
+bool join_aborted(weft::join_handle<T>& handle) {
+    if (!wait_until([&] { return handle.is_finished(); })) {
+        return false;
+    }
+#if defined(__cpp_exceptions)
+    try {
+        (void)handle.get();
+    } catch (const weft::error& e) {
+        return e.code() == weft::errc::task_aborted;
+    }
+    return false;
+#else
+    handle.detach();
+    return true;
+#endif
 }
 
 /// Calls `visit(tid)` for every thread of this process whose name starts

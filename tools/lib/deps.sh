@@ -43,3 +43,7 @@ weft_require_packages() {
 
 # What building and testing weft needs.
 WEFT_BUILD_PACKAGES=(cmake ninja-build g++ catch2 relacy-dev)
+# What the ARM cross builds need (presets aarch64, armhf, aarch64-noexcept):
+# the cross compilers with their target libraries, and qemu-user to run the
+# tests. Catch2 2.x is header-only, so the host's catch2 serves them.
+WEFT_CROSS_PACKAGES=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)
