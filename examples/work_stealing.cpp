@@ -23,14 +23,14 @@ weft::task<std::uint64_t> sum_products(std::uint64_t i) {
     co_return sum;
 }
 
-weft::task<std::uint64_t> run_all(std::uint64_t tasks) {
+weft::task<std::uint64_t> run_all(std::size_t tasks) {
     std::vector<weft::join_handle<std::uint64_t>> handles;
     handles.reserve(tasks);
-    for (std::uint64_t i = 0; i < tasks; ++i) {
+    for (std::size_t i = 0; i < tasks; ++i) {
         handles.push_back(weft::spawn(sum_products(i))); // all land on this worker's queue
     }
     std::uint64_t total = 0;
-    for (std::uint64_t i = 0; i < tasks; ++i) {
+    for (std::size_t i = 0; i < tasks; ++i) {
         const std::uint64_t result = co_await handles[i];
         if (i % 20 == 0) {
             std::printf("task %3llu: sum of %llu * j for j < 1000 = %llu\n",
@@ -43,14 +43,15 @@ weft::task<std::uint64_t> run_all(std::uint64_t tasks) {
 }
 
 int main(int argc, char** argv) {
-    const std::uint64_t tasks = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 100;
+    const std::size_t tasks = argc > 1 ? static_cast<std::size_t>(std::strtoul(argv[1], nullptr, 10)) : 100;
     weft::settings config;
     config.thread_name_prefix = "demo";
     weft::executor<workers, 256> ex(config);
 
     const std::uint64_t total = ex.block_on(run_all(tasks));
     // Sum over i < tasks of i * 499500.
-    const std::uint64_t expected = tasks * (tasks - 1) / 2 * 499500;
+    const std::uint64_t n = tasks;
+    const std::uint64_t expected = n * (n - 1) / 2 * 499500;
     std::printf("total %llu (%s)\n\n", static_cast<unsigned long long>(total),
                 total == expected ? "correct" : "WRONG");
 

@@ -18,7 +18,11 @@ void* operator new(std::size_t size) {
     if (void* p = std::malloc(size == 0 ? 1 : size)) {
         return p;
     }
+#if defined(__cpp_exceptions)
     throw std::bad_alloc();
+#else
+    std::abort();
+#endif
 }
 void* operator new[](std::size_t size) { return ::operator new(size); }
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept {

@@ -71,12 +71,7 @@ TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never r
         REQUIRE(resumed.load() == 0);
         for (auto& h : kept) {
             REQUIRE(h.is_finished());
-            try {
-                h.get();
-                FAIL("a destroyed task returned a value");
-            } catch (const weft::error& e) {
-                REQUIRE(e.code() == weft::errc::task_aborted);
-            }
+            REQUIRE(weft_test::join_aborted(h));
         }
     }
     REQUIRE(counted::alive.load() == 0);
@@ -105,9 +100,12 @@ TEST_CASE("shutdown is idempotent and the destructor after it is harmless", "[sh
     REQUIRE(ex.block_on([]() -> weft::task<int> { co_return 3; }()) == 3);
     ex.shutdown();
     ex.shutdown();
+#if defined(__cpp_exceptions) // spawning after shutdown raises
     REQUIRE_THROWS_AS(ex.spawn([] {}), weft::error);
+#endif
 }
 
+#if defined(__cpp_exceptions) // what a throw reports: the -fno-exceptions suite leaves it out
 TEST_CASE("shutdown called from one of the executor's own tasks raises blocking_on_worker",
           "[shutdown][errors]") {
     weft::executor<2, 64> ex;
@@ -156,6 +154,7 @@ TEST_CASE("outside threads spawning while the executor shuts down either run or 
     REQUIRE(unexpected.load() == 0);
     REQUIRE(ran.load() + refused.load() + aborted.load() == 15'000);
 }
+#endif
 
 namespace {
 template <class Executor>

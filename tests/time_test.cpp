@@ -143,8 +143,8 @@ TEST_CASE("sleeps far beyond the wheel's range are accepted and cancellable", "[
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().armed_timers == 2; }));
     century.abort();
     forever.abort();
-    REQUIRE_THROWS_AS(century.get(), weft::error);
-    REQUIRE_THROWS_AS(forever.get(), weft::error);
+    REQUIRE(weft_test::join_aborted(century));
+    REQUIRE(weft_test::join_aborted(forever));
     REQUIRE(ex.metrics().armed_timers == 0);
 }
 
@@ -167,7 +167,7 @@ TEST_CASE("when every timer is in use, a sleep returns capacity_exhausted; abort
         h.abort();
     }
     for (auto& h : sleepers) {
-        REQUIRE_THROWS(h.get());
+        REQUIRE(weft_test::join_aborted(h));
     }
     REQUIRE(ex.metrics().armed_timers == 0);
     const auto after =
@@ -263,6 +263,7 @@ TEST_CASE("the inner timeout firing first leaves the outer one running", "[time]
     REQUIRE(ex.metrics().armed_timers == 0);
 }
 
+#if defined(__cpp_exceptions) // what a throw reports: the -fno-exceptions suite leaves it out
 TEST_CASE("an exception inside a timeout reaches the awaiter", "[time]") {
     weft::executor<1> ex;
     REQUIRE_THROWS_AS(ex.block_on([]() -> weft::task<> {
@@ -273,6 +274,7 @@ TEST_CASE("an exception inside a timeout reaches the awaiter", "[time]") {
     }()),
                       std::runtime_error);
 }
+#endif
 
 TEST_CASE("a timeout that has expired before it starts does not run the operation", "[time]") {
     weft::executor<1> ex;
@@ -296,7 +298,7 @@ TEST_CASE("aborting a task removes its timer and timeout at once", "[time]") {
     });
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().armed_timers == 2; }));
     h.abort();
-    REQUIRE_THROWS(h.get());
+    REQUIRE(weft_test::join_aborted(h));
     REQUIRE(ex.metrics().armed_timers == 0);
 }
 

@@ -483,7 +483,7 @@ TEST_CASE("the wheel fires exactly what a sorted reference says, in its order (r
     std::mt19937_64 rng(seed);
     REQUIRE(poll_to(wheel, start).empty());
 
-    auto random_in_use = [&]() { return ref.in_use[rng() % ref.in_use.size()]; };
+    auto random_in_use = [&]() { return ref.in_use[static_cast<std::size_t>(rng() % ref.in_use.size())]; };
 
     // One arm, disarm, allocate or release, checked against the reference.
     auto mutate = [&]() {
@@ -499,7 +499,7 @@ TEST_CASE("the wheel fires exactly what a sorted reference says, in its order (r
                 ref.in_use.push_back(id);
             }
         } else if (kind < 25) {
-            const std::size_t at = rng() % ref.in_use.size();
+            const auto at = static_cast<std::size_t>(rng() % ref.in_use.size());
             const std::uint32_t id = ref.in_use[at];
             wheel.release(id);
             ref.disarm(id);

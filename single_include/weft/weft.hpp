@@ -1213,6 +1213,22 @@ inline void futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept { fu
 
 namespace weft::detail {
 
+// 64-bit atomics. The local queue's packed head, the reactor's readiness
+// words and the metrics counters are std::atomic<std::uint64_t>, also on
+// 32-bit targets. Every 64-bit ARM and x86 CPU has them lock-free, and so
+// has 32-bit ARM from armv7-a on (and armv6k in ARM state): ldrexd/strexd.
+// There weft requires it, so that a build for an older ISA fails here
+// instead of silently taking libatomic's locks on the scheduling path.
+// 32-bit CPUs without 64-bit atomic instructions (MIPS32, PowerPC 32) are
+// not checked: libatomic's address-hashed locks stand in, correct but
+// slower, and the build links -latomic (CMakeLists.txt detects when).
+#if defined(__aarch64__) || defined(__x86_64__) || defined(__arm__)
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "weft needs lock-free 64-bit atomics on ARM: build for armv7-a or later, or for armv6k in "
+              "ARM state (Raspberry Pi 1 and Zero: -march=armv6kz -marm), so that the compiler emits "
+              "ldrexd/strexd");
+#endif
+
 /// Plain, non-atomic storage with the cell interface. Who may touch it when
 /// is the enclosing structure's invariant, checked by the model tests.
 template <class T>
@@ -1229,11 +1245,16 @@ private:
 };
 
 /// Tell the CPU that this thread is spinning: it saves power and frees the
-/// pipeline for the sibling hyper-thread (x86 `pause`, ARM `yield`).
+/// pipeline for the sibling hyper-thread. x86: `pause` (tens of cycles).
+/// arm64: `isb`, as Rust's spin_loop hint does: `yield` is a no-op on many
+/// Cortex-A and Neoverse cores, while `isb` waits for the pipeline to drain,
+/// a delay of the same order as `pause`. 32-bit ARM: `yield`.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
-#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+#elif defined(__aarch64__)
+    asm volatile("isb sy" ::: "memory");
+#elif defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7
     asm volatile("yield" ::: "memory");
 #else
     std::atomic_signal_fence(std::memory_order_seq_cst);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -24,13 +25,16 @@
 #endif
 #endif
 
+#include <weft/error.hpp>
+#include <weft/task.hpp>
+
 namespace weft_test {
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
 /// slow targets such as qemu-user emulation). Never below 1.
-inline std::uint64_t scaled(std::uint64_t n) {
+inline std::size_t scaled(std::size_t n) {
     const char* div = std::getenv("WEFT_TEST_SCALE_DIV");
-    std::uint64_t d = div != nullptr ? std::strtoull(div, nullptr, 10) : 1;
+    std::size_t d = div != nullptr ? static_cast<std::size_t>(std::strtoul(div, nullptr, 10)) : 1;
     if (d == 0) {
         d = 1;
     }
@@ -49,6 +53,28 @@ bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::second
         std::this_thread::yield();
     }
     return true;
+}
+
+/// Joins a task that was aborted: true when it is gone (is_finished: its
+/// coroutines were destroyed) and, in a build with exceptions, its join
+/// raises errc::task_aborted. Without exceptions that join would reach the
+/// panic handler, so there only the first half is checked.
+template <class T>
+bool join_aborted(weft::join_handle<T>& handle) {
+    if (!wait_until([&] { return handle.is_finished(); })) {
+        return false;
+    }
+#if defined(__cpp_exceptions)
+    try {
+        (void)handle.get();
+    } catch (const weft::error& e) {
+        return e.code() == weft::errc::task_aborted;
+    }
+    return false;
+#else
+    handle.detach();
+    return true;
+#endif
 }
 
 /// Calls `visit(tid)` for every thread of this process whose name starts
@@ -79,6 +105,15 @@ bool for_each_thread_named(const std::string& prefix, Visit visit) {
 inline int threads_named(const std::string& prefix) {
     int count = 0;
     return for_each_thread_named(prefix, [&](const std::string&) { ++count; }) ? count : -1;
+}
+
+/// True once no thread's name starts with `prefix` (within wait_until's
+/// limit). Use it after joining threads: the kernel wakes pthread_join when it
+/// clears the thread's join word, a little before it removes the thread from
+/// /proc/self/task (a window qemu-user widens), so a count taken right after
+/// the join may still see it.
+inline bool threads_gone(const std::string& prefix) {
+    return wait_until([&] { return threads_named(prefix) == 0; });
 }
 
 /// Voluntary context switches (times a thread went to sleep) of the threads

@@ -50,3 +50,7 @@ WEFT_BUILD_PACKAGES=(cmake ninja-build g++ catch2 relacy-dev)
 # compilers (binary size).
 WEFT_BENCH_PACKAGES=(cmake ninja-build g++ python3 libtbb-dev libasio-dev wrk libtcmalloc-minimal4
                      g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)
+# What the ARM cross builds need (presets aarch64, armhf, aarch64-noexcept):
+# the cross compilers with their target libraries, and qemu-user to run the
+# tests. Catch2 2.x is header-only, so the host's catch2 serves them.
+WEFT_CROSS_PACKAGES=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)
