@@ -73,7 +73,7 @@ cpu_set_t set_of(std::initializer_list<int> cpus) {
     return set;
 }
 
-std::size_t stack_size_of_this_thread() {
+[[maybe_unused]] std::size_t stack_size_of_this_thread() {
     pthread_attr_t attr;
     std::size_t size = 0;
     if (::pthread_getattr_np(::pthread_self(), &attr) == 0) {
@@ -101,7 +101,7 @@ T run_on_blocking_thread(weft::executor<2, 64>& ex, F read) {
     return ex.block_on([](F f) -> weft::task<T> { co_return co_await weft::spawn_blocking(f); }(read));
 }
 
-const char* policy_label(weft::sched_policy policy) {
+[[maybe_unused]] const char* policy_label(weft::sched_policy policy) {
     return policy == weft::sched_policy::fifo ? "SCHED_FIFO" : "SCHED_RR";
 }
 
@@ -156,6 +156,7 @@ private:
 
 } // namespace
 
+#if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("workers run with the real-time policy and priority asked for; blocking threads stay SCHED_OTHER",
           "[settings][sched]") {
     for (const weft::sched_policy policy : {weft::sched_policy::fifo, weft::sched_policy::rr}) {
@@ -183,6 +184,7 @@ TEST_CASE("workers run with the real-time policy and priority asked for; blockin
         }
     }
 }
+#endif
 
 TEST_CASE(
     "blocking threads take blocking_scheduling; SCHED_OTHER is explicit, inherit follows the constructor",
@@ -225,6 +227,7 @@ TEST_CASE(
     REQUIRE(blocking_rr.priority == ::sched_get_priority_min(SCHED_RR) + 1);
 }
 
+#if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("a real-time policy the process may not use is not_permitted, says what to do, and starts nothing",
           "[settings][sched][errors]") {
     std::atomic<int> started{0};
@@ -274,7 +277,9 @@ TEST_CASE("a real-time policy the process may not use is not_permitted, says wha
     REQUIRE(started.load() == 0);
     REQUIRE(weft_test::threads_named("noperm") == 0);
 }
+#endif
 
+#if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("a priority the policy does not take is invalid_argument before any thread starts",
           "[settings][sched][errors]") {
     const int fifo_max = ::sched_get_priority_max(SCHED_FIFO);
@@ -312,6 +317,7 @@ TEST_CASE("a priority the policy does not take is invalid_argument before any th
     REQUIRE(started.load() == 0);
     REQUIRE(weft_test::threads_named("badprio") == 0);
 }
+#endif
 
 TEST_CASE("workers left free by worker_cpus run on worker_cpu_set", "[settings][affinity]") {
     const std::vector<int> cpus = allowed_cpus();
@@ -331,6 +337,7 @@ TEST_CASE("workers left free by worker_cpus run on worker_cpu_set", "[settings][
     REQUIRE(CPU_EQUAL(&set, &free_set));
 }
 
+#if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("a CPU set naming a CPU that does not exist is invalid_argument", "[settings][affinity][errors]") {
     for (const bool blocking : {false, true}) {
         weft::settings s;
@@ -346,6 +353,7 @@ TEST_CASE("a CPU set naming a CPU that does not exist is invalid_argument", "[se
         }
     }
 }
+#endif
 
 TEST_CASE("blocking threads run on blocking_cpu_set, or on the constructor's CPUs, never on a worker's pin",
           "[settings][affinity][blocking]") {
@@ -377,6 +385,7 @@ TEST_CASE("blocking threads run on blocking_cpu_set, or on the constructor's CPU
 // the reused stack's size: a size read back lies in [asked, 4 * asked].
 bool stack_fits(std::size_t actual, std::size_t asked) { return actual >= asked && actual <= 4 * asked; }
 
+#if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("blocking threads get blocking_stack_size, or the workers' stack_size", "[settings][blocking]") {
     {
         weft::settings s;
@@ -407,6 +416,7 @@ TEST_CASE("blocking threads get blocking_stack_size, or the workers' stack_size"
         REQUIRE(std::string(e.what()).find("blocking thread") != std::string::npos);
     }
 }
+#endif
 
 namespace {
 
@@ -509,6 +519,7 @@ TEST_CASE(
     REQUIRE(blocking_index_sum.load() == 0); // slot 0 every time
 }
 
+#if defined(__cpp_exceptions) // the hook throws
 TEST_CASE("a hook that throws ends the process through the panic handler", "[settings][hooks]") {
     const weft_test::child_report report = weft_test::run_in_child([](int fd) {
         weft_test::panic_report_fd = fd;
@@ -527,3 +538,4 @@ TEST_CASE("a hook that throws ends the process through the panic handler", "[set
     REQUIRE(std::atoi(report.text.c_str()) == static_cast<int>(weft::errc::invalid_argument));
     REQUIRE(report.text.find("on_thread_start threw on worker 1") != std::string::npos);
 }
+#endif

@@ -33,7 +33,11 @@ void* counted_aligned(std::size_t size, std::align_val_t alignment) noexcept {
 
 void* or_throw(void* p) {
     if (p == nullptr) {
+#if defined(__cpp_exceptions)
         throw std::bad_alloc();
+#else
+        std::abort();
+#endif
     }
     return p;
 }
