@@ -24,7 +24,9 @@ foreach(_i RANGE 1 ${_last})
     endif()
 endforeach()
 
-execute_process(COMMAND "${PROGRAM}" ${PROGRAM_ARGS}
+# A cross build runs the program through its emulator (a space-separated command).
+separate_arguments(_emulator UNIX_COMMAND "${EMULATOR}")
+execute_process(COMMAND ${_emulator} "${PROGRAM}" ${PROGRAM_ARGS}
                 OUTPUT_VARIABLE _out
                 ERROR_VARIABLE _err
                 RESULT_VARIABLE _status)

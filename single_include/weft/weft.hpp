@@ -887,12 +887,12 @@ inline thread_spec blocking_thread_spec(const settings& config) {
 
 /// Raises the error for a thread the OS refused to start. `who` and
 /// `index` name it: ("worker", 3) or ("a blocking thread", -1).
-[[noreturn]] inline void raise_thread_start_error(int rc, const char* who, long index,
+[[noreturn]] inline void raise_thread_start_error(int rc, const char* who, long long index,
                                                   const thread_spec& spec) {
     message_buffer message;
     message.add("cannot start %s", who);
     if (index >= 0) {
-        message.add(" %ld", index);
+        message.add(" %lld", index);
     }
     message.add(": ");
     if (rc == EPERM && (spec.policy == SCHED_FIFO || spec.policy == SCHED_RR)) {

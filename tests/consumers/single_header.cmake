@@ -10,7 +10,8 @@ execute_process(COMMAND "${COMPILER}" -std=c++20 -pthread -I "${SOURCE_DIR}/sing
 if(NOT _status EQUAL 0)
     message(FATAL_ERROR "the single header did not compile with `${COMPILER} -std=c++20 -pthread`:\n${_err}")
 endif()
-execute_process(COMMAND ${EMULATOR} "${_program}" RESULT_VARIABLE _status OUTPUT_VARIABLE _out)
+separate_arguments(_emulator UNIX_COMMAND "${EMULATOR}") # a space-separated command
+execute_process(COMMAND ${_emulator} "${_program}" RESULT_VARIABLE _status OUTPUT_VARIABLE _out)
 if(NOT _status EQUAL 0 OR NOT _out MATCHES "weft [0-9.]+: 42")
     message(FATAL_ERROR "the single-header program failed (${_status}): ${_out}")
 endif()
