@@ -24,7 +24,10 @@ weft::task<> echo(weft::tcp_stream stream) {
         if (!n || *n == 0) {
             co_return; // an error, or the peer closed its side
         }
-        if (!co_await stream.write_all(std::span(buffer).first(*n))) {
+        // Named, not awaited inside the if: g++ 12 mishandles a co_await in
+        // an if condition whose branch co_returns (see README, compilers).
+        const auto written = co_await stream.write_all(std::span(buffer).first(*n));
+        if (!written) {
             co_return;
         }
     }

@@ -46,7 +46,9 @@ weft::task<> serve_connection(weft::tcp_stream stream) {
             ++answered;
         }
         for (std::size_t i = 0; i < answered; ++i) {
-            if (!co_await stream.write_all(std::as_bytes(std::span(response.data(), response.size())))) {
+            const auto written =
+                co_await stream.write_all(std::as_bytes(std::span(response.data(), response.size())));
+            if (!written) { // named first: see README, compilers (g++ 12)
                 co_return;
             }
         }

@@ -11,7 +11,8 @@
 //     for (;;) {
 //         auto n = co_await stream.read(buf);
 //         if (!n || *n == 0) co_return; // error, or the peer closed
-//         if (!co_await stream.write_all(std::span(buf).first(*n))) co_return;
+//         auto written = co_await stream.write_all(std::span(buf).first(*n));
+//         if (!written) co_return; // named first: g++ 12 and co_await in an if
 //     }
 // }
 //
