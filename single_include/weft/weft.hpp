@@ -5431,8 +5431,7 @@ public:
     }
 
     /// Removes every listed task for which `pred` holds and returns them as
-    /// a chain through queue_next (the caller must know they are in no
-    /// queue). One pass over every shard.
+    /// a chain through owned_next. One pass over every shard.
     template <class Pred>
     task_header* take_if(Pred pred) noexcept {
         task_header* chain = nullptr;
@@ -5442,7 +5441,10 @@ public:
                 task_header* next = task->owned_next;
                 if (pred(task)) {
                     unlink(s, task);
-                    task->queue_next = chain;
+                    // owned_next, not queue_next: a waker may still write
+                    // queue_next (pushing to a closed queue); an unlisted
+                    // task's owned links are nobody else's.
+                    task->owned_next = chain;
                     chain = task;
                 }
                 task = next;
@@ -5942,7 +5944,7 @@ private:
         task_header* task = m_owned.take_if([index](task_header* t) noexcept { return t->home == index; });
         t_context.shutting_down = this; // a destructor that spawns gets an aborted handle
         while (task != nullptr) {
-            task_header* next = task->queue_next;
+            task_header* next = std::exchange(task->owned_next, nullptr);
             cancel_unqueued(task);
             task = next;
         }

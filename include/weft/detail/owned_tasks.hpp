@@ -78,8 +78,7 @@ public:
     }
 
     /// Removes every listed task for which `pred` holds and returns them as
-    /// a chain through queue_next (the caller must know they are in no
-    /// queue). One pass over every shard.
+    /// a chain through owned_next. One pass over every shard.
     template <class Pred>
     task_header* take_if(Pred pred) noexcept {
         task_header* chain = nullptr;
@@ -89,7 +88,10 @@ public:
                 task_header* next = task->owned_next;
                 if (pred(task)) {
                     unlink(s, task);
-                    task->queue_next = chain;
+                    // owned_next, not queue_next: a waker may still write
+                    // queue_next (pushing to a closed queue); an unlisted
+                    // task's owned links are nobody else's.
+                    task->owned_next = chain;
                     chain = task;
                 }
                 task = next;

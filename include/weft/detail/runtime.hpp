@@ -240,7 +240,7 @@ private:
         task_header* task = m_owned.take_if([index](task_header* t) noexcept { return t->home == index; });
         t_context.shutting_down = this; // a destructor that spawns gets an aborted handle
         while (task != nullptr) {
-            task_header* next = task->queue_next;
+            task_header* next = std::exchange(task->owned_next, nullptr);
             cancel_unqueued(task);
             task = next;
         }
