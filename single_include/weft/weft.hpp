@@ -2906,9 +2906,10 @@ T take_output(task_header* header) {
 
 template <class T>
 class promise_base {
-    static_assert(std::is_void_v<T> || std::is_nothrow_destructible_v<T>,
-                  "weft::task<T>: T's destructor must not throw: a result may be destroyed where no exception "
-                  "can go (a detached task's, one dropped at shutdown)");
+    static_assert(
+        std::is_void_v<T> || std::is_nothrow_destructible_v<T>,
+        "weft::task<T>: T's destructor must not throw: a result may be destroyed where no exception "
+        "can go (a detached task's, one dropped at shutdown)");
 
 public:
     promise_base() = default;

@@ -1,6 +1,4 @@
 // expect: an executor needs at least one worker thread
 #include <weft/weft.hpp>
 
-int main() {
-    weft::executor<0> ex;
-}
+int main() { weft::executor<0> ex; }

@@ -470,7 +470,8 @@ public:
         return id;
     }
     void settle(std::uint64_t id, bool sent) noexcept {
-        m_entries[static_cast<std::size_t>(id)].state.store(sent ? confirmed : refused, std::memory_order_release);
+        m_entries[static_cast<std::size_t>(id)].state.store(sent ? confirmed : refused,
+                                                            std::memory_order_release);
         progress();
     }
     void receive(std::uint64_t id) noexcept {
@@ -478,7 +479,8 @@ public:
             g_failures.add("received value %" PRIu64 ", which was never sent", id);
             return;
         }
-        const std::uint8_t before = m_entries[static_cast<std::size_t>(id)].received.fetch_add(1, std::memory_order_acq_rel);
+        const std::uint8_t before =
+            m_entries[static_cast<std::size_t>(id)].received.fetch_add(1, std::memory_order_acq_rel);
         STRESS_CHECK(before == 0, "value %" PRIu64 " received twice", id);
         m_received.fetch_add(1, std::memory_order_relaxed);
         progress();
@@ -489,8 +491,10 @@ public:
     void audit(bool complete, std::uint64_t& confirmed_out) const {
         const std::uint64_t n = std::min<std::uint64_t>(m_next.load(std::memory_order_relaxed), capacity);
         for (std::uint64_t id = 0; id < n; ++id) {
-            const std::uint8_t s = m_entries[static_cast<std::size_t>(id)].state.load(std::memory_order_acquire);
-            const std::uint8_t got = m_entries[static_cast<std::size_t>(id)].received.load(std::memory_order_acquire);
+            const std::uint8_t s =
+                m_entries[static_cast<std::size_t>(id)].state.load(std::memory_order_acquire);
+            const std::uint8_t got =
+                m_entries[static_cast<std::size_t>(id)].received.load(std::memory_order_acquire);
             if (s == confirmed) {
                 ++confirmed_out;
                 STRESS_CHECK(!complete || got == 1, "value %" PRIu64 " was sent but received %u times", id,
