@@ -18,12 +18,7 @@ namespace {
 
 template <class F>
 bool raises_used_after_fork(F f) {
-    try {
-        f();
-    } catch (const weft::error& e) {
-        return e.code() == weft::errc::used_after_fork;
-    }
-    return false;
+    return weft_test::raised(f) == weft::errc::used_after_fork;
 }
 
 } // namespace

@@ -72,16 +72,7 @@ struct two_classes : weft::default_options {
 }
 
 #if defined(__cpp_exceptions)
-/// The error `f` raises (an empty code if it raises none).
-template <class F>
-std::error_code raised(F&& f) {
-    try {
-        f();
-    } catch (const weft::error& e) {
-        return e.code();
-    }
-    return {};
-}
+using weft_test::raised;
 #endif
 
 template <class Executor>

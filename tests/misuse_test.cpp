@@ -12,17 +12,7 @@
 using namespace std::chrono_literals;
 
 #if defined(__cpp_exceptions) // every case checks what a throw reports
-namespace {
-template <class F>
-weft::errc raised(F f) {
-    try {
-        f();
-    } catch (const weft::error& e) {
-        return static_cast<weft::errc>(e.code().value());
-    }
-    return weft::errc{};
-}
-} // namespace
+using weft_test::raised;
 
 TEST_CASE("a barrier of zero participants is invalid_argument", "[errors]") {
     REQUIRE(raised([] { weft::barrier b(0); }) == weft::errc::invalid_argument);

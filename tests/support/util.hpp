@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 
@@ -29,6 +30,20 @@
 #include <weft/task.hpp>
 
 namespace weft_test {
+
+#if defined(__cpp_exceptions)
+/// The error `f` raises as a weft::error (an empty code if it raises none):
+/// compare it with a weft::errc.
+template <class F>
+std::error_code raised(F&& f) {
+    try {
+        f();
+    } catch (const weft::error& e) {
+        return e.code();
+    }
+    return {};
+}
+#endif
 
 /// Sizes of the heavy tests, divided by WEFT_TEST_SCALE_DIV when set (for
 /// slow targets such as qemu-user emulation). Never below 1.
