@@ -156,8 +156,13 @@ TEST_CASE("with on_frame_pool_exhausted = fail, everything that needs a frame ra
         for (auto& h : held) {
             sum += co_await h;
         }
-        // The blocks are back: the pool serves again, many times over.
+        // The blocks come back (a finished task's worker may drop its
+        // last reference just after the join returned: wait for that), and
+        // the pool serves again, many times over.
         for (int round = 0; round < 100; ++round) {
+            while (ex.metrics().free_frame_blocks != tiny_blocks) {
+                co_await weft::yield_now();
+            }
             std::array<weft::join_handle<int>, tiny_blocks> again;
             for (auto& h : again) {
                 h = weft::spawn(leaf(1));
