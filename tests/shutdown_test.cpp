@@ -4,6 +4,7 @@
 #include <weft/weft.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -36,6 +37,21 @@ weft::task<void> join_forever(counted c, std::atomic<bool>* release, std::atomic
     after_join->fetch_add(1);
 }
 
+/// Returns once ex.shutdown(), called on another thread, refuses new tasks
+/// (the workers see the shutdown flag, stored next, soon after), plus a
+/// margin. Without exceptions a refused spawn cannot be observed: only
+/// the margin.
+template <class Executor>
+void began_shutdown(Executor& ex) {
+#if defined(__cpp_exceptions)
+    REQUIRE(weft_test::wait_until([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return weft_test::raised([&] { ex.spawn([] {}).detach(); }) == weft::errc::executor_shut_down;
+    }));
+#endif
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
 } // namespace
 
 TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never resumes them", "[shutdown]") {
@@ -62,8 +78,10 @@ TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never r
         }
         REQUIRE(counted::alive.load() == 10'000);
         std::thread stopper([&] { ex.shutdown(); });
-        // shutdown waits for the running task; let it finish.
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        // shutdown waits for the running task; let it finish, but only once
+        // shutdown has begun: released earlier, the worker would go on to
+        // run the queued tasks, as it should.
+        began_shutdown(ex);
         release.store(true);
         stopper.join();
         blocker.get();

@@ -53,7 +53,8 @@ enum class pool_exhaustion {
 /// instantiated.
 struct default_options {
     /// How many tasks a worker runs between two looks at the global queue
-    /// *before* its own (fairness for remote spawns). Lower: remote work
+    /// *before* its own (fairness for remote spawns; each look takes a fair
+    /// share of it, not one task). Lower: remote work
     /// waits less, local work loses some cache warmth. Go and Tokio use 61
     /// for busy runtimes, Tokio's current-thread runtime 31.
     static constexpr std::uint32_t global_queue_interval = 31;

@@ -239,8 +239,11 @@ auto spawn_local(F&& fn) {
                             detail::current_worker_or_raise());
 }
 
-/// Suspends the calling task and puts it at the back of its worker's local
-/// queue, so every task queued there runs before it resumes.
+/// Suspends the calling task and lets every other task runnable on its
+/// worker run first: the worker defers it until its local queue, LIFO slot
+/// and the global queue are empty and nothing could be stolen, or until its
+/// next maintenance tick (every `Options::event_interval` ticks), as
+/// Tokio's yield_now does.
 ///
 /// ```cpp
 /// weft::task<> spin() { for (;;) co_await weft::yield_now(); }
@@ -254,8 +257,7 @@ auto spawn_local(F&& fn) {
                 detail::raise(errc::no_current_executor,
                               "weft::yield_now() was awaited outside a task run by a weft executor");
             }
-            detail::suspend_until(task, self, nullptr, 0);
-            detail::self_notify(task);
+            detail::yield_task(task, self);
         }
         void await_resume() const noexcept {}
     };
@@ -504,6 +506,7 @@ public:
             w.unparks = c.unparks.get();
             w.lifo_hits = c.lifo_hits.get();
             w.budget_forced_yields = c.budget_forced_yields.get();
+            w.deferred_yields = c.deferred.get();
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
             w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);

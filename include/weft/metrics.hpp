@@ -42,6 +42,7 @@ struct worker_metrics {
     std::uint64_t unparks = 0;              ///< times it was woken to search for work
     std::uint64_t lifo_hits = 0;            ///< tasks run from its LIFO slot
     std::uint64_t budget_forced_yields = 0; ///< tasks it made yield because their budget ran out
+    std::uint64_t deferred_yields = 0;      ///< yields (yield_now or budget) it deferred until idle
     std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
     std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now

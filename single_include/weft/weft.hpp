@@ -460,7 +460,8 @@ enum class pool_exhaustion {
 /// instantiated.
 struct default_options {
     /// How many tasks a worker runs between two looks at the global queue
-    /// *before* its own (fairness for remote spawns). Lower: remote work
+    /// *before* its own (fairness for remote spawns; each look takes a fair
+    /// share of it, not one task). Lower: remote work
     /// waits less, local work loses some cache warmth. Go and Tokio use 61
     /// for busy runtimes, Tokio's current-thread runtime 31.
     static constexpr std::uint32_t global_queue_interval = 31;
@@ -2238,6 +2239,7 @@ struct thread_context {
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
     const scheduler* shutting_down = nullptr; // the scheduler whose shutdown this thread runs
     driver* drv = nullptr;                    // that scheduler's I/O and timer driver
+    bool yielded = false;                     // the task being polled yielded (see yield_task)
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.
@@ -2345,8 +2347,19 @@ inline void count_forced_yield() noexcept {
     }
 }
 
+/// The running task (the caller) suspends at `coroutine` and is woken by
+/// itself, marked as a yield: its worker defers it (Tokio's defer list)
+/// until it has nothing else to run, or until its next maintenance tick,
+/// so that a task yielding in a loop does not keep the local queue
+/// non-empty and the global queue behind it.
+inline void yield_task(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    suspend_until(task, coroutine, nullptr, 0);
+    self_notify(task);
+    t_context.yielded = true;
+}
+
 /// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
+/// suspends at `coroutine` and yields (yield_task).
 ///
 /// A timeout that expires during this yield (or an abort) destroys the
 /// awaiter before it resumes, and weft::timeout then reports timed_out: an
@@ -2355,8 +2368,7 @@ inline void count_forced_yield() noexcept {
 /// it cannot be undone (a value sent), yield before it takes effect.
 inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
     count_forced_yield();
-    suspend_until(task, coroutine, nullptr, 0);
-    self_notify(task);
+    yield_task(task, coroutine);
 }
 
 /// An awaiter that can complete without suspending: spends one unit of
@@ -3496,13 +3508,15 @@ auto spawn_blocking(F&& fn) {
 // The worker loop, per tick:
 //   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
 //      driver (I/O and timers), if nobody else holds it;
-//   2. every `global_queue_interval` ticks: one task from the global queue
-//      first, so remote work cannot starve behind local work;
+//   2. every `global_queue_interval` ticks: a fair share of the global
+//      queue first (one to run, the rest to the back of the local queue),
+//      so remote work cannot starve behind local work;
 //   3. otherwise: LIFO slot, local queue and pinned queue (on alternate
 //      ticks, the pinned queue first), then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
-//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
+//   5. still none: if tasks yielded here (the defer list), queue them again
+//      and go on; else park (announce, re-check, sleep; see idle.hpp). The
 //      first worker to park sleeps inside the driver (epoll_wait until the
 //      next timer), the others on their futex (see parker.hpp).
 // A worker woken by the driver with tasks to run was not notified: it takes
@@ -3516,6 +3530,11 @@ auto spawn_blocking(F&& fn) {
 // another thread, a pinned task goes to its worker's inbox and that worker
 // alone is unparked; a parked worker that finds its inbox filled takes
 // itself off the sleeper list, as for the driver's wakes.
+// A task that yields (yield_now, or its budget ran out) is deferred, as in
+// Tokio: it waits in the worker's defer list, not its queue, until step 5
+// or the next maintenance tick; so a task yielding in a loop cannot keep
+// the local queue non-empty and the global queue's batch refill (step 3)
+// from ever running.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -5774,6 +5793,7 @@ struct worker_counters {
     relaxed_counter unparks;              // times it woke up to search
     relaxed_counter lifo_hits;            // tasks run from the LIFO slot
     relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
+    relaxed_counter deferred;             // yields deferred (yield_now and budget)
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
 };
@@ -5919,7 +5939,9 @@ private:
         parker park;
         worker_counters counters;
         // Owner only.
-        task_header* lifo = nullptr; // the task most recently woken here; runs next
+        task_header* lifo = nullptr;          // the task most recently woken here; runs next
+        task_header* deferred_head = nullptr; // tasks that yielded, oldest first, linked by queue_next
+        task_header* deferred_tail = nullptr;
         std::uint32_t index = 0;
         std::uint32_t rng = 1;
         bool searching = false;
@@ -5935,6 +5957,7 @@ private:
     // late wake only drops its reference); the queues' references go first,
     // as in finish_shutdown, which deals with everything else.
     void cancel_pinned(worker& w) noexcept {
+        requeue_deferred(w);
         if (w.lifo != nullptr && w.lifo->home != no_home) {
             ref_dec(std::exchange(w.lifo, nullptr));
         }
@@ -5964,7 +5987,11 @@ private:
 
     task_header* next_task(worker& w, std::uint64_t tick) noexcept {
         if (tick % Options::global_queue_interval == 0) {
-            if (task_header* task = m_inject.pop()) {
+            // A fair share, not one task (Tokio and Go take one): behind
+            // tasks that keep respawning (or waking) each other, one task
+            // per interval drains a burst of remote spawns at one per
+            // interval's worth of their polls.
+            if (task_header* task = refill_from_global(w)) {
                 return task;
             }
         }
@@ -6078,14 +6105,57 @@ private:
 
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
+        t_context.yielded = false;
         if (poll_task(task) == idle_action::reschedule) {
-            schedule_local(w, task, true);
+            if (std::exchange(t_context.yielded, false)) {
+                defer(w, task);
+            } else {
+                schedule_local(w, task, true);
+            }
+        }
+    }
+
+    // A task that yielded, with its queue reference (it is NOTIFIED): to
+    // the back of the defer list. Owner only, like the LIFO slot; nobody
+    // can steal it from there.
+    static void defer(worker& w, task_header* task) noexcept {
+        w.counters.deferred.add();
+        task->queue_next = nullptr;
+        if (w.deferred_tail == nullptr) {
+            w.deferred_head = task;
+        } else {
+            w.deferred_tail->queue_next = task;
+        }
+        w.deferred_tail = task;
+    }
+
+    // Moves the defer list to the queues, oldest first. Returns how many
+    // of them anyone could steal.
+    std::uint32_t requeue_deferred(worker& w) noexcept {
+        std::uint32_t stealable = 0;
+        task_header* task = std::exchange(w.deferred_head, nullptr);
+        w.deferred_tail = nullptr;
+        while (task != nullptr) {
+            // Read before the push: a thief may run and free it at once.
+            task_header* next = task->queue_next;
+            stealable += task->home == no_home ? 1u : 0u;
+            push_local(w, task);
+            task = next;
+        }
+        return stealable;
+    }
+
+    // Requeues the defer list and, if that gives a peer something to steal
+    // (more than the one task this worker runs next), wakes one.
+    void wake_deferred(worker& w) noexcept {
+        if (requeue_deferred(w) > 1) {
+            notify_parked();
         }
     }
 
     // Shutdown is noticed by the loop condition; here the driver is polled
     // without blocking, unless nobody uses it or another worker holds it.
-    void maintenance(worker& w) noexcept {
+    void poll_driver(worker& w) noexcept {
         if (!m_driver.has_interest() || !m_driver.try_lock()) {
             return;
         }
@@ -6095,6 +6165,16 @@ private:
         m_driver.unlock();
         if (local_work(w) > 1) {
             notify_parked(); // the poll queued more than this worker will run next
+        }
+    }
+
+    // Every event_interval ticks: the driver's poll, then the tasks that
+    // yielded since the last time (as Tokio's park_yield), so a worker that
+    // always has other work still resumes them.
+    void maintenance(worker& w) noexcept {
+        poll_driver(w);
+        if (w.deferred_head != nullptr) {
+            wake_deferred(w);
         }
     }
 
@@ -6188,6 +6268,21 @@ private:
     void park(worker& w) noexcept {
         if (w.lifo != nullptr || !w.queue.is_empty() || !w.pinned.is_empty()) {
             return; // work arrived (a steal landed extra tasks here, a pinned task came)
+        }
+        if (w.deferred_head != nullptr) {
+            // Nothing else to run: the tasks that yielded go on. The last
+            // searcher to stop does not wake a peer just because it found
+            // work (its own is no sign of more), but, as when it parks,
+            // does if work was published while it searched, since nobody
+            // was woken for that.
+            if (w.searching) {
+                w.searching = false;
+                if (m_idle.transition_worker_from_searching()) {
+                    notify_if_work_pending();
+                }
+            }
+            wake_deferred(w);
+            return;
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
@@ -6288,6 +6383,7 @@ struct worker_metrics {
     std::uint64_t unparks = 0;              ///< times it was woken to search for work
     std::uint64_t lifo_hits = 0;            ///< tasks run from its LIFO slot
     std::uint64_t budget_forced_yields = 0; ///< tasks it made yield because their budget ran out
+    std::uint64_t deferred_yields = 0;      ///< yields (yield_now or budget) it deferred until idle
     std::uint64_t local_schedules = 0;      ///< tasks spawned or woken onto it by its own tasks
     std::uint32_t local_queue_depth = 0;    ///< tasks in its local queue now
     std::size_t pinned_queue_depth = 0;     ///< tasks pinned to it (spawn_pinned) waiting now
@@ -6523,8 +6619,11 @@ auto spawn_local(F&& fn) {
                             detail::current_worker_or_raise());
 }
 
-/// Suspends the calling task and puts it at the back of its worker's local
-/// queue, so every task queued there runs before it resumes.
+/// Suspends the calling task and lets every other task runnable on its
+/// worker run first: the worker defers it until its local queue, LIFO slot
+/// and the global queue are empty and nothing could be stolen, or until its
+/// next maintenance tick (every `Options::event_interval` ticks), as
+/// Tokio's yield_now does.
 ///
 /// ```cpp
 /// weft::task<> spin() { for (;;) co_await weft::yield_now(); }
@@ -6538,8 +6637,7 @@ auto spawn_local(F&& fn) {
                 detail::raise(errc::no_current_executor,
                               "weft::yield_now() was awaited outside a task run by a weft executor");
             }
-            detail::suspend_until(task, self, nullptr, 0);
-            detail::self_notify(task);
+            detail::yield_task(task, self);
         }
         void await_resume() const noexcept {}
     };
@@ -6788,6 +6886,7 @@ public:
             w.unparks = c.unparks.get();
             w.lifo_hits = c.lifo_hits.get();
             w.budget_forced_yields = c.budget_forced_yields.get();
+            w.deferred_yields = c.deferred.get();
             w.local_schedules = c.local_schedules.get();
             w.local_queue_depth = m_runtime.local_queue_depth(i);
             w.pinned_queue_depth = m_runtime.pinned_queue_depth(i);

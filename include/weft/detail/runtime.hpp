@@ -12,13 +12,15 @@
 // The worker loop, per tick:
 //   1. every `event_interval` ticks: maintenance: a non-blocking poll of the
 //      driver (I/O and timers), if nobody else holds it;
-//   2. every `global_queue_interval` ticks: one task from the global queue
-//      first, so remote work cannot starve behind local work;
+//   2. every `global_queue_interval` ticks: a fair share of the global
+//      queue first (one to run, the rest to the back of the local queue),
+//      so remote work cannot starve behind local work;
 //   3. otherwise: LIFO slot, local queue and pinned queue (on alternate
 //      ticks, the pinned queue first), then a batch from the global queue;
 //   4. none: search (if fewer than half the workers do) by stealing half of
 //      a victim's queue, victims visited from a random start;
-//   5. still none: park (announce, re-check, sleep; see idle.hpp). The
+//   5. still none: if tasks yielded here (the defer list), queue them again
+//      and go on; else park (announce, re-check, sleep; see idle.hpp). The
 //      first worker to park sleeps inside the driver (epoll_wait until the
 //      next timer), the others on their futex (see parker.hpp).
 // A worker woken by the driver with tasks to run was not notified: it takes
@@ -32,6 +34,11 @@
 // another thread, a pinned task goes to its worker's inbox and that worker
 // alone is unparked; a parked worker that finds its inbox filled takes
 // itself off the sleeper list, as for the driver's wakes.
+// A task that yields (yield_now, or its budget ran out) is deferred, as in
+// Tokio: it waits in the worker's defer list, not its queue, until step 5
+// or the next maintenance tick; so a task yielding in a loop cannot keep
+// the local queue non-empty and the global queue's batch refill (step 3)
+// from ever running.
 // Running a task: a budget of `Options::budget` operations; afterwards the
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
@@ -69,6 +76,7 @@ struct worker_counters {
     relaxed_counter unparks;              // times it woke up to search
     relaxed_counter lifo_hits;            // tasks run from the LIFO slot
     relaxed_counter budget_forced_yields; // tasks forced to yield by the budget
+    relaxed_counter deferred;             // yields deferred (yield_now and budget)
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
 };
@@ -214,7 +222,9 @@ private:
         parker park;
         worker_counters counters;
         // Owner only.
-        task_header* lifo = nullptr; // the task most recently woken here; runs next
+        task_header* lifo = nullptr;          // the task most recently woken here; runs next
+        task_header* deferred_head = nullptr; // tasks that yielded, oldest first, linked by queue_next
+        task_header* deferred_tail = nullptr;
         std::uint32_t index = 0;
         std::uint32_t rng = 1;
         bool searching = false;
@@ -230,6 +240,7 @@ private:
     // late wake only drops its reference); the queues' references go first,
     // as in finish_shutdown, which deals with everything else.
     void cancel_pinned(worker& w) noexcept {
+        requeue_deferred(w);
         if (w.lifo != nullptr && w.lifo->home != no_home) {
             ref_dec(std::exchange(w.lifo, nullptr));
         }
@@ -259,7 +270,11 @@ private:
 
     task_header* next_task(worker& w, std::uint64_t tick) noexcept {
         if (tick % Options::global_queue_interval == 0) {
-            if (task_header* task = m_inject.pop()) {
+            // A fair share, not one task (Tokio and Go take one): behind
+            // tasks that keep respawning (or waking) each other, one task
+            // per interval drains a burst of remote spawns at one per
+            // interval's worth of their polls.
+            if (task_header* task = refill_from_global(w)) {
                 return task;
             }
         }
@@ -373,14 +388,57 @@ private:
 
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
+        t_context.yielded = false;
         if (poll_task(task) == idle_action::reschedule) {
-            schedule_local(w, task, true);
+            if (std::exchange(t_context.yielded, false)) {
+                defer(w, task);
+            } else {
+                schedule_local(w, task, true);
+            }
+        }
+    }
+
+    // A task that yielded, with its queue reference (it is NOTIFIED): to
+    // the back of the defer list. Owner only, like the LIFO slot; nobody
+    // can steal it from there.
+    static void defer(worker& w, task_header* task) noexcept {
+        w.counters.deferred.add();
+        task->queue_next = nullptr;
+        if (w.deferred_tail == nullptr) {
+            w.deferred_head = task;
+        } else {
+            w.deferred_tail->queue_next = task;
+        }
+        w.deferred_tail = task;
+    }
+
+    // Moves the defer list to the queues, oldest first. Returns how many
+    // of them anyone could steal.
+    std::uint32_t requeue_deferred(worker& w) noexcept {
+        std::uint32_t stealable = 0;
+        task_header* task = std::exchange(w.deferred_head, nullptr);
+        w.deferred_tail = nullptr;
+        while (task != nullptr) {
+            // Read before the push: a thief may run and free it at once.
+            task_header* next = task->queue_next;
+            stealable += task->home == no_home ? 1u : 0u;
+            push_local(w, task);
+            task = next;
+        }
+        return stealable;
+    }
+
+    // Requeues the defer list and, if that gives a peer something to steal
+    // (more than the one task this worker runs next), wakes one.
+    void wake_deferred(worker& w) noexcept {
+        if (requeue_deferred(w) > 1) {
+            notify_parked();
         }
     }
 
     // Shutdown is noticed by the loop condition; here the driver is polled
     // without blocking, unless nobody uses it or another worker holds it.
-    void maintenance(worker& w) noexcept {
+    void poll_driver(worker& w) noexcept {
         if (!m_driver.has_interest() || !m_driver.try_lock()) {
             return;
         }
@@ -390,6 +448,16 @@ private:
         m_driver.unlock();
         if (local_work(w) > 1) {
             notify_parked(); // the poll queued more than this worker will run next
+        }
+    }
+
+    // Every event_interval ticks: the driver's poll, then the tasks that
+    // yielded since the last time (as Tokio's park_yield), so a worker that
+    // always has other work still resumes them.
+    void maintenance(worker& w) noexcept {
+        poll_driver(w);
+        if (w.deferred_head != nullptr) {
+            wake_deferred(w);
         }
     }
 
@@ -483,6 +551,21 @@ private:
     void park(worker& w) noexcept {
         if (w.lifo != nullptr || !w.queue.is_empty() || !w.pinned.is_empty()) {
             return; // work arrived (a steal landed extra tasks here, a pinned task came)
+        }
+        if (w.deferred_head != nullptr) {
+            // Nothing else to run: the tasks that yielded go on. The last
+            // searcher to stop does not wake a peer just because it found
+            // work (its own is no sign of more), but, as when it parks,
+            // does if work was published while it searched, since nobody
+            // was woken for that.
+            if (w.searching) {
+                w.searching = false;
+                if (m_idle.transition_worker_from_searching()) {
+                    notify_if_work_pending();
+                }
+            }
+            wake_deferred(w);
+            return;
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;

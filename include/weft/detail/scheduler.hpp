@@ -82,6 +82,7 @@ struct thread_context {
     std::coroutine_handle<> next;             // trampoline: the coroutine to resume next
     const scheduler* shutting_down = nullptr; // the scheduler whose shutdown this thread runs
     driver* drv = nullptr;                    // that scheduler's I/O and timer driver
+    bool yielded = false;                     // the task being polled yielded (see yield_task)
 };
 
 // constinit: no dynamic initialisation, so access needs no TLS wrapper call.
@@ -189,8 +190,19 @@ inline void count_forced_yield() noexcept {
     }
 }
 
+/// The running task (the caller) suspends at `coroutine` and is woken by
+/// itself, marked as a yield: its worker defers it (Tokio's defer list)
+/// until it has nothing else to run, or until its next maintenance tick,
+/// so that a task yielding in a loop does not keep the local queue
+/// non-empty and the global queue behind it.
+inline void yield_task(task_header* task, std::coroutine_handle<> coroutine) noexcept {
+    suspend_until(task, coroutine, nullptr, 0);
+    self_notify(task);
+    t_context.yielded = true;
+}
+
 /// An operation is ready but the current task's budget is spent: the task
-/// suspends at `coroutine` and goes to the back of its worker's queue.
+/// suspends at `coroutine` and yields (yield_task).
 ///
 /// A timeout that expires during this yield (or an abort) destroys the
 /// awaiter before it resumes, and weft::timeout then reports timed_out: an
@@ -199,8 +211,7 @@ inline void count_forced_yield() noexcept {
 /// it cannot be undone (a value sent), yield before it takes effect.
 inline void forced_yield(task_header* task, std::coroutine_handle<> coroutine) noexcept {
     count_forced_yield();
-    suspend_until(task, coroutine, nullptr, 0);
-    self_notify(task);
+    yield_task(task, coroutine);
 }
 
 /// An awaiter that can complete without suspending: spends one unit of
