@@ -54,6 +54,8 @@
 
 #include "detail/attributes.hpp"
 #include "detail/frame_pool.hpp"
+#include "detail/notify_protocol.hpp"
+#include "detail/oneshot_protocol.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/spinlock.hpp"
 #include "detail/task_cell.hpp"
@@ -401,51 +403,23 @@ public:
         explicit notified_awaiter(notify& owner) noexcept : m_owner(&owner) {}
         notified_awaiter(notified_awaiter&&) noexcept = default;
         notified_awaiter& operator=(notified_awaiter&&) = delete;
-        ~notified_awaiter() {
-            if (m_state == state::consumed) {
-                m_owner->notify_one(); // took the permit, then aborted: pass it on
-            } else if (m_state == state::waiting) {
-                m_owner->m_lock.lock();
-                const bool linked = m_node.linked;
-                std::uint32_t reason = 0;
-                if (linked) {
-                    m_owner->m_waiters.remove(m_node);
-                } else {
-                    reason = m_node.fired.load(std::memory_order_relaxed); // written under the lock
-                }
-                m_owner->m_lock.unlock();
-                if (linked) {
-                    detail::ref_dec(m_node.task);
-                } else if (reason == fired_one) {
-                    m_owner->notify_one(); // handed a notify_one we will not use: pass it on
-                }
-            }
-        }
+        ~notified_awaiter() { m_owner->m_protocol.abandon(m_waiter); }
 
         bool await_ready() const noexcept { return false; }
 
         bool await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
-            m_owner->m_lock.lock();
-            if (m_owner->m_permit) {
-                m_owner->m_permit = false;
-                m_owner->m_lock.unlock();
-                m_state = state::consumed;
-                return detail::complete_or_yield(self, awaiting);
+            if (m_owner->m_protocol.wait(m_waiter, self, awaiting)) {
+                return true;
             }
-            m_state = state::waiting;
-            detail::enqueue_waiter(m_owner->m_waiters, m_node, self, awaiting);
-            m_owner->m_lock.unlock();
-            return true;
+            return detail::complete_or_yield(self, awaiting);
         }
 
-        void await_resume() noexcept { m_state = state::idle; }
+        void await_resume() noexcept { m_owner->m_protocol.resumed(m_waiter); }
 
     private:
-        enum class state : std::uint8_t { idle, waiting, consumed };
         notify* m_owner;
-        detail::wait_node m_node;
-        state m_state = state::idle;
+        detail::notify_protocol<>::waiter m_waiter;
     };
 
     /// No waiter, no stored permit.
@@ -470,27 +444,14 @@ public:
     /// ```cpp
     /// n.notify_one();
     /// ```
-    void notify_one() noexcept {
-        m_lock.lock();
-        if (detail::wait_node* head = m_waiters.front()) {
-            detail::task_header* task = detail::fire(m_waiters, *head, fired_one);
-            m_lock.unlock();
-            detail::wake(task);
-            return;
-        }
-        m_permit = true;
-        m_lock.unlock();
-    }
+    void notify_one() noexcept { m_protocol.notify_one(); }
 
     /// Wakes every task waiting now; stores no permit. Any thread.
     ///
     /// ```cpp
     /// n.notify_all();
     /// ```
-    void notify_all() noexcept {
-        m_lock.lock();
-        detail::fire_all(m_lock, m_waiters, fired_all);
-    }
+    void notify_all() noexcept { m_protocol.notify_all(); }
 
     /// The same as notify_all() (Tokio's name).
     ///
@@ -504,36 +465,22 @@ public:
     /// ```cpp
     /// std::size_t sleepers = n.waiting();
     /// ```
-    std::size_t waiting() const noexcept {
-        detail::lock_hold<detail::spinlock> hold(m_lock);
-        return m_waiters.size();
-    }
+    std::size_t waiting() const noexcept { return m_protocol.waiting(); }
 
 private:
-    static constexpr std::uint32_t fired_one = 1;
-    static constexpr std::uint32_t fired_all = 2;
-
-    mutable detail::spinlock m_lock;
-    detail::wait_list m_waiters;
-    bool m_permit = false;
+    detail::notify_protocol<> m_protocol; // the permit, the waiters and what is done to them
 };
 
 // ---- oneshot ----------------------------------------------------------------------
 
 namespace detail {
-/// The block a oneshot's two ends share; freed by the last one. It comes
-/// from the frame pool like a coroutine frame (frame_pool.hpp), unless T is
-/// over-aligned.
+/// The block a oneshot's two ends share (what they do to it is in
+/// oneshot_protocol.hpp); freed by the last one. It comes from the frame
+/// pool like a coroutine frame (frame_pool.hpp), unless T is over-aligned.
 template <class T>
-struct oneshot_state {
+struct oneshot_state : oneshot_protocol<T> {
     static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-    spinlock lock;
-    std::atomic<std::uint32_t> ends{2};
-    wait_list waiters; // the receiver, when it waits
-    std::optional<T> value;
-    bool sender_done = false; // sent, or the sender went away
-    bool receiver_gone = false;
     std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
 
     static oneshot_state* make() {
@@ -556,8 +503,7 @@ struct oneshot_state {
     }
 
     void drop_end() noexcept {
-        // acq_rel: the last end sees every write of the other before it frees.
-        if (ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        if (this->release_end()) {
             if constexpr (pooled) {
                 const std::uint32_t from = origin;
                 this->~oneshot_state();
@@ -626,20 +572,8 @@ public:
         if (m_state == nullptr) {
             return errc::closed;
         }
-        detail::task_header* to_wake = nullptr;
-        {
-            detail::lock_hold<detail::spinlock> hold(m_state->lock);
-            if (m_state->receiver_gone) {
-                return errc::closed;
-            }
-            m_state->value.emplace(std::forward<U>(value));
-            m_state->sender_done = true;
-            if (detail::wait_node* receiver = m_state->waiters.front()) {
-                to_wake = detail::fire(m_state->waiters, *receiver, 1);
-            }
-        }
-        if (to_wake != nullptr) {
-            detail::wake(to_wake);
+        if (!m_state->send(std::forward<U>(value))) {
+            return errc::closed;
         }
         std::exchange(m_state, nullptr)->drop_end();
         return {};
@@ -650,13 +584,7 @@ public:
     /// ```cpp
     /// if (tx.is_closed()) { /* nobody listens any more */ }
     /// ```
-    bool is_closed() const noexcept {
-        if (m_state == nullptr) {
-            return true;
-        }
-        detail::lock_hold<detail::spinlock> hold(m_state->lock);
-        return m_state->receiver_gone;
-    }
+    bool is_closed() const noexcept { return m_state == nullptr || m_state->receiver_gone(); }
 
 private:
     friend std::pair<oneshot_sender<T>, oneshot_receiver<T>> make_oneshot<T>();
@@ -667,16 +595,7 @@ private:
         if (state == nullptr) {
             return;
         }
-        detail::task_header* to_wake = nullptr;
-        state->lock.lock();
-        state->sender_done = true; // dropped unsent
-        if (detail::wait_node* receiver = state->waiters.front()) {
-            to_wake = detail::fire(state->waiters, *receiver, 1);
-        }
-        state->lock.unlock();
-        if (to_wake != nullptr) {
-            detail::wake(to_wake);
-        }
+        state->drop_sender();
         state->drop_end();
     }
 
@@ -703,17 +622,8 @@ public:
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
         ~recv_awaiter() {
-            if (m_state == state::waiting) {
-                detail::oneshot_state<T>* shared = m_owner->m_state;
-                shared->lock.lock();
-                const bool linked = m_node.linked;
-                if (linked) {
-                    shared->waiters.remove(m_node);
-                }
-                shared->lock.unlock();
-                if (linked) {
-                    detail::ref_dec(m_node.task);
-                } // fired: nothing was handed over, the value is still in the block
+            if (m_owner->m_state != nullptr) {
+                m_owner->m_state->abandon(m_waiter);
             }
         }
 
@@ -722,29 +632,22 @@ public:
         bool await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
             detail::oneshot_state<T>* shared = m_owner->m_state;
-            if (shared != nullptr) {
-                shared->lock.lock();
-                if (!shared->value && !shared->sender_done) {
-                    m_state = state::waiting;
-                    detail::enqueue_waiter(shared->waiters, m_node, self, awaiting);
-                    shared->lock.unlock();
-                    return true;
-                }
-                shared->lock.unlock();
+            if (shared != nullptr && shared->wait(m_waiter, self, awaiting)) {
+                return true;
             }
             return detail::complete_or_yield(self, awaiting);
         }
 
         result<T> await_resume() {
-            m_state = state::idle;
+            if (m_owner->m_state != nullptr) {
+                m_owner->m_state->resumed(m_waiter);
+            }
             return m_owner->take();
         }
 
     private:
-        enum class state : std::uint8_t { idle, waiting };
         oneshot_receiver* m_owner;
-        detail::wait_node m_node;
-        state m_state = state::idle;
+        typename detail::oneshot_protocol<T>::waiter m_waiter;
     };
 
     oneshot_receiver() noexcept = default;
@@ -790,15 +693,7 @@ private:
             return errc::closed;
         }
         std::optional<T> out;
-        bool done = false;
-        {
-            detail::lock_hold<detail::spinlock> hold(m_state->lock);
-            if (m_state->value) {
-                out.emplace(std::move(*m_state->value));
-                m_state->value.reset();
-            }
-            done = m_state->sender_done;
-        }
+        const bool done = m_state->take(out);
         if (out) {
             return std::move(*out);
         }
@@ -813,12 +708,7 @@ private:
         if (state == nullptr) {
             return;
         }
-        std::optional<T> unread; // destroyed outside the lock
-        {
-            detail::lock_hold<detail::spinlock> hold(state->lock);
-            state->receiver_gone = true;
-            unread.swap(state->value);
-        }
+        [[maybe_unused]] const std::optional<T> unread = state->drop_receiver(); // destroyed unlocked
         state->drop_end();
     }
 

@@ -2287,8 +2287,14 @@ inline void resume_task(std::coroutine_handle<> coroutine) {
 /// race), and its wake then reaches whatever the task waits on next. So
 /// every waker sets its word before it wakes the task, and a poll resumes a
 /// task only if the word it waits on says so (resume_target).
-inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
-                          const std::atomic<std::uint32_t>* word, std::uint32_t mask) noexcept {
+///
+/// suspend_until, resume_target and wake are templates over the header type
+/// (as the transitions of task_cell.hpp), so that tests/model/ runs them
+/// with the wait protocols of detail/wait_list.hpp; every caller here uses
+/// task_header.
+template <class Header = task_header>
+inline void suspend_until(header_ptr<Header> task, std::coroutine_handle<> coroutine,
+                          decltype(Header::wait_word) word, std::uint32_t mask) noexcept {
     task->resume_point = coroutine;
     task->wait_word = word;
     task->wait_mask = mask;
@@ -2298,7 +2304,8 @@ inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
 /// of the outermost expired timeout scope the task is inside, else its
 /// resume point if what it waits for happened, else nothing (a stale wake:
 /// the task stays suspended until its real waker comes).
-inline std::coroutine_handle<> resume_target(task_header* task) noexcept {
+template <class Header = task_header>
+inline std::coroutine_handle<> resume_target(header_ptr<Header> task) noexcept {
     cancel_scope* expired = nullptr;
     for (cancel_scope* scope = task->scopes; scope != nullptr; scope = scope->outer) {
         // Acquire: pairs with the timer's release store before its wake.
@@ -2391,8 +2398,9 @@ inline std::coroutine_handle<> continue_or_yield(task_header* self,
 }
 
 /// Wakes a task, consuming the caller's reference to it.
-inline void wake(task_header* task) noexcept {
-    if (transition_to_notified(task) == wake_action::submit) {
+template <class Header = task_header>
+inline void wake(header_ptr<Header> task) noexcept {
+    if (transition_to_notified<Header>(task) == wake_action::submit) {
         task->owner->schedule(task);
     }
 }
@@ -9002,6 +9010,37 @@ private:
 #include <utility>
 
 
+// ---- begin weft/detail/notify_protocol.hpp ----
+// weft/detail/notify_protocol.hpp
+//
+// What it is for: the shared state of weft::notify and everything its
+// operations do to it, apart from the coroutine plumbing: the stored permit,
+// the list of waiters, notify_one / notify_all, a wait that takes the permit
+// or links its node, and an abandoned wait that passes on a notify_one it
+// was handed. sync.hpp's notify is a thin shell around it (it finds the
+// current task and spends budget), and tests/model/notify_model.cpp runs
+// this very code under Relacy (generic over sync_traits, see wait_list.hpp).
+//
+// Invariants: `m_permit` and the waiter list are read and written only
+// under `m_lock`. The permit is set only while the list is empty (a
+// notify_one with a waiter fires the oldest one instead), so there is at
+// most one stored notification. A node fired with `fired_one` carries one
+// notification: if its awaiter is destroyed before it resumes, it calls
+// notify_one() again, which wakes the next waiter or stores the permit.
+// A node fired with `fired_all` carries nothing. A wait that took the
+// permit and is destroyed before it resumes (a forced yield, then an abort
+// or a timeout) also gives it back through notify_one(). The wake itself
+// follows wait_list.hpp.
+//
+// Where it comes from: Tokio's sync::Notify (a permit that a notify_one
+// stores when nobody waits, waiters in an intrusive list, and a dropped
+// Notified future that received notify_one forwards it).
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+
+
 // ---- begin weft/detail/wait_list.hpp ----
 // weft/detail/wait_list.hpp
 //
@@ -9032,6 +9071,11 @@ private:
 // wait, under the lock, after the node was unlinked. `task` is written by
 // the waiter before it links the node and read by the waker under the lock.
 //
+// Generic over `sync_traits` (the atomic policy of `fired` and of the
+// primitive's lock, and the task header type), defaulting to the production
+// one, so that tests/model/ runs this code and the protocols built on it
+// (detail/notify_protocol.hpp, detail/oneshot_protocol.hpp) under Relacy.
+//
 // Where it comes from: Tokio's batch_semaphore and Notify (an intrusive
 // list of waiters inside the awaiting futures, guarded by the primitive's
 // mutex; wakes delivered in batches of 32 with the lock dropped in between).
@@ -9042,39 +9086,55 @@ private:
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 
 namespace weft::detail {
 
+/// What the wait protocol is generic over: the atomic policy (the `fired`
+/// word, the primitive's spinlock, its other shared words) and the task
+/// header. Production code uses this one; a model test names its own.
+struct sync_traits {
+    using policy = std_policy;
+    using header = task_header;
+};
+
 /// One waiting task, owned by the awaiter that waits (in its coroutine
 /// frame). Movable only while unlinked, so an awaiter can be handed to
 /// weft::timeout before it is awaited; a move gives a fresh node.
-struct wait_node {
-    wait_node() noexcept = default;
-    wait_node([[maybe_unused]] wait_node&& other) noexcept { assert(!other.linked); }
-    wait_node(const wait_node&) = delete;
-    wait_node& operator=(const wait_node&) = delete;
-    wait_node& operator=(wait_node&&) = delete;
+template <class Traits = sync_traits>
+struct basic_wait_node {
+    using traits = Traits;
+    using header = typename Traits::header;
 
-    wait_node* prev = nullptr;
-    wait_node* next = nullptr;
-    task_header* task = nullptr;         // holds a reference while linked or fired
-    std::uint64_t ticket = 0;            // arrival order: wake_all wakes only earlier arrivals
-    std::atomic<std::uint32_t> fired{0}; // 0 while waiting; the primitive's reason once woken
+    basic_wait_node() noexcept = default;
+    basic_wait_node([[maybe_unused]] basic_wait_node&& other) noexcept { assert(!other.linked); }
+    basic_wait_node(const basic_wait_node&) = delete;
+    basic_wait_node& operator=(const basic_wait_node&) = delete;
+    basic_wait_node& operator=(basic_wait_node&&) = delete;
+
+    basic_wait_node* prev = nullptr;
+    basic_wait_node* next = nullptr;
+    header* task = nullptr;   // holds a reference while linked or fired
+    std::uint64_t ticket = 0; // arrival order: wake_all wakes only earlier arrivals
+    // 0 while waiting; the primitive's reason once woken.
+    typename Traits::policy::template atomic<std::uint32_t> fired{0};
     bool linked = false;
 };
+using wait_node = basic_wait_node<>;
 
 /// FIFO of wait nodes; every member is used under the owner's lock.
-class wait_list {
+template <class Node = wait_node>
+class basic_wait_list {
 public:
     bool empty() const noexcept { return m_head == nullptr; }
     /// Nodes linked now.
     std::size_t size() const noexcept { return m_size; }
-    wait_node* front() const noexcept { return m_head; }
+    Node* front() const noexcept { return m_head; }
     /// The ticket the next pushed node gets.
     std::uint64_t next_ticket() const noexcept { return m_next_ticket; }
 
-    void push_back(wait_node& node) noexcept {
+    void push_back(Node& node) noexcept {
         assert(!node.linked);
         node.ticket = m_next_ticket++;
         node.prev = m_tail;
@@ -9089,7 +9149,7 @@ public:
         ++m_size;
     }
 
-    void remove(wait_node& node) noexcept {
+    void remove(Node& node) noexcept {
         assert(node.linked);
         if (node.prev != nullptr) {
             node.prev->next = node.next;
@@ -9107,28 +9167,33 @@ public:
     }
 
 private:
-    wait_node* m_head = nullptr;
-    wait_node* m_tail = nullptr;
+    Node* m_head = nullptr;
+    Node* m_tail = nullptr;
     std::size_t m_size = 0;
     std::uint64_t m_next_ticket = 0;
 };
+using wait_list = basic_wait_list<>;
 
 /// Links `node` for the task `self` (making the waiter's reference) and
 /// suspends `self` at `awaiting` until the node is fired. Under the lock.
-inline void enqueue_waiter(wait_list& list, wait_node& node, task_header* self,
-                           std::coroutine_handle<> awaiting) noexcept {
-    ref_inc(self); // the waiter's reference, consumed by wake() or by the waiter's own cancel
+template <class Node>
+void enqueue_waiter(basic_wait_list<Node>& list, std::type_identity_t<Node>& node,
+                    typename Node::header* self, std::coroutine_handle<> awaiting) noexcept {
+    using header = typename Node::header;
+    ref_inc<header>(self); // the waiter's reference, consumed by wake() or by the waiter's own cancel
     node.task = self;
     node.fired.store(0, std::memory_order_relaxed); // nobody else sees the node yet
-    suspend_until(self, awaiting, &node.fired, ~std::uint32_t{0});
+    suspend_until<header>(self, awaiting, &node.fired, ~std::uint32_t{0});
     list.push_back(node);
 }
 
 /// Unlinks `node` and marks it fired with `reason` (nonzero). Under the
 /// lock. Returns the task to wake(), with its reference, once unlocked.
-inline task_header* fire(wait_list& list, wait_node& node, std::uint32_t reason) noexcept {
+template <class Node>
+typename Node::header* fire(basic_wait_list<Node>& list, std::type_identity_t<Node>& node,
+                            std::uint32_t reason) noexcept {
     list.remove(node);
-    task_header* task = node.task;
+    typename Node::header* task = node.task;
     // Release: pairs with resume_target's acquire; what the waker handed
     // over before this store travels with it. The node is not touched again.
     node.fired.store(reason, std::memory_order_release);
@@ -9141,12 +9206,13 @@ inline task_header* fire(wait_list& list, wait_node& node, std::uint32_t reason)
 /// lock dropped in between, so a long list never holds the lock for long.
 template <class Lock, class Next>
 void fire_while(Lock& lock, Next next) noexcept {
+    using header = std::remove_pointer_t<std::invoke_result_t<Next&>>;
     for (;;) {
-        std::array<task_header*, 32> batch;
+        std::array<header*, 32> batch;
         std::size_t count = 0;
         bool more = true;
         while (count < batch.size()) {
-            task_header* task = next();
+            header* task = next();
             if (task == nullptr) {
                 more = false;
                 break;
@@ -9155,13 +9221,28 @@ void fire_while(Lock& lock, Next next) noexcept {
         }
         lock.unlock();
         for (std::size_t i = 0; i < count; ++i) {
-            wake(batch[i]);
+            wake<header>(batch[i]);
         }
         if (!more) {
             return;
         }
         lock.lock();
     }
+}
+
+/// Fires every node that was linked before `limit` (a next_ticket() taken
+/// earlier, under the lock) with `reason`; later arrivals stay. Called with
+/// `lock` held; returns with it released.
+template <class Lock, class Node>
+void fire_before(Lock& lock, basic_wait_list<Node>& list, std::uint64_t limit,
+                 std::uint32_t reason) noexcept {
+    fire_while(lock, [&]() noexcept -> typename Node::header* {
+        Node* node = list.front();
+        if (node == nullptr || node->ticket >= limit) {
+            return nullptr;
+        }
+        return fire(list, *node, reason);
+    });
 }
 
 /// Fires every node that was linked before `limit` (a next_ticket() taken
@@ -9181,13 +9262,311 @@ void fire_before(Lock& lock, wait_list& list, std::uint64_t limit, std::uint32_t
 /// Fires every node linked before this call with `reason`; later arrivals
 /// (which may link while the lock is dropped between batches) stay. Called
 /// with `lock` held; returns with it released.
-template <class Lock>
-void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
+template <class Lock, class Node>
+void fire_all(Lock& lock, basic_wait_list<Node>& list, std::uint32_t reason) noexcept {
     fire_before(lock, list, list.next_ticket(), reason);
 }
 
 } // namespace weft::detail
 // ---- end weft/detail/wait_list.hpp ----
+
+namespace weft::detail {
+
+template <class Traits = sync_traits>
+class notify_protocol {
+    using policy = typename Traits::policy;
+    using header = typename Traits::header;
+
+public:
+    /// What one notified() await owns: its node and how far it got.
+    class waiter {
+    public:
+        waiter() noexcept = default;
+        waiter(waiter&&) noexcept = default; // only while idle (see wait_node)
+        waiter& operator=(waiter&&) = delete;
+
+    private:
+        friend class notify_protocol;
+        enum class stage : std::uint8_t { idle, waiting, consumed };
+        basic_wait_node<Traits> m_node;
+        stage m_stage = stage::idle;
+    };
+
+    notify_protocol() noexcept = default;
+    notify_protocol(const notify_protocol&) = delete;
+    notify_protocol& operator=(const notify_protocol&) = delete;
+
+    /// await_suspend of `self`, suspending at `awaiting`: takes the stored
+    /// permit (false: do not suspend) or links `w` (true: suspend until fired).
+    bool wait(waiter& w, header* self, std::coroutine_handle<> awaiting) noexcept {
+        m_lock.lock();
+        if (m_permit.load()) {
+            m_permit.store(false);
+            m_lock.unlock();
+            w.m_stage = waiter::stage::consumed;
+            return false;
+        }
+        w.m_stage = waiter::stage::waiting;
+        enqueue_waiter(m_waiters, w.m_node, self, awaiting);
+        m_lock.unlock();
+        return true;
+    }
+
+    /// await_resume: the wait is over and `w` holds nothing any more.
+    void resumed(waiter& w) noexcept { w.m_stage = waiter::stage::idle; }
+
+    /// The awaiter of `w` is destroyed (its task aborted, or a timeout
+    /// around it fired). A node still linked is unlinked and its reference
+    /// dropped; a notify_one it was handed, or the permit it took, is
+    /// passed on.
+    void abandon(waiter& w) noexcept {
+        if (w.m_stage == waiter::stage::consumed) {
+            notify_one(); // took the permit, then aborted: pass it on
+        } else if (w.m_stage == waiter::stage::waiting) {
+            m_lock.lock();
+            const bool linked = w.m_node.linked;
+            std::uint32_t reason = 0;
+            if (linked) {
+                m_waiters.remove(w.m_node);
+            } else {
+                reason = w.m_node.fired.load(std::memory_order_relaxed); // written under the lock
+            }
+            m_lock.unlock();
+            if (linked) {
+                ref_dec<header>(w.m_node.task);
+            } else if (reason == fired_one) {
+                notify_one(); // handed a notify_one we will not use: pass it on
+            }
+        }
+        w.m_stage = waiter::stage::idle;
+    }
+
+    /// Fires the oldest waiter, or stores the permit if nobody waits.
+    void notify_one() noexcept {
+        m_lock.lock();
+        if (basic_wait_node<Traits>* head = m_waiters.front()) {
+            header* task = fire(m_waiters, *head, fired_one);
+            m_lock.unlock();
+            wake<header>(task);
+            return;
+        }
+        m_permit.store(true);
+        m_lock.unlock();
+    }
+
+    /// Fires every waiter linked now; stores no permit.
+    void notify_all() noexcept {
+        m_lock.lock();
+        fire_all(m_lock, m_waiters, fired_all);
+    }
+
+    /// Waiters linked now (a snapshot).
+    std::size_t waiting() const noexcept {
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        return m_waiters.size();
+    }
+
+    /// Whether a permit is stored (a snapshot).
+    bool has_permit() const noexcept {
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        return m_permit.load();
+    }
+
+private:
+    static constexpr std::uint32_t fired_one = 1;
+    static constexpr std::uint32_t fired_all = 2;
+
+    mutable basic_spinlock<policy> m_lock;
+    basic_wait_list<basic_wait_node<Traits>> m_waiters;
+    typename policy::template cell<bool> m_permit{false};
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/notify_protocol.hpp ----
+
+// ---- begin weft/detail/oneshot_protocol.hpp ----
+// weft/detail/oneshot_protocol.hpp
+//
+// What it is for: the state a oneshot's sender and receiver share, and
+// everything each end does to it: send, drop the sender unsent, wait for
+// the value (link the receiver's node, or find the value or the close),
+// abandon that wait, take the value, drop the receiver, and count the two
+// ends down. sync.hpp's oneshot_state adds where the block comes from and
+// how it is freed; oneshot_sender / oneshot_receiver are thin shells that
+// turn the outcomes into result<T>. tests/model/oneshot_model.cpp runs this
+// very code under Relacy (generic over sync_traits, see wait_list.hpp).
+//
+// Invariants: the value, `m_sender_done`, `m_receiver_gone` and the waiter
+// list are read and written only under `m_lock`. `m_sender_done` is set
+// once, by a send or by the sender going away unsent, and both fire the
+// waiting receiver (if any) after setting it. Wake and retry: the value
+// stays here until the woken receiver takes it, so a receiver woken and
+// then destroyed held nothing, and a value nobody takes is destroyed by
+// drop_receiver() (outside the lock) or with the state. `m_ends` counts
+// the ends still alive: the last one to go frees the state.
+//
+// Where it comes from: Tokio's sync::oneshot (one allocation shared by the
+// two ends; closing either end wakes the other), with weft's wait list in
+// place of its atomic state word and stored waker.
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+
+namespace weft::detail {
+
+template <class T, class Traits = sync_traits>
+class oneshot_protocol {
+    using policy = typename Traits::policy;
+    using header = typename Traits::header;
+
+public:
+    /// What one receive await owns: its node, and whether it is linked or fired.
+    class waiter {
+    public:
+        waiter() noexcept = default;
+        waiter(waiter&&) noexcept = default; // only while idle (see wait_node)
+        waiter& operator=(waiter&&) = delete;
+
+    private:
+        friend class oneshot_protocol;
+        basic_wait_node<Traits> m_node;
+        bool m_waiting = false;
+    };
+
+    oneshot_protocol() noexcept = default;
+    oneshot_protocol(const oneshot_protocol&) = delete;
+    oneshot_protocol& operator=(const oneshot_protocol&) = delete;
+
+    /// Stores the value and fires the waiting receiver. False, without
+    /// touching `value`, if the receiver is gone. The sender then drops its end.
+    template <class U>
+    bool send(U&& value) {
+        header* to_wake = nullptr;
+        {
+            lock_hold<basic_spinlock<policy>> hold(m_lock);
+            if (m_receiver_gone.load()) {
+                return false;
+            }
+            m_value.emplace(std::forward<U>(value));
+            m_sender_done.store(true);
+            to_wake = fire_receiver();
+        }
+        if (to_wake != nullptr) {
+            wake<header>(to_wake);
+        }
+        return true;
+    }
+
+    /// The sender goes away unsent: fires the waiting receiver, which then
+    /// finds the oneshot closed. The sender then drops its end.
+    void drop_sender() noexcept {
+        m_lock.lock();
+        m_sender_done.store(true);
+        header* to_wake = fire_receiver();
+        m_lock.unlock();
+        if (to_wake != nullptr) {
+            wake<header>(to_wake);
+        }
+    }
+
+    /// Whether the receiver is gone (a send would fail).
+    bool receiver_gone() const noexcept {
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        return m_receiver_gone.load();
+    }
+
+    /// await_suspend of `self`, suspending at `awaiting`: links `w` (true:
+    /// suspend until fired) unless the value is here or will never come
+    /// (false: take() now).
+    bool wait(waiter& w, header* self, std::coroutine_handle<> awaiting) noexcept {
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        if (m_value || m_sender_done.load()) {
+            return false;
+        }
+        w.m_waiting = true;
+        enqueue_waiter(m_waiters, w.m_node, self, awaiting);
+        return true;
+    }
+
+    /// await_resume: the wait is over; take() next.
+    void resumed(waiter& w) noexcept { w.m_waiting = false; }
+
+    /// The awaiter of `w` is destroyed while it waits (its task aborted, or
+    /// a timeout around it fired): a node still linked is unlinked and its
+    /// reference dropped. A fired one was handed nothing: the value, if
+    /// any, is still here.
+    void abandon(waiter& w) noexcept {
+        if (!w.m_waiting) {
+            return;
+        }
+        w.m_waiting = false;
+        m_lock.lock();
+        const bool linked = w.m_node.linked;
+        if (linked) {
+            m_waiters.remove(w.m_node);
+        }
+        m_lock.unlock();
+        if (linked) {
+            ref_dec<header>(w.m_node.task);
+        }
+    }
+
+    /// Moves the value, if one is here, into `out`. Returns whether the
+    /// sender is done (sent, or gone): with `out` empty, the oneshot is
+    /// closed (or its value was taken already); false: not yet.
+    bool take(std::optional<T>& out) {
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        if (m_value) {
+            out.emplace(std::move(*m_value));
+            m_value.reset();
+        }
+        return m_sender_done.load();
+    }
+
+    /// The receiver goes away: later sends fail. Returns the value nobody
+    /// took, for the caller to destroy outside the lock. The receiver then
+    /// drops its end.
+    std::optional<T> drop_receiver() noexcept {
+        std::optional<T> unread;
+        lock_hold<basic_spinlock<policy>> hold(m_lock);
+        m_receiver_gone.store(true);
+        if (m_value) {
+            unread.emplace(std::move(*m_value));
+            m_value.reset();
+        }
+        return unread;
+    }
+
+    /// One end is done with the state; true for the last one, which frees it.
+    bool release_end() noexcept {
+        // acq_rel: the last end sees every write of the other before it frees.
+        return m_ends.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    }
+
+private:
+    /// Fires the waiting receiver, if any, and returns its task to wake
+    /// once unlocked. Under the lock.
+    header* fire_receiver() noexcept {
+        if (basic_wait_node<Traits>* receiver = m_waiters.front()) {
+            return fire(m_waiters, *receiver, 1);
+        }
+        return nullptr;
+    }
+
+    mutable basic_spinlock<policy> m_lock;
+    typename policy::template atomic<std::uint32_t> m_ends{2};
+    basic_wait_list<basic_wait_node<Traits>> m_waiters; // the receiver, when it waits
+    std::optional<T> m_value;
+    typename policy::template cell<bool> m_sender_done{false}; // sent, or the sender went away
+    typename policy::template cell<bool> m_receiver_gone{false};
+};
+
+} // namespace weft::detail
+// ---- end weft/detail/oneshot_protocol.hpp ----
 
 namespace weft {
 
@@ -9528,51 +9907,23 @@ public:
         explicit notified_awaiter(notify& owner) noexcept : m_owner(&owner) {}
         notified_awaiter(notified_awaiter&&) noexcept = default;
         notified_awaiter& operator=(notified_awaiter&&) = delete;
-        ~notified_awaiter() {
-            if (m_state == state::consumed) {
-                m_owner->notify_one(); // took the permit, then aborted: pass it on
-            } else if (m_state == state::waiting) {
-                m_owner->m_lock.lock();
-                const bool linked = m_node.linked;
-                std::uint32_t reason = 0;
-                if (linked) {
-                    m_owner->m_waiters.remove(m_node);
-                } else {
-                    reason = m_node.fired.load(std::memory_order_relaxed); // written under the lock
-                }
-                m_owner->m_lock.unlock();
-                if (linked) {
-                    detail::ref_dec(m_node.task);
-                } else if (reason == fired_one) {
-                    m_owner->notify_one(); // handed a notify_one we will not use: pass it on
-                }
-            }
-        }
+        ~notified_awaiter() { m_owner->m_protocol.abandon(m_waiter); }
 
         bool await_ready() const noexcept { return false; }
 
         bool await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
-            m_owner->m_lock.lock();
-            if (m_owner->m_permit) {
-                m_owner->m_permit = false;
-                m_owner->m_lock.unlock();
-                m_state = state::consumed;
-                return detail::complete_or_yield(self, awaiting);
+            if (m_owner->m_protocol.wait(m_waiter, self, awaiting)) {
+                return true;
             }
-            m_state = state::waiting;
-            detail::enqueue_waiter(m_owner->m_waiters, m_node, self, awaiting);
-            m_owner->m_lock.unlock();
-            return true;
+            return detail::complete_or_yield(self, awaiting);
         }
 
-        void await_resume() noexcept { m_state = state::idle; }
+        void await_resume() noexcept { m_owner->m_protocol.resumed(m_waiter); }
 
     private:
-        enum class state : std::uint8_t { idle, waiting, consumed };
         notify* m_owner;
-        detail::wait_node m_node;
-        state m_state = state::idle;
+        detail::notify_protocol<>::waiter m_waiter;
     };
 
     /// No waiter, no stored permit.
@@ -9597,27 +9948,14 @@ public:
     /// ```cpp
     /// n.notify_one();
     /// ```
-    void notify_one() noexcept {
-        m_lock.lock();
-        if (detail::wait_node* head = m_waiters.front()) {
-            detail::task_header* task = detail::fire(m_waiters, *head, fired_one);
-            m_lock.unlock();
-            detail::wake(task);
-            return;
-        }
-        m_permit = true;
-        m_lock.unlock();
-    }
+    void notify_one() noexcept { m_protocol.notify_one(); }
 
     /// Wakes every task waiting now; stores no permit. Any thread.
     ///
     /// ```cpp
     /// n.notify_all();
     /// ```
-    void notify_all() noexcept {
-        m_lock.lock();
-        detail::fire_all(m_lock, m_waiters, fired_all);
-    }
+    void notify_all() noexcept { m_protocol.notify_all(); }
 
     /// The same as notify_all() (Tokio's name).
     ///
@@ -9631,36 +9969,22 @@ public:
     /// ```cpp
     /// std::size_t sleepers = n.waiting();
     /// ```
-    std::size_t waiting() const noexcept {
-        detail::lock_hold<detail::spinlock> hold(m_lock);
-        return m_waiters.size();
-    }
+    std::size_t waiting() const noexcept { return m_protocol.waiting(); }
 
 private:
-    static constexpr std::uint32_t fired_one = 1;
-    static constexpr std::uint32_t fired_all = 2;
-
-    mutable detail::spinlock m_lock;
-    detail::wait_list m_waiters;
-    bool m_permit = false;
+    detail::notify_protocol<> m_protocol; // the permit, the waiters and what is done to them
 };
 
 // ---- oneshot ----------------------------------------------------------------------
 
 namespace detail {
-/// The block a oneshot's two ends share; freed by the last one. It comes
-/// from the frame pool like a coroutine frame (frame_pool.hpp), unless T is
-/// over-aligned.
+/// The block a oneshot's two ends share (what they do to it is in
+/// oneshot_protocol.hpp); freed by the last one. It comes from the frame
+/// pool like a coroutine frame (frame_pool.hpp), unless T is over-aligned.
 template <class T>
-struct oneshot_state {
+struct oneshot_state : oneshot_protocol<T> {
     static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-    spinlock lock;
-    std::atomic<std::uint32_t> ends{2};
-    wait_list waiters; // the receiver, when it waits
-    std::optional<T> value;
-    bool sender_done = false; // sent, or the sender went away
-    bool receiver_gone = false;
     std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
 
     static oneshot_state* make() {
@@ -9683,8 +10007,7 @@ struct oneshot_state {
     }
 
     void drop_end() noexcept {
-        // acq_rel: the last end sees every write of the other before it frees.
-        if (ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        if (this->release_end()) {
             if constexpr (pooled) {
                 const std::uint32_t from = origin;
                 this->~oneshot_state();
@@ -9753,20 +10076,8 @@ public:
         if (m_state == nullptr) {
             return errc::closed;
         }
-        detail::task_header* to_wake = nullptr;
-        {
-            detail::lock_hold<detail::spinlock> hold(m_state->lock);
-            if (m_state->receiver_gone) {
-                return errc::closed;
-            }
-            m_state->value.emplace(std::forward<U>(value));
-            m_state->sender_done = true;
-            if (detail::wait_node* receiver = m_state->waiters.front()) {
-                to_wake = detail::fire(m_state->waiters, *receiver, 1);
-            }
-        }
-        if (to_wake != nullptr) {
-            detail::wake(to_wake);
+        if (!m_state->send(std::forward<U>(value))) {
+            return errc::closed;
         }
         std::exchange(m_state, nullptr)->drop_end();
         return {};
@@ -9777,13 +10088,7 @@ public:
     /// ```cpp
     /// if (tx.is_closed()) { /* nobody listens any more */ }
     /// ```
-    bool is_closed() const noexcept {
-        if (m_state == nullptr) {
-            return true;
-        }
-        detail::lock_hold<detail::spinlock> hold(m_state->lock);
-        return m_state->receiver_gone;
-    }
+    bool is_closed() const noexcept { return m_state == nullptr || m_state->receiver_gone(); }
 
 private:
     friend std::pair<oneshot_sender<T>, oneshot_receiver<T>> make_oneshot<T>();
@@ -9794,16 +10099,7 @@ private:
         if (state == nullptr) {
             return;
         }
-        detail::task_header* to_wake = nullptr;
-        state->lock.lock();
-        state->sender_done = true; // dropped unsent
-        if (detail::wait_node* receiver = state->waiters.front()) {
-            to_wake = detail::fire(state->waiters, *receiver, 1);
-        }
-        state->lock.unlock();
-        if (to_wake != nullptr) {
-            detail::wake(to_wake);
-        }
+        state->drop_sender();
         state->drop_end();
     }
 
@@ -9830,17 +10126,8 @@ public:
         recv_awaiter(recv_awaiter&&) noexcept = default;
         recv_awaiter& operator=(recv_awaiter&&) = delete;
         ~recv_awaiter() {
-            if (m_state == state::waiting) {
-                detail::oneshot_state<T>* shared = m_owner->m_state;
-                shared->lock.lock();
-                const bool linked = m_node.linked;
-                if (linked) {
-                    shared->waiters.remove(m_node);
-                }
-                shared->lock.unlock();
-                if (linked) {
-                    detail::ref_dec(m_node.task);
-                } // fired: nothing was handed over, the value is still in the block
+            if (m_owner->m_state != nullptr) {
+                m_owner->m_state->abandon(m_waiter);
             }
         }
 
@@ -9849,29 +10136,22 @@ public:
         bool await_suspend(std::coroutine_handle<> awaiting) {
             detail::task_header* self = detail::sync_current_task();
             detail::oneshot_state<T>* shared = m_owner->m_state;
-            if (shared != nullptr) {
-                shared->lock.lock();
-                if (!shared->value && !shared->sender_done) {
-                    m_state = state::waiting;
-                    detail::enqueue_waiter(shared->waiters, m_node, self, awaiting);
-                    shared->lock.unlock();
-                    return true;
-                }
-                shared->lock.unlock();
+            if (shared != nullptr && shared->wait(m_waiter, self, awaiting)) {
+                return true;
             }
             return detail::complete_or_yield(self, awaiting);
         }
 
         result<T> await_resume() {
-            m_state = state::idle;
+            if (m_owner->m_state != nullptr) {
+                m_owner->m_state->resumed(m_waiter);
+            }
             return m_owner->take();
         }
 
     private:
-        enum class state : std::uint8_t { idle, waiting };
         oneshot_receiver* m_owner;
-        detail::wait_node m_node;
-        state m_state = state::idle;
+        typename detail::oneshot_protocol<T>::waiter m_waiter;
     };
 
     oneshot_receiver() noexcept = default;
@@ -9917,15 +10197,7 @@ private:
             return errc::closed;
         }
         std::optional<T> out;
-        bool done = false;
-        {
-            detail::lock_hold<detail::spinlock> hold(m_state->lock);
-            if (m_state->value) {
-                out.emplace(std::move(*m_state->value));
-                m_state->value.reset();
-            }
-            done = m_state->sender_done;
-        }
+        const bool done = m_state->take(out);
         if (out) {
             return std::move(*out);
         }
@@ -9940,12 +10212,7 @@ private:
         if (state == nullptr) {
             return;
         }
-        std::optional<T> unread; // destroyed outside the lock
-        {
-            detail::lock_hold<detail::spinlock> hold(state->lock);
-            state->receiver_gone = true;
-            unread.swap(state->value);
-        }
+        [[maybe_unused]] const std::optional<T> unread = state->drop_receiver(); // destroyed unlocked
         state->drop_end();
     }
 

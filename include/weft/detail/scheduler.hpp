@@ -130,8 +130,14 @@ inline void resume_task(std::coroutine_handle<> coroutine) {
 /// race), and its wake then reaches whatever the task waits on next. So
 /// every waker sets its word before it wakes the task, and a poll resumes a
 /// task only if the word it waits on says so (resume_target).
-inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
-                          const std::atomic<std::uint32_t>* word, std::uint32_t mask) noexcept {
+///
+/// suspend_until, resume_target and wake are templates over the header type
+/// (as the transitions of task_cell.hpp), so that tests/model/ runs them
+/// with the wait protocols of detail/wait_list.hpp; every caller here uses
+/// task_header.
+template <class Header = task_header>
+inline void suspend_until(header_ptr<Header> task, std::coroutine_handle<> coroutine,
+                          decltype(Header::wait_word) word, std::uint32_t mask) noexcept {
     task->resume_point = coroutine;
     task->wait_word = word;
     task->wait_mask = mask;
@@ -141,7 +147,8 @@ inline void suspend_until(task_header* task, std::coroutine_handle<> coroutine,
 /// of the outermost expired timeout scope the task is inside, else its
 /// resume point if what it waits for happened, else nothing (a stale wake:
 /// the task stays suspended until its real waker comes).
-inline std::coroutine_handle<> resume_target(task_header* task) noexcept {
+template <class Header = task_header>
+inline std::coroutine_handle<> resume_target(header_ptr<Header> task) noexcept {
     cancel_scope* expired = nullptr;
     for (cancel_scope* scope = task->scopes; scope != nullptr; scope = scope->outer) {
         // Acquire: pairs with the timer's release store before its wake.
@@ -234,8 +241,9 @@ inline std::coroutine_handle<> continue_or_yield(task_header* self,
 }
 
 /// Wakes a task, consuming the caller's reference to it.
-inline void wake(task_header* task) noexcept {
-    if (transition_to_notified(task) == wake_action::submit) {
+template <class Header = task_header>
+inline void wake(header_ptr<Header> task) noexcept {
+    if (transition_to_notified<Header>(task) == wake_action::submit) {
         task->owner->schedule(task);
     }
 }

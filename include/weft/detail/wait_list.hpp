@@ -27,6 +27,11 @@
 // wait, under the lock, after the node was unlinked. `task` is written by
 // the waiter before it links the node and read by the waker under the lock.
 //
+// Generic over `sync_traits` (the atomic policy of `fired` and of the
+// primitive's lock, and the task header type), defaulting to the production
+// one, so that tests/model/ runs this code and the protocols built on it
+// (detail/notify_protocol.hpp, detail/oneshot_protocol.hpp) under Relacy.
+//
 // Where it comes from: Tokio's batch_semaphore and Notify (an intrusive
 // list of waiters inside the awaiting futures, guarded by the primitive's
 // mutex; wakes delivered in batches of 32 with the lock dropped in between).
@@ -38,42 +43,59 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
+#include "atomic_policy.hpp"
 #include "scheduler.hpp"
 #include "spinlock.hpp"
 #include "task_cell.hpp"
 
 namespace weft::detail {
 
+/// What the wait protocol is generic over: the atomic policy (the `fired`
+/// word, the primitive's spinlock, its other shared words) and the task
+/// header. Production code uses this one; a model test names its own.
+struct sync_traits {
+    using policy = std_policy;
+    using header = task_header;
+};
+
 /// One waiting task, owned by the awaiter that waits (in its coroutine
 /// frame). Movable only while unlinked, so an awaiter can be handed to
 /// weft::timeout before it is awaited; a move gives a fresh node.
-struct wait_node {
-    wait_node() noexcept = default;
-    wait_node([[maybe_unused]] wait_node&& other) noexcept { assert(!other.linked); }
-    wait_node(const wait_node&) = delete;
-    wait_node& operator=(const wait_node&) = delete;
-    wait_node& operator=(wait_node&&) = delete;
+template <class Traits = sync_traits>
+struct basic_wait_node {
+    using traits = Traits;
+    using header = typename Traits::header;
 
-    wait_node* prev = nullptr;
-    wait_node* next = nullptr;
-    task_header* task = nullptr;         // holds a reference while linked or fired
-    std::uint64_t ticket = 0;            // arrival order: wake_all wakes only earlier arrivals
-    std::atomic<std::uint32_t> fired{0}; // 0 while waiting; the primitive's reason once woken
+    basic_wait_node() noexcept = default;
+    basic_wait_node([[maybe_unused]] basic_wait_node&& other) noexcept { assert(!other.linked); }
+    basic_wait_node(const basic_wait_node&) = delete;
+    basic_wait_node& operator=(const basic_wait_node&) = delete;
+    basic_wait_node& operator=(basic_wait_node&&) = delete;
+
+    basic_wait_node* prev = nullptr;
+    basic_wait_node* next = nullptr;
+    header* task = nullptr;   // holds a reference while linked or fired
+    std::uint64_t ticket = 0; // arrival order: wake_all wakes only earlier arrivals
+    // 0 while waiting; the primitive's reason once woken.
+    typename Traits::policy::template atomic<std::uint32_t> fired{0};
     bool linked = false;
 };
+using wait_node = basic_wait_node<>;
 
 /// FIFO of wait nodes; every member is used under the owner's lock.
-class wait_list {
+template <class Node = wait_node>
+class basic_wait_list {
 public:
     bool empty() const noexcept { return m_head == nullptr; }
     /// Nodes linked now.
     std::size_t size() const noexcept { return m_size; }
-    wait_node* front() const noexcept { return m_head; }
+    Node* front() const noexcept { return m_head; }
     /// The ticket the next pushed node gets.
     std::uint64_t next_ticket() const noexcept { return m_next_ticket; }
 
-    void push_back(wait_node& node) noexcept {
+    void push_back(Node& node) noexcept {
         assert(!node.linked);
         node.ticket = m_next_ticket++;
         node.prev = m_tail;
@@ -88,7 +110,7 @@ public:
         ++m_size;
     }
 
-    void remove(wait_node& node) noexcept {
+    void remove(Node& node) noexcept {
         assert(node.linked);
         if (node.prev != nullptr) {
             node.prev->next = node.next;
@@ -106,28 +128,33 @@ public:
     }
 
 private:
-    wait_node* m_head = nullptr;
-    wait_node* m_tail = nullptr;
+    Node* m_head = nullptr;
+    Node* m_tail = nullptr;
     std::size_t m_size = 0;
     std::uint64_t m_next_ticket = 0;
 };
+using wait_list = basic_wait_list<>;
 
 /// Links `node` for the task `self` (making the waiter's reference) and
 /// suspends `self` at `awaiting` until the node is fired. Under the lock.
-inline void enqueue_waiter(wait_list& list, wait_node& node, task_header* self,
-                           std::coroutine_handle<> awaiting) noexcept {
-    ref_inc(self); // the waiter's reference, consumed by wake() or by the waiter's own cancel
+template <class Node>
+void enqueue_waiter(basic_wait_list<Node>& list, std::type_identity_t<Node>& node,
+                    typename Node::header* self, std::coroutine_handle<> awaiting) noexcept {
+    using header = typename Node::header;
+    ref_inc<header>(self); // the waiter's reference, consumed by wake() or by the waiter's own cancel
     node.task = self;
     node.fired.store(0, std::memory_order_relaxed); // nobody else sees the node yet
-    suspend_until(self, awaiting, &node.fired, ~std::uint32_t{0});
+    suspend_until<header>(self, awaiting, &node.fired, ~std::uint32_t{0});
     list.push_back(node);
 }
 
 /// Unlinks `node` and marks it fired with `reason` (nonzero). Under the
 /// lock. Returns the task to wake(), with its reference, once unlocked.
-inline task_header* fire(wait_list& list, wait_node& node, std::uint32_t reason) noexcept {
+template <class Node>
+typename Node::header* fire(basic_wait_list<Node>& list, std::type_identity_t<Node>& node,
+                            std::uint32_t reason) noexcept {
     list.remove(node);
-    task_header* task = node.task;
+    typename Node::header* task = node.task;
     // Release: pairs with resume_target's acquire; what the waker handed
     // over before this store travels with it. The node is not touched again.
     node.fired.store(reason, std::memory_order_release);
@@ -140,12 +167,13 @@ inline task_header* fire(wait_list& list, wait_node& node, std::uint32_t reason)
 /// lock dropped in between, so a long list never holds the lock for long.
 template <class Lock, class Next>
 void fire_while(Lock& lock, Next next) noexcept {
+    using header = std::remove_pointer_t<std::invoke_result_t<Next&>>;
     for (;;) {
-        std::array<task_header*, 32> batch;
+        std::array<header*, 32> batch;
         std::size_t count = 0;
         bool more = true;
         while (count < batch.size()) {
-            task_header* task = next();
+            header* task = next();
             if (task == nullptr) {
                 more = false;
                 break;
@@ -154,13 +182,28 @@ void fire_while(Lock& lock, Next next) noexcept {
         }
         lock.unlock();
         for (std::size_t i = 0; i < count; ++i) {
-            wake(batch[i]);
+            wake<header>(batch[i]);
         }
         if (!more) {
             return;
         }
         lock.lock();
     }
+}
+
+/// Fires every node that was linked before `limit` (a next_ticket() taken
+/// earlier, under the lock) with `reason`; later arrivals stay. Called with
+/// `lock` held; returns with it released.
+template <class Lock, class Node>
+void fire_before(Lock& lock, basic_wait_list<Node>& list, std::uint64_t limit,
+                 std::uint32_t reason) noexcept {
+    fire_while(lock, [&]() noexcept -> typename Node::header* {
+        Node* node = list.front();
+        if (node == nullptr || node->ticket >= limit) {
+            return nullptr;
+        }
+        return fire(list, *node, reason);
+    });
 }
 
 /// Fires every node that was linked before `limit` (a next_ticket() taken
@@ -180,8 +223,8 @@ void fire_before(Lock& lock, wait_list& list, std::uint64_t limit, std::uint32_t
 /// Fires every node linked before this call with `reason`; later arrivals
 /// (which may link while the lock is dropped between batches) stay. Called
 /// with `lock` held; returns with it released.
-template <class Lock>
-void fire_all(Lock& lock, wait_list& list, std::uint32_t reason) noexcept {
+template <class Lock, class Node>
+void fire_all(Lock& lock, basic_wait_list<Node>& list, std::uint32_t reason) noexcept {
     fire_before(lock, list, list.next_ticket(), reason);
 }
 
