@@ -6192,9 +6192,10 @@ private:
 
     // ---- scheduling ----------------------------------------------------------------
 
-    // A task woken or spawned on worker `w`. A yield (or a wake while the
-    // task itself runs) goes to the back of the queue; anything else takes
-    // the LIFO slot and pushes the previous occupant to the queue.
+    // A task woken or spawned on worker `w`. A wake while the task itself
+    // runs (`is_yield`; a real yield went to the defer list instead) goes
+    // to the back of the queue; anything else takes the LIFO slot and
+    // pushes the previous occupant to the queue.
     void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
         w.counters.local_schedules.add();
         if (!is_yield && Options::enable_lifo_slot && w.lifo_enabled) {
