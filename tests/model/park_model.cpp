@@ -9,7 +9,8 @@
 // (run_worker, next_task, refill_from_global, steal_work, run_task,
 // schedule_local/remote, notify_parked, notify_if_work_pending, park,
 // begin_shutdown) line for line, and leaves out what does not (the LIFO
-// slot, pinned tasks, the budget, metrics, the periodic maintenance poll).
+// slot, pinned tasks, the budget and the defer list of tasks that yielded,
+// metrics, the periodic maintenance poll).
 // Keep the two in step.
 //
 // The driver is modelled (model_driver below): a try-lock, the published
@@ -62,6 +63,7 @@
 #include <cstdint>
 #include <iostream>
 #include <span>
+#include <utility>
 
 #include "relacy_policy.hpp"
 
@@ -173,6 +175,7 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
         std::uint32_t index = 0;
         bool searching = false;
         bool in_driver = false;
+        bool left_driver = false;
     };
 
     std::array<worker, workers> m_workers;
@@ -285,8 +288,13 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
             return;
         }
         w.searching = false;
+        const bool left_driver = std::exchange(w.left_driver, false);
         if (m_idle.transition_worker_from_searching()) {
-            notify_parked();
+            if (left_driver && driver_handoff) {
+                notify_parked();
+            } else {
+                notify_if_work_pending();
+            }
         }
     }
 
@@ -392,6 +400,7 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
         if (last_searcher && recheck_before_sleep) {
             notify_if_work_pending();
         }
+        bool slept_in_driver = false;
         for (;;) {
             if (m_shutdown.load(std::memory_order_acquire)) {
                 return;
@@ -399,6 +408,7 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
             w.in_driver = true;
             const bool polled = w.park.park(drv());
             w.in_driver = false;
+            slept_in_driver = slept_in_driver || polled;
             ++(polled ? g_coverage.driver_sleeps : g_coverage.futex_sleeps);
             if (m_idle.transition_worker_from_parked(w.index)) {
                 --wakes_in_flight; // a notifier picked us
@@ -413,6 +423,7 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
                 break;
             }
         }
+        w.left_driver = w.searching && slept_in_driver;
         if (driver_handoff ? local_work(w) != 0 : local_work(w) > 1) {
             notify_parked();
         }
