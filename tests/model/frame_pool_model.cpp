@@ -28,9 +28,11 @@
 //   bound        context bound of the systematic runs (default 2; 3 takes
 //                about a minute more)
 // About 10 s with the defaults on a busy 2-core machine. Exit status is
-// non-zero if any run fails. Checked by hand: without the pop tag, (a) and
-// (b) fail at once; with pop's acquires weakened to relaxed, Relacy reports
-// a data race on a block.
+// non-zero if any run fails. Without the pop tag, (a) and (b) fail at once
+// (the twin frame_pool_model_seeded_bug_aba, tests/model/CMakeLists.txt,
+// builds against a copy of the headers without it and must fail); with
+// pop's acquires weakened to relaxed (checked by hand), Relacy reports a
+// data race on a block.
 
 // index_stack's own asserts are part of what the model checks.
 #undef NDEBUG
