@@ -581,17 +581,9 @@ private:
             return; // work arrived (a steal landed extra tasks here, a pinned task came)
         }
         if (w.deferred_head != nullptr) {
-            // Nothing else to run: the tasks that yielded go on. The last
-            // searcher to stop does not wake a peer just because it found
-            // work (its own is no sign of more), but, as when it parks,
-            // does if work was published while it searched, since nobody
-            // was woken for that.
-            if (w.searching) {
-                w.searching = false;
-                if (m_idle.transition_worker_from_searching()) {
-                    notify_if_work_pending();
-                }
-            }
+            // Nothing else to run: the tasks that yielded go on, as work
+            // this worker found (it stops searching).
+            transition_from_searching(w);
             wake_deferred(w);
             return;
         }
