@@ -42,7 +42,7 @@ weft::task<void> join_forever(counted c, std::atomic<bool>* release, std::atomic
 /// margin. Without exceptions a refused spawn cannot be observed: only
 /// the margin.
 template <class Executor>
-void began_shutdown(Executor& ex) {
+void began_shutdown([[maybe_unused]] Executor& ex) {
 #if defined(__cpp_exceptions)
     REQUIRE(weft_test::wait_until([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
