@@ -462,3 +462,36 @@ TEST_CASE("a loop of already expired timeouts spends budget and lets other tasks
     REQUIRE(other_ran.load());
     REQUIRE(expired >= static_cast<long>(weft_test::scaled(200'000)));
 }
+
+TEST_CASE("a burst of due timers waits in the wheel and never overflows to the global queue", "[time]") {
+    // One worker with a 64-slot queue; 1,000 sleeps share one deadline. A
+    // poll fires only as many as the queue has room for, so none of the
+    // woken tasks overflows to the global queue, where it would wait behind
+    // every queued task (timer_many's p99 lateness).
+    weft::executor<1, 64, many_timers> ex;
+    const std::size_t count = 1'000;
+    std::atomic<std::size_t> armed{0};
+    std::atomic<std::size_t> woken{0};
+    std::uint64_t overflows_before = 0;
+    ex.block_on([&]() -> weft::task<> {
+        const auto deadline = weft::clock::now() + 50ms;
+        std::vector<weft::join_handle<void>> handles;
+        for (std::size_t i = 0; i < count; ++i) {
+            handles.push_back(weft::spawn([&, deadline]() -> weft::task<> {
+                armed.fetch_add(1);
+                if (co_await weft::sleep_until(deadline)) {
+                    woken.fetch_add(1);
+                }
+            }));
+        }
+        while (armed.load() < count) {
+            co_await weft::yield_now(); // the spawns overflow; let them all arm
+        }
+        overflows_before = ex.metrics().workers[0].overflows;
+        for (auto& h : handles) {
+            co_await h;
+        }
+    }());
+    REQUIRE(woken.load() == count);
+    REQUIRE(ex.metrics().workers[0].overflows == overflows_before);
+}

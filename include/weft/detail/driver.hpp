@@ -27,7 +27,11 @@
 //     task reference belongs to the wheel while the slot is armed; whoever
 //     disarms it (the firing poll, or the awaiter's cancel) owns it.
 //   - m_sleeper_wake_ns (under m_timer_lock) is when the epoll sleeper will
-//     wake, or 0 when nobody sleeps: arming an earlier timer wakes it.
+//     wake, or 0 when nobody sleeps or a wake is already on its way:
+//     arming an earlier timer wakes it (once: it then re-reads the wheel).
+//   - A poll fires at most as many timers as its caller's run queue has room
+//     for (at least one); the rest stay due in the wheel and fire at
+//     the next poll, ahead of whatever waits in the global queue.
 //   - m_sleeping is true only while the lock holder blocks in epoll_wait; a
 //     parker that fails the try-lock while it is false retries, because the
 //     holder is only polling and will release the lock in microseconds.
@@ -72,10 +76,13 @@ public:
     static constexpr std::size_t wake_batch = 32;
     static constexpr std::size_t exact_scan = 64; // timers of one slot looked at for exact deadlines
 
+    /// `park_fire_limit`: the most timers one park() fires (see poll_now).
     driver(std::span<wheel_node> nodes, std::span<timer_slot> timers, std::span<io_registration> sources,
-           std::span<epoll_event> events, std::chrono::nanoseconds resolution) noexcept
+           std::span<epoll_event> events, std::chrono::nanoseconds resolution,
+           std::size_t park_fire_limit = SIZE_MAX) noexcept
         : m_reactor(sources, events), m_wheel(nodes), m_timers(timers),
-          m_resolution(static_cast<std::uint64_t>(resolution.count())), m_start(clock::now()) {}
+          m_resolution(static_cast<std::uint64_t>(resolution.count())), m_start(clock::now()),
+          m_park_fire_limit(std::max<std::size_t>(park_fire_limit, 1)) {}
 
     driver(const driver&) = delete;
     driver& operator=(const driver&) = delete;
@@ -128,6 +135,12 @@ public:
                 return arm_result::due;
             }
             wake_sleeper = m_sleeper_wake_ns != 0 && deadline_ns < m_sleeper_wake_ns;
+            if (wake_sleeper) {
+                // One write per sleep: the sleeper re-reads the wheel before
+                // it sleeps again, so later arms need not wake it too (a
+                // burst of arms after an idle spell wrote once per arm).
+                m_sleeper_wake_ns = 0;
+            }
             m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
         }
         if (wake_sleeper) {
@@ -205,16 +218,22 @@ public:
             lock_hold<spinlock> hold(m_timer_lock);
             m_sleeper_wake_ns = 0;
         }
-        fire_timers();
+        fire_timers(m_park_fire_limit);
         m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
     }
 
-    /// Delivers what is ready without blocking.
-    void poll_now() noexcept {
+    /// Delivers what is ready without blocking: every I/O event, and at
+    /// most `timer_limit` expired timers (at least one). The caller
+    /// passes the room left in its run queue: timers past it stay in the
+    /// wheel, due, for the next poll (the next maintenance tick, or a
+    /// parking worker, whose sleep then ends at once), rather than being
+    /// woken into a full queue, which would push them to the back of the
+    /// global queue, behind every task waiting there.
+    void poll_now(std::size_t timer_limit = SIZE_MAX) noexcept {
         m_reactor.poll([](int epfd, epoll_event* events, int max) noexcept {
             return wait_for_events(epfd, events, max, 0);
         });
-        fire_timers();
+        fire_timers(std::max<std::size_t>(timer_limit, 1));
         m_polls.fetch_add(1, std::memory_order_relaxed); // a statistic
     }
 
@@ -264,14 +283,17 @@ private:
     // Fires every timer due by now: those of the ticks that have passed,
     // then those of the next tick whose exact deadline has passed. Wakes
     // their tasks in batches, with the wheel lock dropped in between.
-    void fire_timers() noexcept {
+    // Fires up to `limit` due timers, `wake_batch` at a time with the lock
+    // dropped in between.
+    void fire_timers(std::size_t limit) noexcept {
         if (armed_timers() == 0) {
             return;
         }
         const std::uint64_t now_ns = since_start(clock::now());
         const std::uint64_t now_tick = now_ns / m_resolution;
-        for (bool ticks_done = false, exact_done = false; !exact_done;) {
+        for (bool ticks_done = false, exact_done = false; !exact_done && limit != 0;) {
             std::array<task_header*, wake_batch> batch{};
+            const std::size_t room = std::min(limit, wake_batch);
             std::size_t count = 0;
             const auto fire = [&](std::uint32_t id) noexcept {
                 timer_slot& slot = m_timers[id];
@@ -282,20 +304,21 @@ private:
             {
                 lock_hold<spinlock> hold(m_timer_lock);
                 if (!ticks_done) {
-                    ticks_done = m_wheel.poll(now_tick, wake_batch, fire);
+                    ticks_done = m_wheel.poll(now_tick, room, fire);
                 }
-                if (ticks_done && count < wake_batch) {
+                if (ticks_done && count < room) {
                     // Done once a pass leaves room in the batch: nothing more is due.
                     exact_done = m_wheel.take_from_next(exact_scan, [&](std::uint32_t id) noexcept {
-                        if (count == wake_batch || m_timers[id].deadline_ns > now_ns) {
+                        if (count == room || m_timers[id].deadline_ns > now_ns) {
                             return false;
                         }
                         fire(id);
                         return true;
-                    }) == 0 || count < wake_batch;
+                    }) == 0 || count < room;
                 }
                 m_armed.store(m_wheel.armed_count(), std::memory_order_relaxed);
             }
+            limit -= count;
             for (std::size_t i = 0; i < count; ++i) {
                 detail::wake(batch[i]);
             }
@@ -310,6 +333,7 @@ private:
     std::atomic<std::uint32_t> m_armed{0};
     const std::uint64_t m_resolution;
     const clock::time_point m_start;
+    const std::size_t m_park_fire_limit;
     std::atomic<bool> m_locked{false};
     std::atomic<bool> m_sleeping{false};
     std::atomic<std::uint64_t> m_polls{0};

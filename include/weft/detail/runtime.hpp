@@ -88,7 +88,8 @@ public:
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
-                   m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns)) {}
+                   m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns),
+                   QueueSize + 1) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -470,7 +471,7 @@ private:
             return;
         }
         w.in_driver = true;
-        m_driver.poll_now();
+        m_driver.poll_now(w.queue.remaining_slots() + (w.lifo == nullptr ? 1u : 0u));
         w.in_driver = false;
         m_driver.unlock();
         if (local_work(w) > 1) {
