@@ -1583,7 +1583,10 @@ public:
     public:
         /// Made by once_cell::get_or_init().
         init_awaiter(once_cell& cell, F init) : m_cell(&cell), m_init(std::move(init)) {}
-        init_awaiter(init_awaiter&&) = default;
+        /// Only before it is awaited (weft::timeout takes it so): nothing
+        /// but the cell and the initializer is in use yet.
+        init_awaiter(init_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
+            : m_cell(other.m_cell), m_init(std::move(other.m_init)) {}
         init_awaiter& operator=(init_awaiter&&) = delete;
         ~init_awaiter() {
             if (m_state == state::waiting) {
