@@ -1100,7 +1100,7 @@ TEST_CASE("once_cell: a waiter aborted while it waits leaves the others their va
 }
 
 #if defined(__cpp_exceptions)
-TEST_CASE("once_cell: an initializer that throws before returning its task lets a waiter retry", "[sync]") {
+TEST_CASE("once_cell: init() that throws before returning its task leaves the cell empty", "[sync]") {
     executor2 ex;
     weft::once_cell<int> cell;
     std::atomic<bool> threw{false};
