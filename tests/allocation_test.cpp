@@ -1,11 +1,14 @@
 // A spawn allocates exactly one block: the coroutine frame with the task
-// header and the join state in front of it. Counted through a replaced
-// global operator new.
+// header and the join state in front of it; a wait allocates nothing.
+// Counted through a replaced global operator new.
 #include <weft/weft.hpp>
 
+#include <array>
 #include <atomic>
+#include <coroutine>
 #include <cstdlib>
 #include <new>
+#include <optional>
 
 #include "support/catch.hpp"
 
@@ -83,4 +86,150 @@ TEST_CASE("the scheduler itself allocates nothing: a yield loop allocates zero b
         co_return g_allocations.load() - before;
     };
     REQUIRE(ex.block_on(body()) == 0);
+}
+
+// ---- waits allocate nothing ----------------------------------------------------------------
+//
+// A waiting task's node lives in its awaiter, so a wait that really
+// suspends allocates nothing. One worker: a task spawned to wait runs until
+// it is parked before the spawner runs again. Spawning allocates, so each
+// test counts only across the wait itself, in the waiting task, and takes
+// the last of three rounds (the first warm up).
+
+namespace {
+
+constexpr std::uint64_t not_counted = ~std::uint64_t{0};
+
+// Counts the allocations across `co_await wait()`, which must suspend.
+template <class Wait>
+weft::task<> counted_wait(Wait& wait, std::atomic<bool>& parked, std::uint64_t& counted) {
+    parked.store(true); // one worker: nothing else runs until this task is parked
+    const std::uint64_t before = g_allocations.load();
+    (void)co_await wait();
+    counted = g_allocations.load() - before;
+}
+
+// Each round: `arrange()` makes the wait suspend (what it returns is held
+// until the release), a task waits, and `release(held)` (an awaitable) lets
+// it go. Returns the allocations counted across the last round's wait.
+template <class Arrange, class Wait, class Release>
+std::uint64_t allocations_across_a_wait(Arrange arrange, Wait wait, Release release) {
+    weft::executor<1, 256> ex;
+    return ex.block_on([&]() -> weft::task<std::uint64_t> {
+        std::uint64_t counted = not_counted;
+        for (int round = 0; round < 3; ++round) {
+            counted = not_counted;
+            std::atomic<bool> parked{false};
+            auto held = arrange();
+            auto waiter = weft::spawn(counted_wait(wait, parked, counted));
+            while (!parked.load()) {
+                co_await weft::yield_now();
+            }
+            (void)co_await release(held);
+            co_await std::move(waiter);
+        }
+        co_return counted;
+    }());
+}
+
+struct nothing_held {};
+auto hold_nothing = [] { return nothing_held{}; };
+
+} // namespace
+
+TEST_CASE("a semaphore acquire that waits allocates nothing", "[allocation]") {
+    weft::semaphore sem(1);
+    const std::uint64_t counted =
+        allocations_across_a_wait([&] { return sem.try_acquire(); }, [&] { return sem.acquire(); },
+                                  [](weft::semaphore::permit& held) {
+                                      held.release(); // handed to the waiter
+                                      return std::suspend_never{};
+                                  });
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a mutex lock that waits allocates nothing", "[allocation]") {
+    weft::mutex m;
+    const std::uint64_t counted =
+        allocations_across_a_wait([&] { return m.try_lock(); }, [&] { return m.lock(); },
+                                  [](weft::mutex::guard& held) {
+                                      held.unlock();
+                                      return std::suspend_never{};
+                                  });
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a notify wait allocates nothing", "[allocation]") {
+    weft::notify n;
+    const std::uint64_t counted = allocations_across_a_wait(
+        hold_nothing, [&] { return n.notified(); },
+        [&](nothing_held&) {
+            n.notify_one();
+            return std::suspend_never{};
+        });
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a watch wait allocates nothing", "[allocation]") {
+    weft::watch<int> w(0);
+    auto rx = w.subscribe();
+    int value = 0;
+    const std::uint64_t counted = allocations_across_a_wait(
+        hold_nothing, [&] { return rx.changed(); },
+        [&](nothing_held&) {
+            w.send(++value);
+            return std::suspend_never{};
+        });
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a barrier wait allocates nothing", "[allocation]") {
+    weft::barrier b(2);
+    const std::uint64_t counted = allocations_across_a_wait(
+        hold_nothing, [&] { return b.arrive_and_wait(); },
+        [&](nothing_held&) { return b.arrive_and_wait(); }); // the last arrival: does not wait
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a channel recv that waits allocates nothing", "[allocation]") {
+    weft::channel<int, 1> ch;
+    const std::uint64_t counted = allocations_across_a_wait(
+        hold_nothing, [&] { return ch.recv(); },
+        [&](nothing_held&) {
+            (void)ch.try_send(1);
+            return std::suspend_never{};
+        });
+    REQUIRE(counted == 0);
+}
+
+TEST_CASE("a once_cell caller that waits for the initializer allocates nothing", "[allocation]") {
+    // The initializer runs in the body's task: it lets a second caller park
+    // on the cell, then returns. Only that caller's wait is counted.
+    weft::executor<1, 256> ex;
+    std::array<weft::once_cell<int>, 3> cells;
+    const std::uint64_t counted = ex.block_on([&]() -> weft::task<std::uint64_t> {
+        std::uint64_t counted = not_counted;
+        for (weft::once_cell<int>& cell : cells) {
+            counted = not_counted;
+            std::atomic<bool> parked{false};
+            auto wait = [&] { return cell.get_or_init([]() -> weft::task<int> { co_return 2; }); };
+            std::optional<weft::join_handle<void>> waiter;
+            const int value = co_await cell.get_or_init([&]() -> weft::task<int> {
+                waiter.emplace(weft::spawn(counted_wait(wait, parked, counted)));
+                while (!parked.load()) {
+                    co_await weft::yield_now();
+                }
+                co_return 1; // published: wakes the waiter
+            });
+            co_await std::move(*waiter);
+            if (value != 1) {
+                co_return not_counted;
+            }
+        }
+        co_return counted;
+    }());
+    REQUIRE(counted == 0);
+    for (weft::once_cell<int>& cell : cells) {
+        REQUIRE(*cell.get() == 1);
+    }
 }

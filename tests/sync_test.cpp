@@ -1069,6 +1069,55 @@ TEST_CASE("once_cell: an aborted or timed-out initializer lets a waiter take ove
     REQUIRE(no_task_failures());
 }
 
+TEST_CASE("once_cell: a waiter aborted while it waits leaves the others their value", "[sync]") {
+    executor2 ex;
+    weft::once_cell<int> cell;
+    weft::notify gate;
+    auto claimer = ex.spawn([&]() -> weft::task<int> {
+        co_return co_await cell.get_or_init([&]() -> weft::task<int> {
+            co_await gate.notified();
+            co_return 5;
+        });
+    });
+    REQUIRE(weft_test::wait_until([&] { return gate.waiting() == 1; }));
+    std::atomic<int> waiting{0};
+    std::atomic<int> got{0};
+    auto waiter_of = [&]() -> weft::task<> {
+        waiting.fetch_add(1);
+        got.store(co_await cell.get_or_init([]() -> weft::task<int> { co_return -1; }));
+    };
+    auto doomed = ex.spawn(waiter_of);
+    auto kept = ex.spawn(waiter_of);
+    REQUIRE(weft_test::wait_until([&] { return waiting.load() == 2; }));
+    abort_and_join(doomed);
+    gate.notify_one();
+    REQUIRE(claimer.get() == 5);
+    kept.get();
+    REQUIRE(got.load() == 5);
+    REQUIRE(*cell.get() == 5);
+    REQUIRE(no_live_tasks(ex));
+    REQUIRE(no_task_failures());
+}
+
+#if defined(__cpp_exceptions)
+TEST_CASE("once_cell: init() that throws before returning its task leaves the cell empty", "[sync]") {
+    executor2 ex;
+    weft::once_cell<int> cell;
+    std::atomic<bool> threw{false};
+    auto value = ex.block_on([&]() -> weft::task<int> {
+        try {
+            (void)co_await cell.get_or_init([]() -> weft::task<int> { throw std::runtime_error("no task"); });
+        } catch (const std::runtime_error&) {
+            threw.store(true);
+        }
+        co_return co_await cell.get_or_init([]() -> weft::task<int> { co_return 9; });
+    }());
+    REQUIRE(threw.load());
+    REQUIRE(value == 9);
+    REQUIRE(no_task_failures());
+}
+#endif
+
 // ---- watch ------------------------------------------------------------------------------------
 
 TEST_CASE("watch: 8 receivers follow the value and all see the latest", "[sync]") {
@@ -1129,8 +1178,10 @@ TEST_CASE("watch: a timed-out or aborted changed() loses nothing; close ends the
         TASK_CHECK(rx.borrow() == 2);
         TASK_CHECK(!rx.has_changed());
     }());
+    std::atomic<int> subscribed{0};
     auto follower = ex.spawn([&]() -> weft::task<int> {
         auto mine = w.subscribe();
+        subscribed.fetch_add(1);
         int changes = 0;
         while (co_await mine.changed()) {
             ++changes;
@@ -1139,14 +1190,16 @@ TEST_CASE("watch: a timed-out or aborted changed() loses nothing; close ends the
     });
     auto doomed = ex.spawn([&]() -> weft::task<> {
         auto mine = w.subscribe();
+        subscribed.fetch_add(1);
         (void)co_await mine.changed();
     });
+    REQUIRE(weft_test::wait_until([&] { return subscribed.load() == 2; }));
     abort_and_join(doomed);
     w.send(3);
     w.close();
-    const int changes = follower.get();
-    REQUIRE(changes >= 0);
-    REQUIRE(changes <= 1);
+    // Subscribed at the value 2: it sees 3 exactly once (waiting or not
+    // yet), then the close.
+    REQUIRE(follower.get() == 1);
     REQUIRE(w.borrow() == 3);
     REQUIRE(no_live_tasks(ex));
     REQUIRE(no_task_failures());

@@ -9021,7 +9021,9 @@ private:
 //     (in the awaiting coroutine's frame) and is linked into a list inside
 //     the primitive, under the primitive's spinlock (detail/wait_list.hpp).
 //     make_oneshot allocates its one shared block; once_cell::get_or_init
-//     runs one small coroutine when it has to wait or initialise.
+//     allocates only in the caller that initialises (the task its
+//     initializer returns): a waiter suspends at a wake point whose frame
+//     lives in its awaiter (detail::wake_point).
 //   - Cancellation safety. When a waiting task is aborted, or a
 //     weft::timeout around the wait fires, the awaiter's destructor takes
 //     its node out; if it had already been handed something (a permit, a
@@ -9049,6 +9051,7 @@ private:
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <new>
 #include <optional>
 #include <system_error>
@@ -9633,6 +9636,75 @@ inline task_header* sync_current_task() {
 inline std::error_code would_block() noexcept {
     return std::make_error_code(std::errc::resource_unavailable_try_again);
 }
+
+/// A coroutine that does one thing each time it is resumed: it asks its
+/// owner (an awaiter) what to run next, and transfers there. A waiting task
+/// suspends at it instead of at its awaiting coroutine when a wake may have
+/// to do more than resume that coroutine (once_cell: wait again, or start
+/// the initializer, after the one running gave up). Its frame lives in a
+/// room inside the owner, so a wait allocates nothing; only a compiler whose
+/// frame for it outgrows the room would use the heap. The owner destroys it.
+class wake_point {
+public:
+    /// What the owner answers on each resume: the coroutine to continue
+    /// with (a noop one to stay suspended). Runs in the waiting task.
+    using step_fn = std::coroutine_handle<> (*)(void* owner) noexcept;
+
+    /// Room for the frame, inside the owner (g++ 12 and clang 14 need well
+    /// under this; allocation_test checks that no wait allocates).
+    struct room {
+        alignas(__STDCPP_DEFAULT_NEW_ALIGNMENT__) unsigned char bytes[160];
+    };
+
+    struct promise_type {
+        static void* operator new(std::size_t size, room& where, void*, step_fn) noexcept {
+            return size <= sizeof(where.bytes) ? static_cast<void*>(where.bytes)
+                                               : ::operator new(size, std::nothrow);
+        }
+        static void operator delete(void* frame, std::size_t size) noexcept {
+            if (size > sizeof(room::bytes)) {
+                ::operator delete(frame);
+            }
+        }
+        static wake_point get_return_object_on_allocation_failure() noexcept { return wake_point(); }
+        wake_point get_return_object() noexcept {
+            return wake_point(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_always final_suspend() noexcept { return {}; } // never reached
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { std::terminate(); } // step_fn is noexcept
+    };
+
+    /// An empty wake point (none made yet).
+    wake_point() noexcept = default;
+
+    /// A suspended wake point in `where` for `owner`; empty if its frame
+    /// could not be allocated.
+    static wake_point make(room& where, void* owner, step_fn step) { return run(where, owner, step); }
+
+    /// The handle to suspend at (null if empty).
+    std::coroutine_handle<> handle() const noexcept { return m_handle; }
+
+private:
+    struct step_awaiter {
+        void* owner;
+        step_fn step;
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<>) const noexcept { return step(owner); }
+        void await_resume() const noexcept {}
+    };
+
+    explicit wake_point(std::coroutine_handle<> handle) noexcept : m_handle(handle) {}
+
+    WEFT_NO_SANITIZE_FUNCTION static wake_point run(room&, void* owner, step_fn step) {
+        for (;;) {
+            co_await step_awaiter{owner, step};
+        }
+    }
+
+    std::coroutine_handle<> m_handle;
+};
 
 } // namespace detail
 
@@ -11016,9 +11088,10 @@ private:
 /// callers wait for it. If the initializer throws, or is cancelled (its
 /// task aborted, a timeout around it fired), the cell stays empty, the
 /// exception reaches its caller, and the waiters wake and retry: one of them
-/// runs its own initializer. Once set the value never changes; the fast
-/// path is one atomic load and allocates nothing (a caller that must wait or
-/// initialise runs one small coroutine).
+/// runs its own initializer. Once set the value never changes. Waiting
+/// allocates nothing (the waiter's node and the point it suspends at live in
+/// its awaiter); only the caller that initialises allocates, for the task
+/// `f()` returns.
 ///
 /// ```cpp
 /// weft::once_cell<client> shared;
@@ -11031,67 +11104,9 @@ private:
 template <class T>
 class once_cell {
     enum class phase : std::uint8_t { empty, running, ready };
-    enum class claim : std::uint8_t { ready, claimed, retry };
-
-    // Waits until the cell is ready or empty; on empty, claims it (this
-    // caller initialises). Woken waiters retry (wake and retry).
-    class claim_awaiter {
-    public:
-        explicit claim_awaiter(once_cell& cell) noexcept : m_cell(&cell) {}
-        claim_awaiter(const claim_awaiter&) = delete;
-        claim_awaiter& operator=(const claim_awaiter&) = delete;
-        ~claim_awaiter() {
-            if (m_state == state::claimed) {
-                m_cell->abandon(); // claimed, then aborted during a forced yield
-            } else if (m_state == state::waiting) {
-                m_cell->m_lock.lock();
-                const bool linked = m_node.linked;
-                if (linked) {
-                    m_cell->m_waiters.remove(m_node);
-                }
-                m_cell->m_lock.unlock();
-                if (linked) {
-                    detail::ref_dec(m_node.task);
-                }
-            }
-        }
-
-        bool await_ready() const noexcept { return false; }
-
-        bool await_suspend(std::coroutine_handle<> awaiting) {
-            detail::task_header* self = detail::sync_current_task();
-            once_cell& cell = *m_cell;
-            cell.m_lock.lock();
-            switch (cell.m_phase) {
-            case phase::ready: m_state = state::ready; break;
-            case phase::empty:
-                cell.m_phase = phase::running;
-                m_state = state::claimed;
-                break;
-            case phase::running:
-                m_state = state::waiting;
-                detail::enqueue_waiter(cell.m_waiters, m_node, self, awaiting);
-                cell.m_lock.unlock();
-                return true;
-            }
-            cell.m_lock.unlock();
-            return detail::complete_or_yield(self, awaiting);
-        }
-
-        claim await_resume() noexcept {
-            const state s = std::exchange(m_state, state::idle);
-            return s == state::ready ? claim::ready : s == state::claimed ? claim::claimed : claim::retry;
-        }
-
-    private:
-        enum class state : std::uint8_t { idle, waiting, ready, claimed };
-        once_cell* m_cell;
-        detail::wait_node m_node;
-        state m_state = state::idle;
-    };
 
     // Puts a claimed cell back to empty unless dismissed (the initializer
-    // threw or its coroutine was destroyed).
+    // threw, or publishing its value did).
     struct abandon_guard {
         once_cell* cell;
         ~abandon_guard() {
@@ -11103,13 +11118,47 @@ class once_cell {
 
 public:
     /// What get_or_init() returns; `co_await` it for a T&. Movable until awaited.
+    ///
+    /// How it waits: a caller that finds the cell being initialised links its
+    /// node and suspends at its wake point (detail::wake_point, in the
+    /// awaiter). Every wake re-reads the phase (wake and retry): ready, it
+    /// resumes the awaiting coroutine; empty again (the initializer gave up),
+    /// it claims the cell and starts its own initializer, which resumes the
+    /// awaiting coroutine when done; still running, it waits again.
     template <class F>
     class [[nodiscard]] init_awaiter {
+        static_assert(std::is_same_v<std::invoke_result_t<F&>, task<T>>,
+                      "once_cell<T>::get_or_init(f): f() must return a weft::task<T>");
+
     public:
         /// Made by once_cell::get_or_init().
         init_awaiter(once_cell& cell, F init) : m_cell(&cell), m_init(std::move(init)) {}
-        init_awaiter(init_awaiter&&) = default;
+        /// Only before it is awaited (weft::timeout takes it so): nothing
+        /// but the cell and the initializer is in use yet.
+        init_awaiter(init_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
+            : m_cell(other.m_cell), m_init(std::move(other.m_init)) {}
         init_awaiter& operator=(init_awaiter&&) = delete;
+        ~init_awaiter() {
+            if (m_state == state::waiting) {
+                m_cell->m_lock.lock();
+                const bool linked = m_node.linked;
+                if (linked) {
+                    m_cell->m_waiters.remove(m_node);
+                }
+                m_cell->m_lock.unlock();
+                if (linked) {
+                    detail::ref_dec(m_node.task); // never fired: the reference is ours
+                }
+            } else if (m_state == state::claimed || m_state == state::initialising) {
+                // Aborted, or timed out, while initialising (or in the yield
+                // just after claiming): the initializer's frame goes first.
+                { task<T> dying = std::move(m_task); }
+                m_cell->abandon();
+            }
+            if (m_wake.handle()) {
+                m_wake.handle().destroy();
+            }
+        }
 
         bool await_ready() const noexcept {
             return detail::t_context.current != nullptr && m_cell->initialized() && detail::consume_budget();
@@ -11120,21 +11169,103 @@ public:
             if (m_cell->initialized()) {
                 return detail::continue_or_yield(self, awaiting);
             }
-            m_slow = m_cell->slow_path(std::move(m_init));
-            return std::move(m_slow).operator co_await().await_suspend(awaiting);
+            m_wake = detail::wake_point::make(m_room, this, &init_awaiter::on_wake);
+            if (!m_wake.handle()) {
+                detail::raise(errc::capacity_exhausted,
+                              "once_cell::get_or_init: no memory for its wake point");
+            }
+            m_awaiting = awaiting;
+            return advance(self, true);
         }
 
         T& await_resume() {
-            if (m_slow.valid()) {
-                return *std::move(m_slow).operator co_await().await_resume();
+            switch (std::exchange(m_state, state::idle)) {
+            case state::initialising: {
+                abandon_guard guard{m_cell};
+                T value = std::move(m_task).operator co_await().await_resume(); // the initializer's exception
+                T* out = m_cell->publish(std::move(value));
+                guard.cell = nullptr;
+                return *out;
             }
-            return *m_cell->m_storage.get();
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+            case state::failed: std::rethrow_exception(std::exchange(m_error, nullptr));
+#endif
+            default: return *m_cell->m_storage.get(); // ready
+            }
         }
 
     private:
+        enum class state : std::uint8_t { idle, waiting, ready, claimed, initialising, failed };
+
+        static std::coroutine_handle<> on_wake(void* owner) noexcept {
+            return static_cast<init_awaiter*>(owner)->advance(detail::t_context.current, false);
+        }
+
+        // Reads the phase and goes on: the first time from await_suspend,
+        // then from the wake point on every wake. What it returns is where
+        // the task continues (a noop coroutine: it stays suspended).
+        std::coroutine_handle<> advance(detail::task_header* self, bool first) noexcept {
+            once_cell& cell = *m_cell;
+            if (m_state != state::claimed) { // claimed: back from the yield below
+                cell.m_lock.lock();
+                switch (cell.m_phase) {
+                case phase::ready:
+                    cell.m_lock.unlock();
+                    m_state = state::ready;
+                    return first ? detail::continue_or_yield(self, m_awaiting)
+                                 : detail::transfer_to(m_awaiting);
+                case phase::running:
+                    m_state = state::waiting;
+                    detail::enqueue_waiter(cell.m_waiters, m_node, self, m_wake.handle());
+                    cell.m_lock.unlock();
+                    return std::noop_coroutine();
+                case phase::empty:
+                    cell.m_phase = phase::running;
+                    cell.m_lock.unlock();
+                    m_state = state::claimed;
+                    if (first && !detail::consume_budget()) {
+                        detail::forced_yield(self, m_wake.handle()); // an abort now abandons the claim
+                        return std::noop_coroutine();
+                    }
+                    break;
+                }
+            }
+            return start_init();
+        }
+
+        // This caller holds the claim: runs init() and continues in its
+        // task, which resumes the awaiting coroutine when it is done.
+        std::coroutine_handle<> start_init() noexcept {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+            try {
+                m_task = m_init();
+            } catch (...) {
+                m_error = std::current_exception();
+                m_state = state::failed;
+                m_cell->abandon();
+                return detail::transfer_to(m_awaiting);
+            }
+#else
+            m_task = m_init();
+#endif
+            m_state = state::initialising;
+            if (!m_task.valid()) { // no memory for its frame: await_resume raises
+                return detail::transfer_to(m_awaiting);
+            }
+            return std::move(m_task).operator co_await().await_suspend(m_awaiting);
+        }
+
         once_cell* m_cell;
         F m_init;
-        task<T*> m_slow;
+        task<T> m_task; // the initializer, while this caller runs it
+        std::coroutine_handle<> m_awaiting;
+        detail::wait_node m_node;
+        detail::wake_point m_wake;
+        detail::wake_point::room m_room;
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        std::exception_ptr m_error; // init() threw before returning its task
+#endif
+        state m_state = state::idle;
     };
 
     /// An empty cell.
@@ -11180,23 +11311,6 @@ public:
     T* get() noexcept { return initialized() ? m_storage.get() : nullptr; }
 
 private:
-    template <class F>
-    WEFT_NO_SANITIZE_FUNCTION task<T*> slow_path(F init) {
-        for (;;) {
-            const claim outcome = co_await claim_awaiter(*this);
-            if (outcome == claim::ready) {
-                co_return m_storage.get();
-            }
-            if (outcome == claim::claimed) {
-                abandon_guard guard{this};
-                T value = co_await init();
-                T* out = publish(std::move(value));
-                guard.cell = nullptr;
-                co_return out;
-            }
-        }
-    }
-
     // The claimer stores the value (nobody else touches the storage while
     // the phase is `running`), then flips the phase and wakes the waiters.
     T* publish(T&& value) {
