@@ -18,9 +18,10 @@
 #
 # aarch64 is built twice: as Debian links it (segments aligned to 64 KiB,
 # the largest page an aarch64 kernel may use, so even an empty program is
-# 66 KiB) and with -Wl,-z,max-page-size=4096, what a kernel with 4 KiB
-# pages needs; most Cortex-A board kernels (Raspberry Pi OS, Yocto's and
-# the vendors' defconfigs) use 4 KiB pages.
+# 66 KiB) and with -Wl,-z,max-page-size=4096, the link for a kernel with
+# 4 KiB pages (a kernel with 16 or 64 KiB pages may refuse such a binary).
+# 4 KiB is the arm64 kernel's default page size (CONFIG_ARM64_4K_PAGES),
+# which most Cortex-A board kernels keep.
 #
 #   tools/size.sh              5 timing runs per compiler, medians
 #   WEFT_SIZE_RUNS=9 tools/size.sh
