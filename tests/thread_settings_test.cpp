@@ -200,6 +200,30 @@ TEST_CASE("workers run with the real-time policy and priority asked for; blockin
     }
 }
 
+TEST_CASE("per_worker_scheduling gives a worker its own policy and priority; the rest take "
+          "worker_scheduling",
+          "[settings][sched]") {
+    const int fifo = ::sched_get_priority_min(SCHED_FIFO) + 1;
+    if (const std::string why_not = real_time_refused(SCHED_FIFO, fifo); !why_not.empty()) {
+        WARN("SCHED_FIFO is not permitted to this process, test skipped: " << why_not);
+        return;
+    }
+    weft::settings s;
+    s.thread_name_prefix = "perw";
+    s.per_worker_scheduling = {{weft::sched_policy::fifo, fifo}};
+    s.worker_scheduling = {weft::sched_policy::other, 0};
+    weft::executor<2, 64> ex(s);
+    const sched_reading first = sched_of(ex.native_handle(0));
+    const sched_reading second = sched_of(ex.native_handle(1));
+    REQUIRE(first.policy == SCHED_FIFO);
+    REQUIRE(first.priority == fifo);
+    REQUIRE(second.policy == SCHED_OTHER);
+    REQUIRE(second.priority == 0);
+    // Blocking threads keep their own default whatever the workers have.
+    const sched_reading in_job = run_on_blocking_thread<sched_reading>(ex, &sched_of_this_thread);
+    REQUIRE(in_job.policy == SCHED_OTHER);
+}
+
 TEST_CASE(
     "blocking threads take blocking_scheduling; SCHED_OTHER is explicit, inherit follows the constructor",
     "[settings][sched]") {
@@ -327,6 +351,19 @@ TEST_CASE("a priority the policy does not take is invalid_argument before any th
             REQUIRE(e.code() == weft::errc::invalid_argument);
             REQUIRE(std::string(e.what()).find(c.setting) != std::string::npos);
         }
+    }
+    // A per-worker entry is checked like worker_scheduling, and named.
+    weft::settings s;
+    s.thread_name_prefix = "badprio";
+    s.on_thread_start = [&started](weft::thread_info) { started.fetch_add(1); };
+    s.per_worker_scheduling = {{weft::sched_policy::other, 0}, {weft::sched_policy::fifo, fifo_max + 1}};
+    try {
+        weft::executor<2, 64> ex(s);
+        FAIL("the executor started with a per-worker priority out of range");
+    } catch (const weft::error& e) {
+        INFO(e.what());
+        REQUIRE(e.code() == weft::errc::invalid_argument);
+        REQUIRE(std::string(e.what()).find("per_worker_scheduling[1] (worker 1)") != std::string::npos);
     }
     REQUIRE(started.load() == 0);
     REQUIRE(weft_test::threads_named("badprio") == 0);
