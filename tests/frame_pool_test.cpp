@@ -233,7 +233,8 @@ TEST_CASE("executor::spawn of a callable from outside takes its frame from that 
     REQUIRE(ex.metrics().free_frame_blocks == tiny_blocks);
     weft::join_handle<int> held = ex.spawn(waits);
     REQUIRE(weft_test::wait_until([&] { return waiting.load(); }));
-    // Spawned from this thread, not a worker: the blocks are still the pool's.
+    // Spawned from this thread, which is not one of the executor's: the
+    // callable's frame came from the pool all the same.
     REQUIRE(ex.metrics().free_frame_blocks < tiny_blocks);
     gate.release(1);
     REQUIRE(held.get() == 1);

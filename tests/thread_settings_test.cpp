@@ -154,8 +154,6 @@ private:
     bool m_lowered = false;
 };
 
-} // namespace
-
 // Empty when a new thread of this process may take a real-time policy at
 // this priority (CAP_SYS_NICE, or an RLIMIT_RTPRIO at least as high), else
 // why not: asked of a throwaway thread, so that the test can skip before
@@ -172,6 +170,8 @@ std::string real_time_refused(int native, int priority) {
     probe.join();
     return why_not;
 }
+
+} // namespace
 
 TEST_CASE("workers run with the real-time policy and priority asked for; blocking threads stay SCHED_OTHER",
           "[settings][sched]") {
