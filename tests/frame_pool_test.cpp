@@ -201,24 +201,45 @@ TEST_CASE("with on_frame_pool_exhausted = use_heap, an exhausted pool falls back
     REQUIRE(pool_is_full(ex, tiny_blocks));
 }
 
+TEST_CASE("with use_heap, a frame larger than the largest class runs from the heap", "[frame_pool]") {
+    weft::executor<1, 64, small_blocks_heap> ex;
+    auto body = []() -> weft::task<int> { co_return co_await weft::spawn(big_frame()); };
+    REQUIRE(ex.block_on(body()) == 7);
+    REQUIRE(pool_is_full(ex, 8));
+}
+
 #if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("a frame larger than the largest class is served like an exhausted pool", "[frame_pool]") {
-    SECTION("fail: capacity_exhausted") {
-        weft::executor<1, 64, small_blocks> ex;
-        auto body = []() -> weft::task<bool> {
-            co_return raised([] { (void)weft::spawn(big_frame()); }) == weft::errc::capacity_exhausted;
-        };
-        REQUIRE(ex.block_on(body()));
-        REQUIRE(pool_is_full(ex, 8));
-    }
-    SECTION("use_heap: it runs") {
-        weft::executor<1, 64, small_blocks_heap> ex;
-        auto body = []() -> weft::task<int> { co_return co_await weft::spawn(big_frame()); };
-        REQUIRE(ex.block_on(body()) == 7);
-        REQUIRE(pool_is_full(ex, 8));
-    }
+    weft::executor<1, 64, small_blocks> ex;
+    auto body = []() -> weft::task<bool> {
+        co_return raised([] { (void)weft::spawn(big_frame()); }) == weft::errc::capacity_exhausted;
+    };
+    REQUIRE(ex.block_on(body()));
+    REQUIRE(pool_is_full(ex, 8));
 }
 #endif
+
+TEST_CASE("executor::spawn of a callable from outside takes its frame from that executor's pool and gives "
+          "it back",
+          "[frame_pool]") {
+    weft::executor<2, 64, tiny_pool> ex;
+    weft::semaphore gate(0);
+    std::atomic<bool> waiting{false};
+    auto waits = [&gate, &waiting]() -> weft::task<int> {
+        waiting.store(true);
+        auto pass = co_await gate.acquire();
+        co_return 1;
+    };
+    REQUIRE(ex.metrics().free_frame_blocks == tiny_blocks);
+    weft::join_handle<int> held = ex.spawn(waits);
+    REQUIRE(weft_test::wait_until([&] { return waiting.load(); }));
+    // Spawned from this thread, which is not one of the executor's: the
+    // callable's frame came from the pool all the same.
+    REQUIRE(ex.metrics().free_frame_blocks < tiny_blocks);
+    gate.release(1);
+    REQUIRE(held.get() == 1);
+    REQUIRE(pool_is_full(ex, tiny_blocks));
+}
 
 #if defined(__cpp_exceptions) // checks what a throw reports
 TEST_CASE("executor::spawn of a callable takes its frame from that executor's pool, from any thread",

@@ -697,6 +697,20 @@ struct settings {
     /// ```
     thread_scheduling worker_scheduling{};
 
+    /// per_worker_scheduling[i], when present, is worker i's policy and
+    /// priority instead of worker_scheduling (as worker_cpus is for CPUs):
+    /// e.g. one real-time worker for a control loop beside SCHED_OTHER ones.
+    /// Each entry is checked as worker_scheduling is; entries past the last
+    /// worker are ignored.
+    ///
+    /// ```cpp
+    /// weft::settings s;
+    /// s.per_worker_scheduling = {{weft::sched_policy::fifo, 50}}; // worker 0 real-time
+    /// s.worker_scheduling = {weft::sched_policy::other, 0};       // the others not
+    /// weft::executor<2> ex(s);
+    /// ```
+    std::vector<thread_scheduling> per_worker_scheduling;
+
     /// Scheduling policy and priority of the blocking threads. SCHED_OTHER by
     /// default, whatever the workers have: blocking jobs wait on slow calls
     /// and should not compete with real-time tasks, and a blocking thread
@@ -801,6 +815,14 @@ inline void describe_cpus(message_buffer& out, const cpu_set_t& cpus) noexcept {
     }
 }
 
+/// Appends "[i] (worker i)" to a message about entry `index` of a
+/// per-worker setting; nothing for index -1.
+inline void add_index(message_buffer& message, long index) {
+    if (index >= 0) {
+        message.add("[%ld] (worker %ld)", index, index);
+    }
+}
+
 /// Pins `spec` to the `count` CPUs at `cpus` (none: leaves it alone);
 /// raises errc::invalid_argument for a CPU this machine does not have.
 /// `setting` and `index` name the setting in the message.
@@ -816,9 +838,7 @@ inline void apply_cpus(thread_spec& spec, const int* cpus, std::size_t count, co
         if (cpus[i] < 0 || cpus[i] >= limit) {
             message_buffer message;
             message.add("settings::%s", setting);
-            if (index >= 0) {
-                message.add("[%ld] (worker %ld)", index, index);
-            }
+            add_index(message, index);
             message.add(" names CPU %d, which does not exist: this machine has CPUs 0-%d", cpus[i],
                         limit - 1);
             raise(errc::invalid_argument, message.text);
@@ -829,8 +849,10 @@ inline void apply_cpus(thread_spec& spec, const int* cpus, std::size_t count, co
 }
 
 /// Sets `spec`'s policy and priority; raises errc::invalid_argument for a
-/// priority the policy does not take.
-inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, const char* setting) {
+/// priority the policy does not take. `index` >= 0 names the entry of a
+/// per-worker setting.
+inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, const char* setting,
+                             long index = -1) {
     int policy = -1;
     switch (sched.policy) {
     case sched_policy::inherit: break;
@@ -839,7 +861,9 @@ inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, 
     case sched_policy::rr: policy = SCHED_RR; break;
     default: {
         message_buffer message;
-        message.add("settings::%s: unknown sched_policy %d", setting, static_cast<int>(sched.policy));
+        message.add("settings::%s", setting);
+        add_index(message, index);
+        message.add(": unknown sched_policy %d", static_cast<int>(sched.policy));
         raise(errc::invalid_argument, message.text);
     }
     }
@@ -847,8 +871,10 @@ inline void apply_scheduling(thread_spec& spec, const thread_scheduling& sched, 
     const int high = policy >= 0 ? ::sched_get_priority_max(policy) : 0;
     if (sched.priority < low || sched.priority > high) {
         message_buffer message;
-        message.add("settings::%s: priority %d is out of range for %s (%d..%d)", setting, sched.priority,
-                    policy_name(policy), low, high);
+        message.add("settings::%s", setting);
+        add_index(message, index);
+        message.add(": priority %d is out of range for %s (%d..%d)", sched.priority, policy_name(policy), low,
+                    high);
         if (policy == SCHED_OTHER || policy < 0) {
             message.add("; a priority needs sched_policy::fifo or sched_policy::rr (for SCHED_OTHER, set a "
                         "nice value in on_thread_start)");
@@ -869,7 +895,12 @@ inline thread_spec worker_thread_spec(const settings& config, std::uint32_t inde
     } else {
         apply_cpus(spec, config.worker_cpu_set.data(), config.worker_cpu_set.size(), "worker_cpu_set", -1);
     }
-    apply_scheduling(spec, config.worker_scheduling, "worker_scheduling");
+    if (index < config.per_worker_scheduling.size()) {
+        apply_scheduling(spec, config.per_worker_scheduling[index], "per_worker_scheduling",
+                         static_cast<long>(index));
+    } else {
+        apply_scheduling(spec, config.worker_scheduling, "worker_scheduling");
+    }
     return spec;
 }
 
