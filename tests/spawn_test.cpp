@@ -157,3 +157,48 @@ TEST_CASE("a task that yields forever does not starve 1,000 others on one worker
     stop.store(true);
     spinner.get();
 }
+
+namespace {
+
+struct lifo_options : weft::default_options {
+    static constexpr weft::local_queue_order queue_order = weft::local_queue_order::lifo;
+};
+
+// Spawns tasks 0..n-1 from inside a task on a one-worker executor and
+// returns the order they ran in.
+template <class Options>
+std::vector<int> run_order(int n) {
+    weft::executor<1, 256, Options> ex;
+    std::vector<std::atomic<int>> order(static_cast<std::size_t>(n));
+    std::atomic<int> next{0};
+    auto outer = ex.spawn([&]() -> weft::task<void> {
+        for (int i = 0; i < n; ++i) {
+            weft::spawn([&order, &next, i] {
+                order[static_cast<std::size_t>(next.fetch_add(1))].store(i);
+            }).detach();
+        }
+        co_return;
+    });
+    outer.get();
+    REQUIRE(weft_test::wait_until([&] { return next.load() == n; }));
+    std::vector<int> result;
+    for (auto& slot : order) {
+        result.push_back(slot.load());
+    }
+    return result;
+}
+
+} // namespace
+
+TEST_CASE("queue_order: fifo runs spawns oldest first after the LIFO slot, lifo newest first", "[spawn]") {
+    // The LIFO slot holds the newest spawn in both orders.
+    REQUIRE(run_order<weft::default_options>(4) == std::vector<int>{3, 0, 1, 2});
+    REQUIRE(run_order<lifo_options>(4) == std::vector<int>{3, 2, 1, 0});
+}
+
+TEST_CASE("queue_order lifo: a fan-out/fan-in tree of 100,000 leaves sums correctly", "[spawn]") {
+    weft::executor<2, 256, lifo_options> ex;
+    const std::uint64_t n = weft_test::scaled(100'000);
+    REQUIRE(ex.block_on(tree(0, n)) == n * (n - 1) / 2);
+    REQUIRE(ex.metrics().live_tasks == 0);
+}

@@ -39,6 +39,12 @@ enum class pool_exhaustion {
     fail,     ///< no frame: spawning (or awaiting) the task raises errc::capacity_exhausted
 };
 
+/// The order a worker pops its own run queue in (default_options::queue_order).
+enum class local_queue_order : std::uint8_t {
+    fifo, ///< oldest first (Tokio)
+    lifo, ///< newest first (depth-first, for fork-join recursion)
+};
+
 /// The compile-time knobs of an executor, in one place. Derive from it and
 /// override what you need:
 ///
@@ -74,6 +80,15 @@ struct default_options {
     /// that worker (cache-warm message passing). Disable it for strictly
     /// FIFO scheduling.
     static constexpr bool enable_lifo_slot = true;
+
+    /// The order in which a worker runs the tasks of its own queue.
+    /// `fifo` (the default) runs the oldest first, as Tokio: fair to tasks
+    /// that wake each other. `lifo` pushes spawned and woken tasks at the
+    /// head of the queue, so the worker runs the newest first: fork-join
+    /// recursion then goes depth-first and keeps O(depth) tasks alive per
+    /// worker instead of a breadth-first frontier. Thieves take half from
+    /// the head in both modes (in lifo mode: the newest tasks).
+    static constexpr local_queue_order queue_order = local_queue_order::fifo;
 
     /// LIFO-slot runs in a row before the worker goes back to its queue, so
     /// two tasks waking each other cannot starve the queue (Tokio's 3).

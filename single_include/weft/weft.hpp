@@ -446,6 +446,12 @@ enum class pool_exhaustion {
     fail,     ///< no frame: spawning (or awaiting) the task raises errc::capacity_exhausted
 };
 
+/// The order a worker pops its own run queue in (default_options::queue_order).
+enum class local_queue_order : std::uint8_t {
+    fifo, ///< oldest first (Tokio)
+    lifo, ///< newest first (depth-first, for fork-join recursion)
+};
+
 /// The compile-time knobs of an executor, in one place. Derive from it and
 /// override what you need:
 ///
@@ -481,6 +487,15 @@ struct default_options {
     /// that worker (cache-warm message passing). Disable it for strictly
     /// FIFO scheduling.
     static constexpr bool enable_lifo_slot = true;
+
+    /// The order in which a worker runs the tasks of its own queue.
+    /// `fifo` (the default) runs the oldest first, as Tokio: fair to tasks
+    /// that wake each other. `lifo` pushes spawned and woken tasks at the
+    /// head of the queue, so the worker runs the newest first: fork-join
+    /// recursion then goes depth-first and keeps O(depth) tasks alive per
+    /// worker instead of a breadth-first frontier. Thieves take half from
+    /// the head in both modes (in lifo mode: the newest tasks).
+    static constexpr local_queue_order queue_order = local_queue_order::fifo;
 
     /// LIFO-slot runs in a row before the worker goes back to its queue, so
     /// two tasks waking each other cannot starve the queue (Tokio's 3).
@@ -5130,6 +5145,10 @@ private:
 //   - `m_tail` is written only by the owner.
 //   - Occupied slots are [steal, tail): slots a thief is copying out still
 //     count as taken, so the owner can never overwrite a slot being read.
+//   - The owner may also push at the head (try_push_front, for the lifo
+//     queue order): only with no thief active (steal == real) and a free
+//     slot, by writing slot real - 1 and then moving both halves back with
+//     one CAS. Only the owner ever moves `real` backwards.
 //   - Indices are 32-bit and wrap; all arithmetic is modulo 2^32, so ABA on
 //     the head needs 2^32 operations during one preempted steal (Tokio
 //     widened from 16 bits for exactly that, tokio#5041).
@@ -5236,7 +5255,34 @@ public:
         m_tail.store(tail + n, std::memory_order_release);
     }
 
-    /// Owner only. Takes the oldest task; false if the queue is empty.
+    /// Owner only. Puts `task` at the head, where the owner's next pop (and
+    /// the next thief) takes it first, so pops see the newest task first.
+    /// Returns false, writing nothing visible, when the ring is full or a
+    /// thief is copying slots out; the caller then pushes at the back.
+    bool try_push_front(T task) noexcept {
+        // Acquire: pairs with a thief's release of the steal head, so its
+        // reads of slot real - 1 (from an earlier claim) are complete.
+        std::uint64_t head = m_head.load(std::memory_order_acquire);
+        const std::uint32_t tail = m_tail.load(std::memory_order_relaxed);
+        const std::uint32_t steal = unpack_steal(head);
+        const std::uint32_t real = unpack_real(head);
+        if (steal != real || tail - real >= Capacity) {
+            return false;
+        }
+        // Slot real - 1 lies outside [steal, tail) because the ring is not
+        // full: no thief reads it and no pop hands it out before the CAS.
+        m_buffer[(real - 1) & mask].store(task);
+        // Release: publishes the slot to the thief whose claim CAS reads
+        // this head (and to later ones through the release sequence: every
+        // write of the head is a read-modify-write). Only the owner ever
+        // moves the head backwards, so a thief's stale (real, real) that
+        // matches again after pop + push_front still names valid slots.
+        return m_head.compare_exchange_strong(head, pack(real - 1, real - 1), std::memory_order_acq_rel,
+                                              std::memory_order_relaxed);
+    }
+
+    /// Owner only. Takes the task at the head (the oldest, unless tasks were
+    /// pushed at the front); false if the queue is empty.
     bool pop(T& out) noexcept {
         std::uint64_t head = m_head.load(std::memory_order_acquire);
         for (;;) {
@@ -6235,16 +6281,23 @@ private:
         // Read before the push: once queued, a thief may run the task to
         // its end and free it before the next line here.
         const bool stealable = task->home == no_home;
-        push_local(w, task);
+        push_local(w, task, !is_yield);
         if (!w.in_driver && stealable) {
             notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
-    void push_local(worker& w, task_header* task) noexcept {
+    // `fresh`: a spawn or a wake (not a task going back after its turn),
+    // which in lifo order goes to the head of the queue.
+    void push_local(worker& w, task_header* task, bool fresh = false) noexcept {
         if (task->home != no_home) {
             w.pinned.push_local(task); // this worker is its home: schedule() sent it here
             return;
+        }
+        if constexpr (Options::queue_order == local_queue_order::lifo) {
+            if (fresh && w.queue.try_push_front(task)) {
+                return;
+            }
         }
         if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {

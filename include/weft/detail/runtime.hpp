@@ -510,16 +510,23 @@ private:
         // Read before the push: once queued, a thief may run the task to
         // its end and free it before the next line here.
         const bool stealable = task->home == no_home;
-        push_local(w, task);
+        push_local(w, task, !is_yield);
         if (!w.in_driver && stealable) {
             notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
-    void push_local(worker& w, task_header* task) noexcept {
+    // `fresh`: a spawn or a wake (not a task going back after its turn),
+    // which in lifo order goes to the head of the queue.
+    void push_local(worker& w, task_header* task, bool fresh = false) noexcept {
         if (task->home != no_home) {
             w.pinned.push_local(task); // this worker is its home: schedule() sent it here
             return;
+        }
+        if constexpr (Options::queue_order == local_queue_order::lifo) {
+            if (fresh && w.queue.try_push_front(task)) {
+                return;
+            }
         }
         if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
