@@ -22,11 +22,6 @@
 //   (e)       capacity 2 (the smallest ring): push, push_back_n, pop and
 //             overflow of a one-task half vs two thieves.
 //   (f)       capacity 2 with the indices wrapping past 2^32.
-//   (g)       lifo order: the owner mixes try_push_front (falling back to
-//             push_back when the ring is full or a thief is busy, as the
-//             runtime does), push and pop vs two thieves, with the head
-//             moving backwards past 0; covers the head returning to a value
-//             a stalled thief loaded before (pop then push_front).
 // (small and (a)-(d) use capacity 4.)
 // Every scenario checks exact accounting in `after()`: each pushed id was
 // obtained exactly once (popped, stolen, or handed to the overflow callback),
@@ -85,20 +80,7 @@ struct coverage {
     std::uint64_t steals = 0;           // steal_into calls that took >= 1
     std::uint64_t empty_steals = 0;     // steal_into calls that took nothing
     std::uint64_t pops = 0;
-    std::uint64_t front_pushes = 0;    // try_push_front that succeeded
-    std::uint64_t front_fallbacks = 0; // try_push_front refused: pushed at the back
 };
-
-// Scenarios that push at the front say so: their owner's pops are not in
-// push order.
-template <class Scenario>
-constexpr bool pushes_front() {
-    if constexpr (requires { Scenario::front_pushes; }) {
-        return Scenario::front_pushes;
-    } else {
-        return false;
-    }
-}
 coverage g_coverage;
 
 template <class Scenario>
@@ -171,20 +153,6 @@ struct queue_model : rl::test_suite<queue_model<Scenario>, Scenario::thread_coun
         });
     }
 
-    // Owner of queue 0: push the next id at the head, or at the back when
-    // the queue refuses.
-    void push_front() {
-        const int id = pushed + 1;
-        RL_ASSERT(id <= max_id);
-        if (q0.get().try_push_front(id)) {
-            pushed = id;
-            ++g_coverage.front_pushes;
-            return;
-        }
-        ++g_coverage.front_fallbacks;
-        push();
-    }
-
     void push_n(int n) {
         for (int i = 0; i < n; ++i) {
             push();
@@ -211,7 +179,7 @@ struct queue_model : rl::test_suite<queue_model<Scenario>, Scenario::thread_coun
         if (!q(index).pop(out)) {
             return false;
         }
-        if ((index == 0 && !pushes_front<Scenario>()) || !Scenario::mixed_sources) {
+        if (index == 0 || !Scenario::mixed_sources) {
             RL_ASSERT(out > last_popped[index]);
         }
         last_popped[index] = out;
@@ -425,35 +393,6 @@ struct scenario_tiny_wrap {
     }
 };
 
-// (g) lifo order: pushes at the front, with the head moving backwards past
-// 0 (start 1), a full ring refusing the front push (fallback to the back and
-// its overflow), and pop followed by push_front, which brings the head back
-// to a value a thief may have loaded before.
-struct scenario_front {
-    static constexpr std::uint32_t capacity = 4;
-    static constexpr unsigned thread_count = 3;
-    static constexpr std::uint32_t start[queue_count] = {1, 0, 0xFFFF'FFFFu};
-    static constexpr bool mixed_sources = true; // stolen batches are not in id order
-    static constexpr bool front_pushes = true;
-    template <class M>
-    static void owner(M& m) {
-        m.push_n(2);
-        m.push_front();
-        m.push_front(); // the ring is full now unless a thief took some
-        m.push_front(); // refused when full: goes to the back and overflows
-        m.pop(0);
-        m.push_front();
-        m.pop(0);
-        m.push_front();
-        m.drain(0);
-    }
-    template <class M>
-    static void thief(M& m, unsigned self) {
-        m.steal_and_drain(0, self);
-        m.steal_and_drain(0, self);
-    }
-};
-
 template <class Scenario>
 weft::model::run_result run(const char* name, rl::scheduler_type_e scheduler, std::uint64_t iterations,
                             unsigned context_bound) {
@@ -461,9 +400,7 @@ weft::model::run_result run(const char* name, rl::scheduler_type_e scheduler, st
     return weft::model::run_model<queue_model<Scenario>>(name, scheduler, iterations, context_bound, [] {
         std::cout << "coverage: full overflows " << g_coverage.full_overflows << ", single overflows "
                   << g_coverage.single_overflows << ", steals " << g_coverage.steals << ", empty steals "
-                  << g_coverage.empty_steals << ", pops " << g_coverage.pops << ", front pushes "
-                  << g_coverage.front_pushes << ", front fallbacks " << g_coverage.front_fallbacks
-                  << std::endl;
+                  << g_coverage.empty_steals << ", pops " << g_coverage.pops << std::endl;
     });
 }
 
@@ -494,7 +431,6 @@ int main(int argc, char** argv) {
         run<scenario_chain>("(d) chained steal", bounded, 0, wide_bound),
         run<scenario_tiny>("(e) capacity 2 vs 2 thieves", bounded, 0, wide_bound),
         run<scenario_tiny_wrap>("(f) capacity 2 wrap-around", bounded, 0, wide_bound),
-        run<scenario_front>("(g) lifo: push_front vs 2 thieves", bounded, 0, wide_bound),
         // Random: deeper schedules, sampled.
         run<scenario_small>("small: push/pop vs 1 thief", random, iterations, 0),
         run<scenario_steal>("(a) push/pop vs 2 thieves", random, iterations, 0),
@@ -503,7 +439,6 @@ int main(int argc, char** argv) {
         run<scenario_chain>("(d) chained steal", random, iterations, 0),
         run<scenario_tiny>("(e) capacity 2 vs 2 thieves", random, iterations, 0),
         run<scenario_tiny_wrap>("(f) capacity 2 wrap-around", random, iterations, 0),
-        run<scenario_front>("(g) lifo: push_front vs 2 thieves", random, iterations, 0),
     };
     return weft::model::summarize(results);
 }

@@ -17,10 +17,6 @@
 //   - `m_tail` is written only by the owner.
 //   - Occupied slots are [steal, tail): slots a thief is copying out still
 //     count as taken, so the owner can never overwrite a slot being read.
-//   - The owner may also push at the head (try_push_front, for the lifo
-//     queue order): only with no thief active (steal == real) and a free
-//     slot, by writing slot real - 1 and then moving both halves back with
-//     one CAS. Only the owner ever moves `real` backwards.
 //   - Indices are 32-bit and wrap; all arithmetic is modulo 2^32, so ABA on
 //     the head needs 2^32 operations during one preempted steal (Tokio
 //     widened from 16 bits for exactly that, tokio#5041).
@@ -129,34 +125,7 @@ public:
         m_tail.store(tail + n, std::memory_order_release);
     }
 
-    /// Owner only. Puts `task` at the head, where the owner's next pop (and
-    /// the next thief) takes it first, so pops see the newest task first.
-    /// Returns false, writing nothing visible, when the ring is full or a
-    /// thief is copying slots out; the caller then pushes at the back.
-    bool try_push_front(T task) noexcept {
-        // Acquire: pairs with a thief's release of the steal head, so its
-        // reads of slot real - 1 (from an earlier claim) are complete.
-        std::uint64_t head = m_head.load(std::memory_order_acquire);
-        const std::uint32_t tail = m_tail.load(std::memory_order_relaxed);
-        const std::uint32_t steal = unpack_steal(head);
-        const std::uint32_t real = unpack_real(head);
-        if (steal != real || tail - real >= Capacity) {
-            return false;
-        }
-        // Slot real - 1 lies outside [steal, tail) because the ring is not
-        // full: no thief reads it and no pop hands it out before the CAS.
-        m_buffer[(real - 1) & mask].store(task);
-        // Release: publishes the slot to the thief whose claim CAS reads
-        // this head (and to later ones through the release sequence: every
-        // write of the head is a read-modify-write). Only the owner ever
-        // moves the head backwards, so a thief's stale (real, real) that
-        // matches again after pop + push_front still names valid slots.
-        return m_head.compare_exchange_strong(head, pack(real - 1, real - 1), std::memory_order_acq_rel,
-                                              std::memory_order_relaxed);
-    }
-
-    /// Owner only. Takes the task at the head (the oldest, unless tasks were
-    /// pushed at the front); false if the queue is empty.
+    /// Owner only. Takes the oldest task; false if the queue is empty.
     bool pop(T& out) noexcept {
         std::uint64_t head = m_head.load(std::memory_order_acquire);
         for (;;) {

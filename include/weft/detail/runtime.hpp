@@ -53,10 +53,12 @@
 #include <atomic>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "driver.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
+#include "lifo_queue.hpp"
 #include "local_queue.hpp"
 #include "owned_tasks.hpp"
 #include "parker.hpp"
@@ -84,7 +86,17 @@ struct worker_counters {
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
 class runtime final : public scheduler {
 public:
-    using queue_type = local_queue<task_header*, QueueSize>;
+    // Spelled through decltype: weft::local_queue_order lives in config.hpp,
+    // a public header this detail header does not include.
+    static constexpr bool lifo_order = Options::queue_order == decltype(Options::queue_order)::lifo;
+    /// Each worker's run queue: FIFO for its owner (Tokio's ring), or, in
+    /// lifo order, a deque the owner pops newest first while thieves take
+    /// the oldest half (lifo_queue.hpp). Both have the same interface.
+    using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
+                                          local_queue<task_header*, QueueSize>>;
+    /// In lifo order the queue itself runs the newest task next, so the
+    /// LIFO slot would only hide that task from thieves: it is off.
+    static constexpr bool use_lifo_slot = Options::enable_lifo_slot && !lifo_order;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
@@ -500,7 +512,7 @@ private:
     // pushes the previous occupant to the queue.
     void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
         w.counters.local_schedules.add();
-        if (!is_yield && Options::enable_lifo_slot && w.lifo_enabled) {
+        if (!is_yield && use_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path
@@ -510,23 +522,16 @@ private:
         // Read before the push: once queued, a thief may run the task to
         // its end and free it before the next line here.
         const bool stealable = task->home == no_home;
-        push_local(w, task, !is_yield);
+        push_local(w, task);
         if (!w.in_driver && stealable) {
             notify_parked(); // a pinned task is no work for anyone else
         }
     }
 
-    // `fresh`: a spawn or a wake (not a task going back after its turn),
-    // which in lifo order goes to the head of the queue.
-    void push_local(worker& w, task_header* task, bool fresh = false) noexcept {
+    void push_local(worker& w, task_header* task) noexcept {
         if (task->home != no_home) {
             w.pinned.push_local(task); // this worker is its home: schedule() sent it here
             return;
-        }
-        if constexpr (Options::queue_order == local_queue_order::lifo) {
-            if (fresh && w.queue.try_push_front(task)) {
-                return;
-            }
         }
         if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
