@@ -353,7 +353,7 @@ void run(const bench::options& opts, const sizes& size) {
 int main(int argc, char** argv) {
     const bench::options opts(argc, argv, {{"fib", "0"}, {"skynet-depth", "0"}, {"nqueens", "0"}});
     if (opts.list()) {
-        std::vector<const char*> runtimes{"weft"};
+        std::vector<const char*> runtimes{"weft", "weft_lifo"};
 #if WEFT_BENCH_HAVE_TBB
         runtimes.push_back("tbb");
 #endif
