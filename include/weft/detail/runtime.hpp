@@ -43,6 +43,9 @@
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
 //
+// Fork-join (Options::queue_order = lifo): each worker's queue is the
+// lifo_queue deque: spawns and wakes run newest first on their worker,
+// thieves take the oldest half, and the LIFO slot is off.
 // Ownership: each worker's fields marked "owner only" are touched by its own
 // thread, and after the threads are joined by the thread running shutdown
 // (pthread_join orders the two).
@@ -509,7 +512,8 @@ private:
     // A task woken or spawned on worker `w`. A wake while the task itself
     // runs (`is_yield`; a real yield went to the defer list instead) goes
     // to the back of the queue; anything else takes the LIFO slot and
-    // pushes the previous occupant to the queue.
+    // pushes the previous occupant to the queue. In lifo order there is no
+    // slot and no back: every task goes to the newest end of the deque.
     void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
         w.counters.local_schedules.add();
         if (!is_yield && use_lifo_slot && w.lifo_enabled) {
