@@ -191,7 +191,8 @@ std::vector<int> run_order(int n) {
 } // namespace
 
 TEST_CASE("queue_order: fifo runs spawns oldest first after the LIFO slot, lifo newest first", "[spawn]") {
-    // The LIFO slot holds the newest spawn in both orders.
+    // fifo: the LIFO slot holds the newest spawn, the queue the others,
+    // oldest first. lifo: no slot; the deque runs the newest first.
     REQUIRE(run_order<weft::default_options>(4) == std::vector<int>{3, 0, 1, 2});
     REQUIRE(run_order<lifo_options>(4) == std::vector<int>{3, 2, 1, 0});
 }
@@ -217,7 +218,8 @@ weft::task<std::uint64_t> fib(std::uint32_t n) {
 } // namespace
 
 TEST_CASE("queue_order lifo: spawn-and-join fib is right with 4-slot queues that overflow", "[spawn]") {
-    // 4 slots: the recursion overflows to the global queue all the time.
+    // 4 slots, fewer than the recursion's depth: a worker's deque fills
+    // and overflows to the global queue unless thieves keep emptying it.
     weft::executor<3, 4, lifo_options> ex;
     REQUIRE(ex.block_on(fib(20)) == 6765);
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().live_tasks == 0; }));
