@@ -14,8 +14,10 @@
 // runtime in a process of its own).
 //
 // Runtimes: weft (the calling thread waits in block_on; `workers` workers
-// compute), tbb (task_group recursion, as runtime-benchmarks writes it, in
-// a task_arena of `workers` threads, the calling thread being one of them),
+// compute), weft_lifo (the same with Options::queue_order = lifo: each
+// worker runs its newest task first), tbb (task_group recursion, as
+// runtime-benchmarks writes it, in a task_arena of `workers` threads, the
+// calling thread being one of them),
 // floor (the same recursion as bare coroutines awaited inline on one
 // thread: what creating the frames costs without any scheduler).
 //
@@ -278,26 +280,37 @@ void measure(const bench::options& opts, const workload& w, const char* runtime,
     bench::print(rss);
 }
 
+// weft with its queue popped newest first (depth-first fork-join).
+struct lifo_options : weft::default_options {
+    static constexpr weft::local_queue_order queue_order = weft::local_queue_order::lifo;
+};
+
 void run(const bench::options& opts, const sizes& size) {
     const workload fib{"fib", fib_answer(size.fib)};
     const workload skynet{"skynet", skynet_answer(size.skynet_depth)};
     const workload queens{"nqueens", queens_answer(size.queens)};
 
-    bench::with_workers(opts.workers(), [&](auto tag) {
-        using executor = bench::executor_of<decltype(tag)>;
-        if (opts.wants(fib.name, "weft")) {
-            executor ex;
-            measure(opts, fib, "weft", [&] { return ex.block_on(weft_fib(size.fib)); });
-        }
-        if (opts.wants(skynet.name, "weft")) {
-            executor ex;
-            measure(opts, skynet, "weft", [&] { return ex.block_on(weft_skynet(0, 0, size.skynet_depth)); });
-        }
-        if (opts.wants(queens.name, "weft")) {
-            executor ex;
-            measure(opts, queens, "weft", [&] { return ex.block_on(weft_queens(size.queens, 0, board{})); });
-        }
-    });
+    const auto weft_runs = [&](const char* runtime) {
+        return [&, runtime](auto tag) {
+            using executor = bench::executor_of<decltype(tag)>;
+            if (opts.wants(fib.name, runtime)) {
+                executor ex;
+                measure(opts, fib, runtime, [&] { return ex.block_on(weft_fib(size.fib)); });
+            }
+            if (opts.wants(skynet.name, runtime)) {
+                executor ex;
+                measure(opts, skynet, runtime,
+                        [&] { return ex.block_on(weft_skynet(0, 0, size.skynet_depth)); });
+            }
+            if (opts.wants(queens.name, runtime)) {
+                executor ex;
+                measure(opts, queens, runtime,
+                        [&] { return ex.block_on(weft_queens(size.queens, 0, board{})); });
+            }
+        };
+    };
+    bench::with_workers(opts.workers(), weft_runs("weft"));
+    bench::with_workers<lifo_options>(opts.workers(), weft_runs("weft_lifo"));
 
 #if WEFT_BENCH_HAVE_TBB
     {
@@ -340,7 +353,7 @@ void run(const bench::options& opts, const sizes& size) {
 int main(int argc, char** argv) {
     const bench::options opts(argc, argv, {{"fib", "0"}, {"skynet-depth", "0"}, {"nqueens", "0"}});
     if (opts.list()) {
-        std::vector<const char*> runtimes{"weft"};
+        std::vector<const char*> runtimes{"weft", "weft_lifo"};
 #if WEFT_BENCH_HAVE_TBB
         runtimes.push_back("tbb");
 #endif

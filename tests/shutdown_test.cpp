@@ -37,6 +37,10 @@ weft::task<void> join_forever(counted c, std::atomic<bool>* release, std::atomic
     after_join->fetch_add(1);
 }
 
+struct lifo_options : weft::default_options {
+    static constexpr weft::local_queue_order queue_order = weft::local_queue_order::lifo;
+};
+
 /// Returns once ex.shutdown(), called on another thread, refuses new tasks
 /// (the workers see the shutdown flag, stored next, soon after), plus a
 /// margin. Without exceptions a refused spawn cannot be observed: only
@@ -91,6 +95,49 @@ TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never r
             REQUIRE(h.is_finished());
             REQUIRE(weft_test::join_aborted(h));
         }
+    }
+    REQUIRE(counted::alive.load() == 0);
+}
+
+TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflowed, never resumes them",
+          "[shutdown]") {
+    counted::alive.store(0);
+    std::atomic<int> resumed{0};
+    std::atomic<bool> release{false};
+    {
+        weft::executor<2, 16, lifo_options> ex;
+        // Both workers blocked: one by `blocker`, the other by `spawner`
+        // after it spawned 1,000 tasks into its 16-slot deque (the rest
+        // overflowed to the global queue). Nobody runs or steals them.
+        std::atomic<int> started{0};
+        auto blocker = ex.spawn([&release, &started] {
+            started.fetch_add(1);
+            while (!release.load()) {
+                std::this_thread::yield();
+            }
+        });
+        REQUIRE(weft_test::wait_until([&] { return started.load() == 1; }));
+        auto spawner = ex.spawn([&]() -> weft::task<void> {
+            for (int i = 0; i < 1'000; ++i) {
+                weft::spawn(hold(counted{}, &resumed)).detach();
+            }
+            started.fetch_add(1);
+            while (!release.load()) {
+                std::this_thread::yield();
+            }
+            co_return;
+        });
+        REQUIRE(weft_test::wait_until([&] { return started.load() == 2; }));
+        REQUIRE(counted::alive.load() == 1'000);
+        std::thread stopper([&] { ex.shutdown(); });
+        began_shutdown(ex);
+        release.store(true);
+        stopper.join();
+        blocker.get();
+        spawner.get();
+        REQUIRE(counted::alive.load() == 0);
+        REQUIRE(resumed.load() == 0);
+        REQUIRE(ex.metrics().live_tasks == 0);
     }
     REQUIRE(counted::alive.load() == 0);
 }

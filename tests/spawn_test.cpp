@@ -157,3 +157,102 @@ TEST_CASE("a task that yields forever does not starve 1,000 others on one worker
     stop.store(true);
     spinner.get();
 }
+
+namespace {
+
+struct lifo_options : weft::default_options {
+    static constexpr weft::local_queue_order queue_order = weft::local_queue_order::lifo;
+};
+
+// Spawns tasks 0..n-1 from inside a task on a one-worker executor and
+// returns the order they ran in.
+template <class Options>
+std::vector<int> run_order(int n) {
+    weft::executor<1, 256, Options> ex;
+    std::vector<std::atomic<int>> order(static_cast<std::size_t>(n));
+    std::atomic<int> next{0};
+    auto outer = ex.spawn([&]() -> weft::task<void> {
+        for (int i = 0; i < n; ++i) {
+            weft::spawn([&order, &next, i] {
+                order[static_cast<std::size_t>(next.fetch_add(1))].store(i);
+            }).detach();
+        }
+        co_return;
+    });
+    outer.get();
+    REQUIRE(weft_test::wait_until([&] { return next.load() == n; }));
+    std::vector<int> result;
+    for (auto& slot : order) {
+        result.push_back(slot.load());
+    }
+    return result;
+}
+
+} // namespace
+
+TEST_CASE("queue_order: fifo runs spawns oldest first after the LIFO slot, lifo newest first", "[spawn]") {
+    // fifo: the LIFO slot holds the newest spawn, the queue the others,
+    // oldest first. lifo: no slot; the deque runs the newest first.
+    REQUIRE(run_order<weft::default_options>(4) == std::vector<int>{3, 0, 1, 2});
+    REQUIRE(run_order<lifo_options>(4) == std::vector<int>{3, 2, 1, 0});
+}
+
+TEST_CASE("queue_order lifo: a fan-out/fan-in tree of 100,000 leaves sums correctly", "[spawn]") {
+    weft::executor<2, 256, lifo_options> ex;
+    const std::uint64_t n = weft_test::scaled(100'000);
+    REQUIRE(ex.block_on(tree(0, n)) == n * (n - 1) / 2);
+    REQUIRE(weft_test::wait_until([&] { return ex.metrics().live_tasks == 0; }));
+}
+
+namespace {
+
+weft::task<std::uint64_t> fib(std::uint32_t n) {
+    if (n < 2) {
+        co_return n;
+    }
+    auto left = weft::spawn(fib(n - 1));
+    const std::uint64_t right = co_await fib(n - 2);
+    co_return co_await left + right;
+}
+
+} // namespace
+
+TEST_CASE("queue_order lifo: spawn-and-join fib is right with 4-slot queues that overflow", "[spawn]") {
+    // 4 slots, fewer than the recursion's depth: a worker's deque fills
+    // and overflows to the global queue unless thieves keep emptying it.
+    weft::executor<3, 4, lifo_options> ex;
+    REQUIRE(ex.block_on(fib(20)) == 6765);
+    REQUIRE(weft_test::wait_until([&] { return ex.metrics().live_tasks == 0; }));
+}
+
+TEST_CASE("queue_order lifo: a thief takes the oldest task of a busy worker", "[spawn]") {
+    // The root spawns 8 tasks into its worker's queue and then keeps that
+    // worker busy until one of them ran elsewhere: the other worker has to
+    // steal, and a thief runs the oldest task of what it took.
+    weft::executor<2, 256, lifo_options> ex;
+    constexpr int n = 8;
+    std::atomic<int> first_elsewhere{-1};
+    std::atomic<int> ran{0};
+    auto root = [&]() -> weft::task<bool> {
+        const std::thread::id home = std::this_thread::get_id();
+        for (int i = 0; i < n; ++i) {
+            weft::spawn([&, i, home] {
+                int none = -1;
+                if (std::this_thread::get_id() != home) {
+                    first_elsewhere.compare_exchange_strong(none, i);
+                }
+                ran.fetch_add(1);
+            }).detach();
+        }
+        co_return weft_test::wait_until([&] { return first_elsewhere.load() != -1; });
+    };
+    REQUIRE(ex.block_on(root()));
+    REQUIRE(weft_test::wait_until([&] { return ran.load() == n; }));
+    REQUIRE(first_elsewhere.load() == 0);
+    std::uint64_t steals = 0;
+    const auto metrics = ex.metrics();
+    for (const auto& w : metrics.workers) {
+        steals += w.steals;
+    }
+    REQUIRE(steals >= 1);
+}

@@ -28,6 +28,7 @@ import sys
 RUNTIMES = [
     ("weft", "weft"),
     ("weft_coroutine", "weft, a task<> coroutine spawned (memory only)"),
+    ("weft_lifo", "weft with Options::queue_order = lifo (fork-join only)"),
     ("tbb", "oneTBB (task_group / task_arena)"),
     ("asio", "standalone asio (io_context on N threads)"),
     ("naive", "mutex + condition variable + deque pool"),
@@ -181,7 +182,7 @@ def table(results, workloads, with_ratios=True, with_paper=True, leave_out=()):
     if not workloads:
         return ""
     runtimes = [r for r in columns_present(results, workloads) if r not in leave_out]
-    peers = [r for r in runtimes if r not in ("weft", "weft_coroutine")]
+    peers = [r for r in runtimes if r not in ("weft", "weft_coroutine", "weft_lifo")]
     head = ["workload", "unit"] + runtimes
     if with_ratios:
         head += [f"weft vs {p}" for p in peers]

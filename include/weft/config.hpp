@@ -39,6 +39,12 @@ enum class pool_exhaustion {
     fail,     ///< no frame: spawning (or awaiting) the task raises errc::capacity_exhausted
 };
 
+/// The order a worker pops its own run queue in (default_options::queue_order).
+enum class local_queue_order : std::uint8_t {
+    fifo, ///< oldest first (Tokio); thieves take the oldest half
+    lifo, ///< newest first, thieves take the oldest half (depth-first fork-join)
+};
+
 /// The compile-time knobs of an executor, in one place. Derive from it and
 /// override what you need:
 ///
@@ -72,8 +78,25 @@ struct default_options {
 
     /// The LIFO slot: the task most recently woken by a worker runs next on
     /// that worker (cache-warm message passing). Disable it for strictly
-    /// FIFO scheduling.
+    /// FIFO scheduling. Ignored with queue_order = lifo.
     static constexpr bool enable_lifo_slot = true;
+
+    /// The order in which a worker runs the tasks of its own queue.
+    /// `fifo` (the default) runs the oldest first, as Tokio: fair to tasks
+    /// that wake each other and to I/O-bound tasks, which is what a server
+    /// wants. `lifo` makes each worker's queue a work-stealing deque
+    /// (detail/lifo_queue.hpp): the worker runs its newest spawn or wake
+    /// first, and thieves take half of the *oldest* tasks. Pick it for
+    /// fork-join, recursive divide and conquer (fib, tree walks, parallel
+    /// sort): the recursion goes depth-first and keeps O(depth) tasks alive
+    /// per worker instead of a breadth-first frontier, and a thief takes the
+    /// largest pending subtree. The price is fairness: a worker that keeps
+    /// spawning runs its new tasks before older ones (which wait for a
+    /// thief, the global-queue interval or the overflow to the global
+    /// queue). In lifo order the LIFO slot is off (enable_lifo_slot is
+    /// ignored: the queue already runs the newest task next) and QueueSize
+    /// must be at most 16384.
+    static constexpr local_queue_order queue_order = local_queue_order::fifo;
 
     /// LIFO-slot runs in a row before the worker goes back to its queue, so
     /// two tasks waking each other cannot starve the queue (Tokio's 3).

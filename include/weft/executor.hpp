@@ -276,6 +276,8 @@ class executor {
     static_assert((QueueSize & (QueueSize - 1)) == 0,
                   "the local queue size must be a power of two (2, 4, ..., 256)");
     static_assert(QueueSize <= (1u << 16), "the local queue size must be at most 65536");
+    static_assert(Options::queue_order != local_queue_order::lifo || QueueSize <= (1u << 14),
+                  "with Options::queue_order = lifo the local queue size must be at most 16384");
     static_assert(Options::global_queue_interval >= 1, "Options::global_queue_interval must be at least 1");
     static_assert(Options::event_interval >= 1, "Options::event_interval must be at least 1");
     static_assert(Options::budget >= 1, "Options::budget must be at least 1");

@@ -43,6 +43,9 @@
 // LIFO slot runs within the same budget, at most `max_lifo_polls` times in
 // a row, so a ping-pong pair cannot starve the queue.
 //
+// Fork-join (Options::queue_order = lifo): each worker's queue is the
+// lifo_queue deque: spawns and wakes run newest first on their worker,
+// thieves take the oldest half, and the LIFO slot is off.
 // Ownership: each worker's fields marked "owner only" are touched by its own
 // thread, and after the threads are joined by the thread running shutdown
 // (pthread_join orders the two).
@@ -53,10 +56,12 @@
 #include <atomic>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "driver.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
+#include "lifo_queue.hpp"
 #include "local_queue.hpp"
 #include "owned_tasks.hpp"
 #include "parker.hpp"
@@ -84,12 +89,22 @@ struct worker_counters {
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
 class runtime final : public scheduler {
 public:
-    using queue_type = local_queue<task_header*, QueueSize>;
+    // Spelled through decltype: weft::local_queue_order lives in config.hpp,
+    // a public header this detail header does not include.
+    static constexpr bool lifo_order = Options::queue_order == decltype(Options::queue_order)::lifo;
+    /// Each worker's run queue: FIFO for its owner (Tokio's ring), or, in
+    /// lifo order, a deque the owner pops newest first while thieves take
+    /// the oldest half (lifo_queue.hpp). Both have the same interface.
+    using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
+                                          local_queue<task_header*, QueueSize>>;
+    /// In lifo order the queue itself runs the newest task next, so the
+    /// LIFO slot would only hide that task from thieves: it is off.
+    static constexpr bool use_lifo_slot = Options::enable_lifo_slot && !lifo_order;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
                    m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns),
-                   QueueSize + 1) {}
+                   QueueSize + (use_lifo_slot ? 1 : 0)) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -471,7 +486,7 @@ private:
             return;
         }
         w.in_driver = true;
-        m_driver.poll_now(w.queue.remaining_slots() + (w.lifo == nullptr ? 1u : 0u));
+        m_driver.poll_now(w.queue.remaining_slots() + (use_lifo_slot && w.lifo == nullptr ? 1u : 0u));
         w.in_driver = false;
         m_driver.unlock();
         if (local_work(w) > 1) {
@@ -498,10 +513,11 @@ private:
     // A task woken or spawned on worker `w`. A wake while the task itself
     // runs (`is_yield`; a real yield went to the defer list instead) goes
     // to the back of the queue; anything else takes the LIFO slot and
-    // pushes the previous occupant to the queue.
+    // pushes the previous occupant to the queue. In lifo order there is no
+    // slot and no back: every task goes to the newest end of the deque.
     void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
         w.counters.local_schedules.add();
-        if (!is_yield && Options::enable_lifo_slot && w.lifo_enabled) {
+        if (!is_yield && use_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path
