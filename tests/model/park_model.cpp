@@ -334,9 +334,8 @@ struct park_model : rl::test_suite<park_model<Scenario>, Scenario::workers + 1> 
 
     // A task spawned or woken on worker `w` (no LIFO slot in the model).
     void schedule_local(worker& w, int id) {
-        const bool wake = w.queue.get().is_empty();
         push_local(w, &tasks[static_cast<std::size_t>(id)]);
-        if (!w.in_driver && wake) {
+        if (!w.in_driver && m_idle.may_notify()) {
             notify_parked();
         }
     }

@@ -119,6 +119,15 @@ public:
         return true;
     }
 
+    /// A hint for a worker pushing onto its own queue: could
+    /// worker_to_notify() pick somebody? (Nobody searches and somebody
+    /// sleeps.) A plain load, not the handshake: it may be stale, so only a
+    /// caller that runs the work itself if nobody comes may skip on it.
+    bool may_notify() const noexcept {
+        const std::uint32_t state = m_state.load(std::memory_order_relaxed);
+        return searching(state) == 0 && unparked(state) < Workers;
+    }
+
     std::uint32_t num_searching() const noexcept {
         return searching(m_state.load(std::memory_order_seq_cst));
     }
