@@ -36,6 +36,34 @@ TEST_CASE("polls count every task run, and live tasks drop to zero", "[metrics]"
     REQUIRE(m.remote_schedules == 1); // block_on's own spawn
 }
 
+TEST_CASE("spawned and live tasks count spawns from workers and from other threads alike", "[metrics]") {
+    // Workers bind their spawns into shards of their own, other threads
+    // into shared ones: both must be counted, listed and unlisted.
+    weft::executor<2, 64> ex;
+    weft::notify go;
+    auto child = [&go]() -> weft::task<void> { co_await go.notified(); };
+    auto parent = [&]() -> weft::task<void> {
+        auto a = weft::spawn(child());
+        auto b = weft::spawn(child());
+        co_await a;
+        co_await b;
+    };
+    std::vector<weft::join_handle<void>> parents;
+    for (int i = 0; i < 4; ++i) {
+        parents.push_back(ex.spawn(parent()));
+    }
+    REQUIRE(weft_test::wait_until([&] { return go.waiting() == 8; }));
+    auto m = ex.metrics();
+    REQUIRE(m.spawned_tasks == 12); // 4 from this thread, 8 from the workers
+    REQUIRE(m.live_tasks == 12);
+    go.notify_all();
+    for (auto& h : parents) {
+        h.get();
+    }
+    REQUIRE(weft_test::wait_until([&] { return ex.metrics().live_tasks == 0; }));
+    REQUIRE(ex.metrics().spawned_tasks == 12);
+}
+
 TEST_CASE("spawning past a full local queue overflows to the global queue", "[metrics]") {
     weft::executor<1, 4> ex; // 4 slots: the 6th spawn in a row cannot fit
     auto body = []() -> weft::task<void> {

@@ -136,8 +136,9 @@ struct default_options {
     /// I/O-driven wake-up when the executor is otherwise idle.
     static constexpr bool driver_handoff = true;
 
-    /// Shards of the live-task list (a power of two). More: less contention
-    /// between threads spawning at once, a few more bytes.
+    /// Shards of the live-task list for spawns from threads that are not
+    /// workers (a power of two); each worker has a shard of its own. More:
+    /// less contention between outside threads spawning at once.
     static constexpr std::uint32_t live_task_shards = 16;
 
     /// Most threads running spawn_blocking jobs at once. They start on

@@ -543,8 +543,9 @@ struct default_options {
     /// I/O-driven wake-up when the executor is otherwise idle.
     static constexpr bool driver_handoff = true;
 
-    /// Shards of the live-task list (a power of two). More: less contention
-    /// between threads spawning at once, a few more bytes.
+    /// Shards of the live-task list for spawns from threads that are not
+    /// workers (a power of two); each worker has a shard of its own. More:
+    /// less contention between outside threads spawning at once.
     static constexpr std::uint32_t live_task_shards = 16;
 
     /// Most threads running spawn_blocking jobs at once. They start on
@@ -1947,6 +1948,7 @@ struct task_header {
     std::exception_ptr exception;
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
+    std::uint16_t owned_shard = 0;  // which shard of that list (set by bind)
     std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
     std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
@@ -5773,12 +5775,20 @@ private:
 // Where it comes from: Tokio's `OwnedTasks` (sharded intrusive lists).
 //
 // Invariants:
-//   - A task is in at most one shard, chosen by a hash of its address, and
-//     `header.owned_bound` says whether it is; both change only under that
-//     shard's lock, so unbind() may be called for a task already removed.
+//   - A task is in at most one shard, and `header.owned_bound` says whether
+//     it is; both change only under that shard's lock, so unbind() may be
+//     called for a task already removed. `header.owned_shard` names the
+//     shard; it is written once, by bind(), before the task is shared.
+//   - A worker binds the tasks it spawns into a shard of its own, so the
+//     bind, and the unbind when the task ends on the same worker (most do),
+//     touch a cache line no other core writes. Tokio hashes every task into
+//     shared shards; with 2 workers spawning fib's tasks that made the two
+//     cores fight over every shard's line, and bind() took 15% of each
+//     worker's time (perf). Threads that are not workers bind into
+//     `SharedShards` shards picked by the task's address, so spawning
+//     threads do not contend on one lock.
 //   - Once closed, bind() refuses: a spawn that loses the race with shutdown
 //     fails instead of leaving a task nobody will destroy.
-//   - Shards keep spawning threads from contending on one lock.
 
 #include <array>
 #include <atomic>
@@ -5788,14 +5798,23 @@ private:
 
 namespace weft::detail {
 
-template <std::uint32_t Shards>
+/// bind()'s `owner` for a thread that is not one of the executor's workers.
+inline constexpr std::uint32_t no_owner_shard = ~std::uint32_t{0};
+
+template <std::uint32_t OwnerShards, std::uint32_t SharedShards>
 class owned_tasks {
-    static_assert(Shards >= 1 && (Shards & (Shards - 1)) == 0, "live-task shards must be a power of two");
+    static_assert(SharedShards >= 1 && (SharedShards & (SharedShards - 1)) == 0,
+                  "live-task shards must be a power of two");
+    static constexpr std::uint32_t Shards = OwnerShards + SharedShards;
+    static_assert(Shards <= 0xffff, "a shard's index must fit task_header::owned_shard");
 
 public:
-    /// Adds a new task. False once closed.
-    bool bind(task_header* task) noexcept {
-        shard& s = shard_for(task);
+    /// Adds a new task to shard `owner` (a worker's own, below OwnerShards)
+    /// or, for no_owner_shard, to a shared shard. False once closed.
+    bool bind(task_header* task, std::uint32_t owner) noexcept {
+        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
+        task->owned_shard = static_cast<std::uint16_t>(index);
+        shard& s = m_shards[index];
         lock_hold<spinlock> hold(s.lock);
         if (s.closed) {
             return false;
@@ -5813,7 +5832,7 @@ public:
 
     /// Removes a task if it is still listed.
     void unbind(task_header* task) noexcept {
-        shard& s = shard_for(task);
+        shard& s = m_shards[task->owned_shard];
         lock_hold<spinlock> hold(s.lock);
         unlink(s, task);
     }
@@ -5879,11 +5898,11 @@ private:
         std::atomic<std::size_t> count{0}; // written under the lock, read without it
     };
 
-    shard& shard_for(task_header* task) noexcept {
+    static std::uint32_t shared_index(const task_header* task) noexcept {
         // Blocks are at least 16-byte aligned; mix the bits above that.
         auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
         bits ^= bits >> 7;
-        return m_shards[bits & (Shards - 1)];
+        return static_cast<std::uint32_t>(bits & (SharedShards - 1));
     }
 
     static void unlink(shard& s, task_header* task) noexcept {
@@ -6185,6 +6204,7 @@ struct worker_counters {
     relaxed_counter deferred;             // yields deferred (yield_now and budget)
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
+    relaxed_counter spawned;              // tasks spawned from this worker
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -6212,10 +6232,19 @@ public:
     // ---- scheduler interface ------------------------------------------------
 
     bool bind(task_header* task) noexcept override {
-        if (!m_owned.bind(task)) {
+        // A statistic each: orders nothing. A worker counts in its own
+        // line; one shared counter cost both cores a miss per spawn.
+        if (t_context.sched == this) {
+            if (!m_owned.bind(task, t_context.worker_index)) {
+                return false;
+            }
+            static_cast<worker*>(t_context.worker)->counters.spawned.add();
+            return true;
+        }
+        if (!m_owned.bind(task, no_owner_shard)) {
             return false;
         }
-        m_spawned.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
+        m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
 
@@ -6325,7 +6354,13 @@ public:
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
     std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
-    std::uint64_t spawned_tasks() const noexcept { return m_spawned.load(std::memory_order_relaxed); }
+    std::uint64_t spawned_tasks() const noexcept {
+        std::uint64_t total = m_remote_spawned.load(std::memory_order_relaxed);
+        for (const worker& w : m_workers) {
+            total += w.counters.spawned.get();
+        }
+        return total;
+    }
     std::uint64_t remote_schedules() const noexcept {
         return m_remote_schedules.load(std::memory_order_relaxed);
     }
@@ -6761,9 +6796,11 @@ private:
     std::array<worker, Workers> m_workers;
     inject_queue<task_header> m_inject;
     idle_set<Workers> m_idle;
-    owned_tasks<Options::live_task_shards> m_owned;
+    owned_tasks<Workers, Options::live_task_shards> m_owned;
     std::atomic<bool> m_shutdown{false};
-    std::atomic<std::uint64_t> m_spawned{0};
+    // Written by threads that are not workers: apart from m_shutdown, which
+    // every worker reads each tick.
+    alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers
     std::atomic<std::uint64_t> m_remote_schedules{0};
 };
 

@@ -8,12 +8,20 @@
 // Where it comes from: Tokio's `OwnedTasks` (sharded intrusive lists).
 //
 // Invariants:
-//   - A task is in at most one shard, chosen by a hash of its address, and
-//     `header.owned_bound` says whether it is; both change only under that
-//     shard's lock, so unbind() may be called for a task already removed.
+//   - A task is in at most one shard, and `header.owned_bound` says whether
+//     it is; both change only under that shard's lock, so unbind() may be
+//     called for a task already removed. `header.owned_shard` names the
+//     shard; it is written once, by bind(), before the task is shared.
+//   - A worker binds the tasks it spawns into a shard of its own, so the
+//     bind, and the unbind when the task ends on the same worker (most do),
+//     touch a cache line no other core writes. Tokio hashes every task into
+//     shared shards; with 2 workers spawning fib's tasks that made the two
+//     cores fight over every shard's line, and bind() took 15% of each
+//     worker's time (perf). Threads that are not workers bind into
+//     `SharedShards` shards picked by the task's address, so spawning
+//     threads do not contend on one lock.
 //   - Once closed, bind() refuses: a spawn that loses the race with shutdown
 //     fails instead of leaving a task nobody will destroy.
-//   - Shards keep spawning threads from contending on one lock.
 #pragma once
 
 #include <array>
@@ -26,14 +34,23 @@
 
 namespace weft::detail {
 
-template <std::uint32_t Shards>
+/// bind()'s `owner` for a thread that is not one of the executor's workers.
+inline constexpr std::uint32_t no_owner_shard = ~std::uint32_t{0};
+
+template <std::uint32_t OwnerShards, std::uint32_t SharedShards>
 class owned_tasks {
-    static_assert(Shards >= 1 && (Shards & (Shards - 1)) == 0, "live-task shards must be a power of two");
+    static_assert(SharedShards >= 1 && (SharedShards & (SharedShards - 1)) == 0,
+                  "live-task shards must be a power of two");
+    static constexpr std::uint32_t Shards = OwnerShards + SharedShards;
+    static_assert(Shards <= 0xffff, "a shard's index must fit task_header::owned_shard");
 
 public:
-    /// Adds a new task. False once closed.
-    bool bind(task_header* task) noexcept {
-        shard& s = shard_for(task);
+    /// Adds a new task to shard `owner` (a worker's own, below OwnerShards)
+    /// or, for no_owner_shard, to a shared shard. False once closed.
+    bool bind(task_header* task, std::uint32_t owner) noexcept {
+        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
+        task->owned_shard = static_cast<std::uint16_t>(index);
+        shard& s = m_shards[index];
         lock_hold<spinlock> hold(s.lock);
         if (s.closed) {
             return false;
@@ -51,7 +68,7 @@ public:
 
     /// Removes a task if it is still listed.
     void unbind(task_header* task) noexcept {
-        shard& s = shard_for(task);
+        shard& s = m_shards[task->owned_shard];
         lock_hold<spinlock> hold(s.lock);
         unlink(s, task);
     }
@@ -117,11 +134,11 @@ private:
         std::atomic<std::size_t> count{0}; // written under the lock, read without it
     };
 
-    shard& shard_for(task_header* task) noexcept {
+    static std::uint32_t shared_index(const task_header* task) noexcept {
         // Blocks are at least 16-byte aligned; mix the bits above that.
         auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
         bits ^= bits >> 7;
-        return m_shards[bits & (Shards - 1)];
+        return static_cast<std::uint32_t>(bits & (SharedShards - 1));
     }
 
     static void unlink(shard& s, task_header* task) noexcept {

@@ -84,6 +84,7 @@ struct worker_counters {
     relaxed_counter deferred;             // yields deferred (yield_now and budget)
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
+    relaxed_counter spawned;              // tasks spawned from this worker
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -111,10 +112,19 @@ public:
     // ---- scheduler interface ------------------------------------------------
 
     bool bind(task_header* task) noexcept override {
-        if (!m_owned.bind(task)) {
+        // A statistic each: orders nothing. A worker counts in its own
+        // line; one shared counter cost both cores a miss per spawn.
+        if (t_context.sched == this) {
+            if (!m_owned.bind(task, t_context.worker_index)) {
+                return false;
+            }
+            static_cast<worker*>(t_context.worker)->counters.spawned.add();
+            return true;
+        }
+        if (!m_owned.bind(task, no_owner_shard)) {
             return false;
         }
-        m_spawned.fetch_add(1, std::memory_order_relaxed); // a statistic: orders nothing
+        m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
 
@@ -224,7 +234,13 @@ public:
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
     std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
-    std::uint64_t spawned_tasks() const noexcept { return m_spawned.load(std::memory_order_relaxed); }
+    std::uint64_t spawned_tasks() const noexcept {
+        std::uint64_t total = m_remote_spawned.load(std::memory_order_relaxed);
+        for (const worker& w : m_workers) {
+            total += w.counters.spawned.get();
+        }
+        return total;
+    }
     std::uint64_t remote_schedules() const noexcept {
         return m_remote_schedules.load(std::memory_order_relaxed);
     }
@@ -660,9 +676,11 @@ private:
     std::array<worker, Workers> m_workers;
     inject_queue<task_header> m_inject;
     idle_set<Workers> m_idle;
-    owned_tasks<Options::live_task_shards> m_owned;
+    owned_tasks<Workers, Options::live_task_shards> m_owned;
     std::atomic<bool> m_shutdown{false};
-    std::atomic<std::uint64_t> m_spawned{0};
+    // Written by threads that are not workers: apart from m_shutdown, which
+    // every worker reads each tick.
+    alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers
     std::atomic<std::uint64_t> m_remote_schedules{0};
 };
 

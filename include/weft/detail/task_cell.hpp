@@ -102,6 +102,7 @@ struct task_header {
     std::exception_ptr exception;
     output_kind output = output_kind::none;
     bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
+    std::uint16_t owned_shard = 0;  // which shard of that list (set by bind)
     std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
     std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
