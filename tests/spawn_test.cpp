@@ -192,9 +192,26 @@ std::vector<int> run_order(int n) {
 
 TEST_CASE("queue_order: fifo runs spawns oldest first after the LIFO slot, lifo newest first", "[spawn]") {
     // fifo: the LIFO slot holds the newest spawn, the queue the others,
-    // oldest first. lifo: no slot; the deque runs the newest first.
+    // oldest first. lifo: spawns skip the slot; the deque runs the newest
+    // first.
     REQUIRE(run_order<weft::default_options>(4) == std::vector<int>{3, 0, 1, 2});
     REQUIRE(run_order<lifo_options>(4) == std::vector<int>{3, 2, 1, 0});
+}
+
+TEST_CASE(
+    "queue_order lifo: a spawn goes to the deque and a joiner woken by its child runs from the LIFO slot",
+    "[spawn]") {
+    weft::executor<1, 256, lifo_options> ex;
+    std::uint32_t queued_after_spawn = 0;
+    auto root = [&]() -> weft::task<int> {
+        auto child = weft::spawn([] { return 7; });
+        // In the slot, the spawn would be hidden from thieves.
+        queued_after_spawn = ex.metrics().workers[0].local_queue_depth;
+        co_return co_await child; // the child's end wakes the root into the slot
+    };
+    REQUIRE(ex.block_on(root()) == 7);
+    REQUIRE(queued_after_spawn == 1);
+    REQUIRE(ex.metrics().workers[0].lifo_hits >= 1);
 }
 
 TEST_CASE("queue_order lifo: a fan-out/fan-in tree of 100,000 leaves sums correctly", "[spawn]") {

@@ -93,9 +93,9 @@ struct default_options {
     /// largest pending subtree. The price is fairness: a worker that keeps
     /// spawning runs its new tasks before older ones (which wait for a
     /// thief, the global-queue interval or the overflow to the global
-    /// queue). In lifo order the LIFO slot is off (enable_lifo_slot is
-    /// ignored: the queue already runs the newest task next) and QueueSize
-    /// must be at most 16384.
+    /// queue). In lifo order the LIFO slot (if enabled) takes wakes only,
+    /// never spawns, which stay in the deque for thieves; QueueSize must be
+    /// at most 16384.
     static constexpr local_queue_order queue_order = local_queue_order::fifo;
 
     /// LIFO-slot runs in a row before the worker goes back to its queue, so

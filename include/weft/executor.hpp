@@ -95,7 +95,7 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = n
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
     }
     join_handle<T> joiner(cell); // the join reference is already counted
-    sched.schedule(cell);
+    sched.schedule_spawned(cell);
     return joiner;
 }
 

@@ -500,9 +500,9 @@ struct default_options {
     /// largest pending subtree. The price is fairness: a worker that keeps
     /// spawning runs its new tasks before older ones (which wait for a
     /// thief, the global-queue interval or the overflow to the global
-    /// queue). In lifo order the LIFO slot is off (enable_lifo_slot is
-    /// ignored: the queue already runs the newest task next) and QueueSize
-    /// must be at most 16384.
+    /// queue). In lifo order the LIFO slot (if enabled) takes wakes only,
+    /// never spawns, which stay in the deque for thieves; QueueSize must be
+    /// at most 16384.
     static constexpr local_queue_order queue_order = local_queue_order::fifo;
 
     /// LIFO-slot runs in a row before the worker goes back to its queue, so
@@ -2267,6 +2267,9 @@ public:
     /// into that worker's LIFO slot, from anywhere else into the global queue;
     /// a pinned task (home set) only ever to its own worker.
     virtual void schedule(task_header* task) noexcept = 0;
+    /// schedule() for a task just spawned: the same, except that in lifo
+    /// order a worker puts it where thieves can take it, not in its slot.
+    virtual void schedule_spawned(task_header* task) noexcept { schedule(task); }
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
     /// Workers a task can be pinned to (task_header::home is an index below
@@ -3604,8 +3607,10 @@ auto spawn_blocking(F&& fn) {
 // a row, so a ping-pong pair cannot starve the queue.
 //
 // Fork-join (Options::queue_order = lifo): each worker's queue is the
-// lifo_queue deque: spawns and wakes run newest first on their worker,
-// thieves take the oldest half, and the LIFO slot is off.
+// lifo_queue deque: spawns and wakes run newest first on their worker and
+// thieves take the oldest half. The LIFO slot takes wakes only (a child's
+// end waking its joiner runs it next without two CASes of the deque's
+// word); spawns go to the deque, where thieves can take them.
 // Ownership: each worker's fields marked "owner only" are touched by its own
 // thread, and after the threads are joined by the thread running shutdown
 // (pthread_join orders the two).
@@ -6219,8 +6224,10 @@ public:
     using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
                                           local_queue<task_header*, QueueSize>>;
     /// In lifo order the queue itself runs the newest task next, so the
-    /// LIFO slot would only hide that task from thieves: it is off.
-    static constexpr bool use_lifo_slot = Options::enable_lifo_slot && !lifo_order;
+    /// LIFO slot takes only wakes there (a child's end waking its joiner:
+    /// two CASes of the deque's word fewer per join), never spawns, which
+    /// must stay where thieves can take them.
+    static constexpr bool use_lifo_slot = Options::enable_lifo_slot;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
@@ -6250,16 +6257,9 @@ public:
 
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
 
-    void schedule(task_header* task) noexcept override {
-        const bool on_worker = t_context.sched == this;
-        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
-            schedule_pinned_remote(task);
-        } else if (on_worker) {
-            schedule_local(*static_cast<worker*>(t_context.worker), task, false);
-        } else {
-            schedule_remote(task);
-        }
-    }
+    void schedule(task_header* task) noexcept override { schedule_from_anywhere(task, false); }
+
+    void schedule_spawned(task_header* task) noexcept override { schedule_from_anywhere(task, lifo_order); }
 
     std::uint32_t pinnable_workers() const noexcept override { return Workers; }
 
@@ -6651,9 +6651,23 @@ private:
     // to the back of the queue; anything else takes the LIFO slot and
     // pushes the previous occupant to the queue. In lifo order there is no
     // slot and no back: every task goes to the newest end of the deque.
-    void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
+    // `spawned_in_lifo_order`: skip the LIFO slot (see use_lifo_slot).
+    void schedule_from_anywhere(task_header* task, bool spawned_in_lifo_order) noexcept {
+        const bool on_worker = t_context.sched == this;
+        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
+            schedule_pinned_remote(task);
+        } else if (on_worker) {
+            schedule_local(*static_cast<worker*>(t_context.worker), task, spawned_in_lifo_order);
+        } else {
+            schedule_remote(task);
+        }
+    }
+
+    // `to_queue`: not into the LIFO slot (a task woken while it ran, which
+    // Tokio calls a yield, or a spawn in lifo order).
+    void schedule_local(worker& w, task_header* task, bool to_queue) noexcept {
         w.counters.local_schedules.add();
-        if (!is_yield && use_lifo_slot && w.lifo_enabled) {
+        if (!to_queue && use_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path
@@ -6943,7 +6957,7 @@ join_handle<T> spawn_on(scheduler& sched, task<T>&& work, std::uint32_t home = n
               "cannot spawn: the executor is shutting down or shut down, and will run no new task");
     }
     join_handle<T> joiner(cell); // the join reference is already counted
-    sched.schedule(cell);
+    sched.schedule_spawned(cell);
     return joiner;
 }
 

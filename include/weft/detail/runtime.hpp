@@ -44,8 +44,10 @@
 // a row, so a ping-pong pair cannot starve the queue.
 //
 // Fork-join (Options::queue_order = lifo): each worker's queue is the
-// lifo_queue deque: spawns and wakes run newest first on their worker,
-// thieves take the oldest half, and the LIFO slot is off.
+// lifo_queue deque: spawns and wakes run newest first on their worker and
+// thieves take the oldest half. The LIFO slot takes wakes only (a child's
+// end waking its joiner runs it next without two CASes of the deque's
+// word); spawns go to the deque, where thieves can take them.
 // Ownership: each worker's fields marked "owner only" are touched by its own
 // thread, and after the threads are joined by the thread running shutdown
 // (pthread_join orders the two).
@@ -99,8 +101,10 @@ public:
     using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
                                           local_queue<task_header*, QueueSize>>;
     /// In lifo order the queue itself runs the newest task next, so the
-    /// LIFO slot would only hide that task from thieves: it is off.
-    static constexpr bool use_lifo_slot = Options::enable_lifo_slot && !lifo_order;
+    /// LIFO slot takes only wakes there (a child's end waking its joiner:
+    /// two CASes of the deque's word fewer per join), never spawns, which
+    /// must stay where thieves can take them.
+    static constexpr bool use_lifo_slot = Options::enable_lifo_slot;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
@@ -130,16 +134,9 @@ public:
 
     void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
 
-    void schedule(task_header* task) noexcept override {
-        const bool on_worker = t_context.sched == this;
-        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
-            schedule_pinned_remote(task);
-        } else if (on_worker) {
-            schedule_local(*static_cast<worker*>(t_context.worker), task, false);
-        } else {
-            schedule_remote(task);
-        }
-    }
+    void schedule(task_header* task) noexcept override { schedule_from_anywhere(task, false); }
+
+    void schedule_spawned(task_header* task) noexcept override { schedule_from_anywhere(task, lifo_order); }
 
     std::uint32_t pinnable_workers() const noexcept override { return Workers; }
 
@@ -531,9 +528,23 @@ private:
     // to the back of the queue; anything else takes the LIFO slot and
     // pushes the previous occupant to the queue. In lifo order there is no
     // slot and no back: every task goes to the newest end of the deque.
-    void schedule_local(worker& w, task_header* task, bool is_yield) noexcept {
+    // `spawned_in_lifo_order`: skip the LIFO slot (see use_lifo_slot).
+    void schedule_from_anywhere(task_header* task, bool spawned_in_lifo_order) noexcept {
+        const bool on_worker = t_context.sched == this;
+        if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
+            schedule_pinned_remote(task);
+        } else if (on_worker) {
+            schedule_local(*static_cast<worker*>(t_context.worker), task, spawned_in_lifo_order);
+        } else {
+            schedule_remote(task);
+        }
+    }
+
+    // `to_queue`: not into the LIFO slot (a task woken while it ran, which
+    // Tokio calls a yield, or a spawn in lifo order).
+    void schedule_local(worker& w, task_header* task, bool to_queue) noexcept {
         w.counters.local_schedules.add();
-        if (!is_yield && use_lifo_slot && w.lifo_enabled) {
+        if (!to_queue && use_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path

@@ -54,6 +54,9 @@ public:
     /// into that worker's LIFO slot, from anywhere else into the global queue;
     /// a pinned task (home set) only ever to its own worker.
     virtual void schedule(task_header* task) noexcept = 0;
+    /// schedule() for a task just spawned: the same, except that in lifo
+    /// order a worker puts it where thieves can take it, not in its slot.
+    virtual void schedule_spawned(task_header* task) noexcept { schedule(task); }
     /// Forgets a finished task.
     virtual void unbind(task_header* task) noexcept = 0;
     /// Workers a task can be pinned to (task_header::home is an index below
