@@ -16,6 +16,7 @@
 // ```
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -133,7 +134,18 @@ public:
 
     // Called when the coroutine is destroyed: the frame's reference goes;
     // the block stays while a join handle, queue or waker still holds one.
-    static void operator delete(void* frame, std::size_t) noexcept { ref_dec(cell_of_frame<T>(frame)); }
+    static void operator delete(void* frame, std::size_t) noexcept {
+        task_cell<T>* cell = cell_of_frame<T>(frame);
+        if (cell->owner == nullptr) {
+            // Never spawned (awaited inline, or dropped): no other thread
+            // knows the block and the frame's reference is its only one, so
+            // no locked instruction. Half of fib's coroutines are these.
+            assert(cell->state.load(std::memory_order_relaxed) == task_state::ref_one);
+            free_block(cell);
+        } else if (!cell->frame_ref_to_completion) {
+            ref_dec(cell);
+        } // else the body returned: complete_task drops the reference
+    }
 
     // ---- the coroutine protocol ------------------------------------------------
 
@@ -150,8 +162,10 @@ public:
             if (task_cell<T>* cell = promise.m_cell) {
                 // The output is in the cell already: destroy the frame now,
                 // so the task's arguments are gone by the time it reports done.
+                // The frame's reference goes with the completion, in one step.
+                cell->frame_ref_to_completion = true;
                 self.destroy();
-                complete_task(cell);
+                complete_task(cell, true);
             }
             return std::noop_coroutine();
         }

@@ -1947,10 +1947,11 @@ struct task_header {
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
     std::exception_ptr exception;
     output_kind output = output_kind::none;
-    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
-    std::uint16_t owned_shard = 0;  // which shard of that list (set by bind)
-    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
-    std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
+    bool owned_bound = false;             // listed in the owner's live-task list (under its lock)
+    bool frame_ref_to_completion = false; // the body returned: completion drops the frame's reference
+    std::uint16_t owned_shard = 0;        // which shard of that list (set by bind)
+    std::uint32_t frame_offset = 0;       // bytes from the block start to the coroutine frame
+    std::uint32_t home = no_home;         // the worker a pinned task runs on (set by spawn)
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
@@ -2166,9 +2167,17 @@ inline wake_action transition_to_cancelled(header_ptr<Header> header) noexcept {
 
 /// Publishes completion and returns the state just before it. After this
 /// the joiner may read the output; the completer must no longer touch it
-/// unless the previous state had no join interest.
+/// unless the previous state had no join interest. `drop_frame_ref`: the
+/// frame's reference goes in the same step (a task whose body returned
+/// keeps it through the frame's destruction for this: one locked
+/// instruction fewer per task).
 template <class Header = task_header>
-inline std::uint32_t transition_to_complete(header_ptr<Header> header) noexcept {
+inline std::uint32_t transition_to_complete(header_ptr<Header> header, bool drop_frame_ref = false) noexcept {
+    if (drop_frame_ref) {
+        // COMPLETE is clear (this is the one completion), so adding it sets
+        // the bit; the caller's running reference keeps the count above 0.
+        return header->state.fetch_sub(task_state::ref_one - task_state::complete, std::memory_order_acq_rel);
+    }
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
 
@@ -2466,10 +2475,10 @@ inline void wake(header_ptr<Header> task) noexcept {
 
 /// A spawned task finished (its frame is already destroyed) or was
 /// cancelled. Publishes the output to the joiner, or disposes of it if
-/// nobody will ever join.
-inline void complete_task(task_header* task) noexcept {
+/// nobody will ever join. `drop_frame_ref`: see transition_to_complete.
+inline void complete_task(task_header* task, bool drop_frame_ref = false) noexcept {
     task->owner->unbind(task);
-    const std::uint32_t prev = transition_to_complete(task);
+    const std::uint32_t prev = transition_to_complete(task, drop_frame_ref);
     if ((prev & task_state::join_interest) == 0) {
         // Nobody can observe the output: an exception must not vanish.
         if (task->output == output_kind::exception) {
@@ -2916,6 +2925,7 @@ private:
 // }
 // ```
 
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -3029,7 +3039,18 @@ public:
 
     // Called when the coroutine is destroyed: the frame's reference goes;
     // the block stays while a join handle, queue or waker still holds one.
-    static void operator delete(void* frame, std::size_t) noexcept { ref_dec(cell_of_frame<T>(frame)); }
+    static void operator delete(void* frame, std::size_t) noexcept {
+        task_cell<T>* cell = cell_of_frame<T>(frame);
+        if (cell->owner == nullptr) {
+            // Never spawned (awaited inline, or dropped): no other thread
+            // knows the block and the frame's reference is its only one, so
+            // no locked instruction. Half of fib's coroutines are these.
+            assert(cell->state.load(std::memory_order_relaxed) == task_state::ref_one);
+            free_block(cell);
+        } else if (!cell->frame_ref_to_completion) {
+            ref_dec(cell);
+        } // else the body returned: complete_task drops the reference
+    }
 
     // ---- the coroutine protocol ------------------------------------------------
 
@@ -3046,8 +3067,10 @@ public:
             if (task_cell<T>* cell = promise.m_cell) {
                 // The output is in the cell already: destroy the frame now,
                 // so the task's arguments are gone by the time it reports done.
+                // The frame's reference goes with the completion, in one step.
+                cell->frame_ref_to_completion = true;
                 self.destroy();
-                complete_task(cell);
+                complete_task(cell, true);
             }
             return std::noop_coroutine();
         }

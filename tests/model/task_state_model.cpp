@@ -157,9 +157,9 @@ struct task_model : rl::test_suite<task_model<Scenario>, Scenario::thread_count>
     }
 
     // scheduler.hpp's complete_task (unbind and the thread waiter left out).
-    void complete_task(model_task* task) {
+    void complete_task(model_task* task, bool drop_frame_ref = false) {
         t_completed = true;
-        const std::uint32_t prev = weft::detail::transition_to_complete<model_task>(task);
+        const std::uint32_t prev = weft::detail::transition_to_complete<model_task>(task, drop_frame_ref);
         if ((prev & ts::join_interest) == 0) {
             drop_output(task);
             return;
@@ -183,11 +183,11 @@ struct task_model : rl::test_suite<task_model<Scenario>, Scenario::thread_count>
                 t.output.store(cancelled);
                 complete_task(&t);
             } else if (ready.load(std::memory_order_acquire) != 0) {
-                // T's body returns: result into the cell, frame destroyed, complete.
+                // T's body returns: result into the cell, frame destroyed,
+                // complete; the frame's reference goes with the completion.
                 t.output.store(value);
                 value_made = true;
-                weft::detail::ref_dec<model_task>(&t);
-                complete_task(&t);
+                complete_task(&t, true);
             } // else: not ready yet, T stays suspended
             if (weft::detail::transition_to_idle<model_task>(&t) == idle_action::reschedule) {
                 ++g_coverage.requeued;

@@ -253,10 +253,10 @@ inline void wake(header_ptr<Header> task) noexcept {
 
 /// A spawned task finished (its frame is already destroyed) or was
 /// cancelled. Publishes the output to the joiner, or disposes of it if
-/// nobody will ever join.
-inline void complete_task(task_header* task) noexcept {
+/// nobody will ever join. `drop_frame_ref`: see transition_to_complete.
+inline void complete_task(task_header* task, bool drop_frame_ref = false) noexcept {
     task->owner->unbind(task);
-    const std::uint32_t prev = transition_to_complete(task);
+    const std::uint32_t prev = transition_to_complete(task, drop_frame_ref);
     if ((prev & task_state::join_interest) == 0) {
         // Nobody can observe the output: an exception must not vanish.
         if (task->output == output_kind::exception) {
