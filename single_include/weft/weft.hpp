@@ -6669,12 +6669,10 @@ private:
 
     // ---- scheduling ----------------------------------------------------------------
 
-    // A task woken or spawned on worker `w`. A wake while the task itself
-    // runs (`is_yield`; a real yield went to the defer list instead) goes
-    // to the back of the queue; anything else takes the LIFO slot and
-    // pushes the previous occupant to the queue. In lifo order there is no
-    // slot and no back: every task goes to the newest end of the deque.
-    // `spawned_in_lifo_order`: skip the LIFO slot (see use_lifo_slot).
+    // Where schedule() and schedule_spawned() send a task: its own worker's
+    // inbox if it is pinned elsewhere, this worker's queues, or the global
+    // queue from a thread that is not a worker. `spawned_in_lifo_order`:
+    // skip the LIFO slot (see use_lifo_slot).
     void schedule_from_anywhere(task_header* task, bool spawned_in_lifo_order) noexcept {
         const bool on_worker = t_context.sched == this;
         if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
@@ -6686,8 +6684,12 @@ private:
         }
     }
 
-    // `to_queue`: not into the LIFO slot (a task woken while it ran, which
-    // Tokio calls a yield, or a spawn in lifo order).
+    // A task woken or spawned on worker `w`. With `to_queue` it goes to
+    // the queue: a wake while the task itself runs (Tokio's is_yield; a
+    // real yield went to the defer list instead) to the back, in fifo
+    // order, or a spawn in lifo order. Anything else takes the LIFO slot
+    // and pushes the previous occupant to the queue. In lifo order the
+    // queue has no back: every task goes to the newest end of the deque.
     void schedule_local(worker& w, task_header* task, bool to_queue) noexcept {
         w.counters.local_schedules.add();
         if (!to_queue && use_lifo_slot && w.lifo_enabled) {
