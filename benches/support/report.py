@@ -128,7 +128,7 @@ def machine(meta):
             return ""
 
     mem_kib = first("/proc/meminfo", r"MemTotal:\s+(\d+)")
-    commit = meta.get("commit")  # taken by benches/run before it built anything
+    commit = meta.get("commit")  # taken by benches/run before the benchmarks ran
     if commit is None:
         commit = run("git", "rev-parse", "--short", "HEAD") or "unknown"
         if run("git", "status", "--porcelain", "--untracked-files=no"):

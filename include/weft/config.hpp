@@ -78,7 +78,8 @@ struct default_options {
 
     /// The LIFO slot: the task most recently woken by a worker runs next on
     /// that worker (cache-warm message passing). Disable it for strictly
-    /// FIFO scheduling. Ignored with queue_order = lifo.
+    /// FIFO scheduling. With queue_order = lifo it takes wakes only, never
+    /// spawns.
     static constexpr bool enable_lifo_slot = true;
 
     /// The order in which a worker runs the tasks of its own queue.

@@ -132,8 +132,9 @@ public:
 
     static task<T> get_return_object_on_allocation_failure() noexcept;
 
-    // Called when the coroutine is destroyed: the frame's reference goes;
-    // the block stays while a join handle, queue or waker still holds one.
+    // Called when the coroutine is destroyed: the frame's reference goes
+    // (now, or with the completion); the block stays while a join handle,
+    // queue or waker still holds one.
     static void operator delete(void* frame, std::size_t) noexcept {
         task_cell<T>* cell = cell_of_frame<T>(frame);
         if (cell->owner == nullptr) {

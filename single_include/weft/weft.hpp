@@ -485,7 +485,8 @@ struct default_options {
 
     /// The LIFO slot: the task most recently woken by a worker runs next on
     /// that worker (cache-warm message passing). Disable it for strictly
-    /// FIFO scheduling. Ignored with queue_order = lifo.
+    /// FIFO scheduling. With queue_order = lifo it takes wakes only, never
+    /// spawns.
     static constexpr bool enable_lifo_slot = true;
 
     /// The order in which a worker runs the tasks of its own queue.
@@ -1868,7 +1869,10 @@ private:
 //
 // The state word (Tokio's task/state.rs, adapted): flag bits below, and a
 // reference count in the bits above `ref_one`. References are held by:
-//   - the coroutine frame, while it exists (dropped by promise operator delete);
+//   - the coroutine frame, while it exists: dropped by promise operator
+//     delete, except that a spawned task whose body returned drops it in
+//     transition_to_complete (one read-modify-write for both), and a task
+//     never spawned frees its block there directly (nobody else knows it);
 //   - the join handle, while it exists;
 //   - a queue or a running worker: a task is NOTIFIED (queued) or RUNNING,
 //     and that state owns one reference;
@@ -2176,7 +2180,10 @@ inline std::uint32_t transition_to_complete(header_ptr<Header> header, bool drop
     if (drop_frame_ref) {
         // COMPLETE is clear (this is the one completion), so adding it sets
         // the bit; the caller's running reference keeps the count above 0.
-        return header->state.fetch_sub(task_state::ref_one - task_state::complete, std::memory_order_acq_rel);
+        const std::uint32_t prev =
+            header->state.fetch_sub(task_state::ref_one - task_state::complete, std::memory_order_acq_rel);
+        assert((prev & task_state::complete) == 0 && task_state::ref_count(prev) >= 2);
+        return prev;
     }
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
@@ -3037,8 +3044,9 @@ public:
 
     static task<T> get_return_object_on_allocation_failure() noexcept;
 
-    // Called when the coroutine is destroyed: the frame's reference goes;
-    // the block stays while a join handle, queue or waker still holds one.
+    // Called when the coroutine is destroyed: the frame's reference goes
+    // (now, or with the completion); the block stays while a join handle,
+    // queue or waker still holds one.
     static void operator delete(void* frame, std::size_t) noexcept {
         task_cell<T>* cell = cell_of_frame<T>(frame);
         if (cell->owner == nullptr) {
@@ -5873,9 +5881,13 @@ public:
         }
     }
 
-    /// Removes and returns any listed task, or null when none is left.
+    /// Removes and returns any listed task, or null when none is left. For
+    /// the shutdown sweep, once closed: no shard it has emptied fills again
+    /// (bind refuses), so the next call starts at the shard it stopped at,
+    /// and a sweep costs one pass over the shards, not one per task.
     task_header* pop_any() noexcept {
-        for (shard& s : m_shards) {
+        for (; m_sweep_from < Shards; ++m_sweep_from) {
+            shard& s = m_shards[m_sweep_from];
             lock_hold<spinlock> hold(s.lock);
             if (s.head != nullptr) {
                 task_header* task = s.head;
@@ -5951,6 +5963,7 @@ private:
     }
 
     std::array<shard, Shards> m_shards{};
+    std::uint32_t m_sweep_from = 0; // pop_any's first shard not known empty (the sweeping thread's)
 };
 
 } // namespace weft::detail

@@ -81,9 +81,13 @@ public:
         }
     }
 
-    /// Removes and returns any listed task, or null when none is left.
+    /// Removes and returns any listed task, or null when none is left. For
+    /// the shutdown sweep, once closed: no shard it has emptied fills again
+    /// (bind refuses), so the next call starts at the shard it stopped at,
+    /// and a sweep costs one pass over the shards, not one per task.
     task_header* pop_any() noexcept {
-        for (shard& s : m_shards) {
+        for (; m_sweep_from < Shards; ++m_sweep_from) {
+            shard& s = m_shards[m_sweep_from];
             lock_hold<spinlock> hold(s.lock);
             if (s.head != nullptr) {
                 task_header* task = s.head;
@@ -159,6 +163,7 @@ private:
     }
 
     std::array<shard, Shards> m_shards{};
+    std::uint32_t m_sweep_from = 0; // pop_any's first shard not known empty (the sweeping thread's)
 };
 
 } // namespace weft::detail

@@ -20,7 +20,10 @@
 //
 // The state word (Tokio's task/state.rs, adapted): flag bits below, and a
 // reference count in the bits above `ref_one`. References are held by:
-//   - the coroutine frame, while it exists (dropped by promise operator delete);
+//   - the coroutine frame, while it exists: dropped by promise operator
+//     delete, except that a spawned task whose body returned drops it in
+//     transition_to_complete (one read-modify-write for both), and a task
+//     never spawned frees its block there directly (nobody else knows it);
 //   - the join handle, while it exists;
 //   - a queue or a running worker: a task is NOTIFIED (queued) or RUNNING,
 //     and that state owns one reference;
@@ -330,7 +333,10 @@ inline std::uint32_t transition_to_complete(header_ptr<Header> header, bool drop
     if (drop_frame_ref) {
         // COMPLETE is clear (this is the one completion), so adding it sets
         // the bit; the caller's running reference keeps the count above 0.
-        return header->state.fetch_sub(task_state::ref_one - task_state::complete, std::memory_order_acq_rel);
+        const std::uint32_t prev =
+            header->state.fetch_sub(task_state::ref_one - task_state::complete, std::memory_order_acq_rel);
+        assert((prev & task_state::complete) == 0 && task_state::ref_count(prev) >= 2);
+        return prev;
     }
     return header->state.fetch_or(task_state::complete, std::memory_order_acq_rel);
 }
