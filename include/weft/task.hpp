@@ -143,9 +143,9 @@ public:
             // no locked instruction. Half of fib's coroutines are these.
             assert(cell->state.load(std::memory_order_relaxed) == task_state::ref_one);
             free_block(cell);
-        } else if (!cell->frame_ref_to_completion) {
-            ref_dec(cell);
-        } // else the body returned: complete_task drops the reference
+        } else if (cell->output == output_kind::none) {
+            ref_dec(cell); // cancelled (cancel_task sets `cancelled` only after this)
+        }                  // else the body returned its output: complete_task drops the reference
     }
 
     // ---- the coroutine protocol ------------------------------------------------
@@ -163,8 +163,8 @@ public:
             if (task_cell<T>* cell = promise.m_cell) {
                 // The output is in the cell already: destroy the frame now,
                 // so the task's arguments are gone by the time it reports done.
-                // The frame's reference goes with the completion, in one step.
-                cell->frame_ref_to_completion = true;
+                // The frame's reference goes with the completion, in one step
+                // (operator delete sees the output and leaves it).
                 self.destroy();
                 complete_task(cell, true);
             }

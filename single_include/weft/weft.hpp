@@ -1951,11 +1951,10 @@ struct task_header {
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
     std::exception_ptr exception;
     output_kind output = output_kind::none;
-    bool owned_bound = false;             // listed in the owner's live-task list (under its lock)
-    bool frame_ref_to_completion = false; // the body returned: completion drops the frame's reference
-    std::uint16_t owned_shard = 0;        // which shard of that list (set by bind)
-    std::uint32_t frame_offset = 0;       // bytes from the block start to the coroutine frame
-    std::uint32_t home = no_home;         // the worker a pinned task runs on (set by spawn)
+    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
+    std::uint16_t owned_shard = 0;  // which shard of that list (set by bind)
+    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
@@ -2512,6 +2511,8 @@ inline void cancel_task(task_header* task) noexcept {
     t_context.current = task; // destructors that spawn or wake see their task
     root_of(task).destroy();
     t_context.current = outer;
+    // After the destroy: promise operator delete drops the frame's
+    // reference itself only while the output is still none.
     task->output = output_kind::cancelled;
     complete_task(task);
 }
@@ -3055,9 +3056,9 @@ public:
             // no locked instruction. Half of fib's coroutines are these.
             assert(cell->state.load(std::memory_order_relaxed) == task_state::ref_one);
             free_block(cell);
-        } else if (!cell->frame_ref_to_completion) {
-            ref_dec(cell);
-        } // else the body returned: complete_task drops the reference
+        } else if (cell->output == output_kind::none) {
+            ref_dec(cell); // cancelled (cancel_task sets `cancelled` only after this)
+        }                  // else the body returned its output: complete_task drops the reference
     }
 
     // ---- the coroutine protocol ------------------------------------------------
@@ -3075,8 +3076,8 @@ public:
             if (task_cell<T>* cell = promise.m_cell) {
                 // The output is in the cell already: destroy the frame now,
                 // so the task's arguments are gone by the time it reports done.
-                // The frame's reference goes with the completion, in one step.
-                cell->frame_ref_to_completion = true;
+                // The frame's reference goes with the completion, in one step
+                // (operator delete sees the output and leaves it).
                 self.destroy();
                 complete_task(cell, true);
             }
@@ -6259,16 +6260,11 @@ public:
     /// the oldest half (lifo_queue.hpp). Both have the same interface.
     using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
                                           local_queue<task_header*, QueueSize>>;
-    /// In lifo order the queue itself runs the newest task next, so the
-    /// LIFO slot takes only wakes there (a child's end waking its joiner:
-    /// two CASes of the deque's word fewer per join), never spawns, which
-    /// must stay where thieves can take them.
-    static constexpr bool use_lifo_slot = Options::enable_lifo_slot;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
                    m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns),
-                   QueueSize + (use_lifo_slot ? 1 : 0)) {}
+                   QueueSize + (Options::enable_lifo_slot ? 1 : 0)) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -6658,7 +6654,8 @@ private:
             return;
         }
         w.in_driver = true;
-        m_driver.poll_now(w.queue.remaining_slots() + (use_lifo_slot && w.lifo == nullptr ? 1u : 0u));
+        m_driver.poll_now(w.queue.remaining_slots() +
+                          (Options::enable_lifo_slot && w.lifo == nullptr ? 1u : 0u));
         w.in_driver = false;
         m_driver.unlock();
         if (local_work(w) > 1) {
@@ -6685,7 +6682,10 @@ private:
     // Where schedule() and schedule_spawned() send a task: its own worker's
     // inbox if it is pinned elsewhere, this worker's queues, or the global
     // queue from a thread that is not a worker. `spawned_in_lifo_order`:
-    // skip the LIFO slot (see use_lifo_slot).
+    // skip the LIFO slot. In lifo order the deque already runs the newest
+    // task next, and a spawn in the slot would be hidden from thieves; a
+    // wake still takes the slot (a child's end waking its joiner: two CASes
+    // of the deque's word fewer per join).
     void schedule_from_anywhere(task_header* task, bool spawned_in_lifo_order) noexcept {
         const bool on_worker = t_context.sched == this;
         if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
@@ -6705,7 +6705,7 @@ private:
     // queue has no back: every task goes to the newest end of the deque.
     void schedule_local(worker& w, task_header* task, bool to_queue) noexcept {
         w.counters.local_schedules.add();
-        if (!to_queue && use_lifo_slot && w.lifo_enabled) {
+        if (!to_queue && Options::enable_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path

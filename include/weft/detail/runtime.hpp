@@ -100,16 +100,11 @@ public:
     /// the oldest half (lifo_queue.hpp). Both have the same interface.
     using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
                                           local_queue<task_header*, QueueSize>>;
-    /// In lifo order the queue itself runs the newest task next, so the
-    /// LIFO slot takes only wakes there (a child's end waking its joiner:
-    /// two CASes of the deque's word fewer per join), never spawns, which
-    /// must stay where thieves can take them.
-    static constexpr bool use_lifo_slot = Options::enable_lifo_slot;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
                    m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns),
-                   QueueSize + (use_lifo_slot ? 1 : 0)) {}
+                   QueueSize + (Options::enable_lifo_slot ? 1 : 0)) {}
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -499,7 +494,8 @@ private:
             return;
         }
         w.in_driver = true;
-        m_driver.poll_now(w.queue.remaining_slots() + (use_lifo_slot && w.lifo == nullptr ? 1u : 0u));
+        m_driver.poll_now(w.queue.remaining_slots() +
+                          (Options::enable_lifo_slot && w.lifo == nullptr ? 1u : 0u));
         w.in_driver = false;
         m_driver.unlock();
         if (local_work(w) > 1) {
@@ -526,7 +522,10 @@ private:
     // Where schedule() and schedule_spawned() send a task: its own worker's
     // inbox if it is pinned elsewhere, this worker's queues, or the global
     // queue from a thread that is not a worker. `spawned_in_lifo_order`:
-    // skip the LIFO slot (see use_lifo_slot).
+    // skip the LIFO slot. In lifo order the deque already runs the newest
+    // task next, and a spawn in the slot would be hidden from thieves; a
+    // wake still takes the slot (a child's end waking its joiner: two CASes
+    // of the deque's word fewer per join).
     void schedule_from_anywhere(task_header* task, bool spawned_in_lifo_order) noexcept {
         const bool on_worker = t_context.sched == this;
         if (task->home != no_home && !(on_worker && t_context.worker_index == task->home)) {
@@ -546,7 +545,7 @@ private:
     // queue has no back: every task goes to the newest end of the deque.
     void schedule_local(worker& w, task_header* task, bool to_queue) noexcept {
         w.counters.local_schedules.add();
-        if (!to_queue && use_lifo_slot && w.lifo_enabled) {
+        if (!to_queue && Options::enable_lifo_slot && w.lifo_enabled) {
             task_header* prev = std::exchange(w.lifo, task);
             if (prev == nullptr) {
                 return; // filling an empty slot wakes nobody: the ping-pong fast path

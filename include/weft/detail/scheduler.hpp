@@ -283,6 +283,8 @@ inline void cancel_task(task_header* task) noexcept {
     t_context.current = task; // destructors that spawn or wake see their task
     root_of(task).destroy();
     t_context.current = outer;
+    // After the destroy: promise operator delete drops the frame's
+    // reference itself only while the output is still none.
     task->output = output_kind::cancelled;
     complete_task(task);
 }

@@ -104,11 +104,10 @@ struct task_header {
     void (*drop_value)(task_header*) noexcept = nullptr; // destroys the typed result in place
     std::exception_ptr exception;
     output_kind output = output_kind::none;
-    bool owned_bound = false;             // listed in the owner's live-task list (under its lock)
-    bool frame_ref_to_completion = false; // the body returned: completion drops the frame's reference
-    std::uint16_t owned_shard = 0;        // which shard of that list (set by bind)
-    std::uint32_t frame_offset = 0;       // bytes from the block start to the coroutine frame
-    std::uint32_t home = no_home;         // the worker a pinned task runs on (set by spawn)
+    bool owned_bound = false;       // listed in the owner's live-task list (under its lock)
+    std::uint16_t owned_shard = 0;  // which shard of that list (set by bind)
+    std::uint32_t frame_offset = 0; // bytes from the block start to the coroutine frame
+    std::uint32_t home = no_home;   // the worker a pinned task runs on (set by spawn)
 };
 
 /// Raw room for a T (nothing for void): constructed and destroyed by hand,
