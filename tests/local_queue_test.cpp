@@ -17,6 +17,7 @@
 #include <weft/detail/local_queue.hpp>
 
 #include "support/catch.hpp"
+#include "support/queue_util.hpp"
 #include "support/util.hpp"
 
 namespace {
@@ -34,37 +35,9 @@ std::uint32_t any_start() {
     return GENERATE(0u, 0xFFFF'FFF0u, 0u - Cap::value, 0xFFFF'FFFFu);
 }
 
-// Records what a push hands to the overflow callback.
-struct overflow_sink {
-    std::vector<int> tasks;
-    std::vector<std::size_t> batch_sizes;
-
-    void operator()(std::span<int> batch) {
-        tasks.insert(tasks.end(), batch.begin(), batch.end());
-        batch_sizes.push_back(batch.size());
-    }
-};
-
-// Pushes `first, first + 1, ..., first + count - 1`; REQUIREs no overflow.
-template <class Queue>
-void push_range(Queue& q, int first, int count) {
-    overflow_sink sink;
-    for (int i = 0; i < count; ++i) {
-        REQUIRE_FALSE(q.push_back_or_overflow(first + i, sink));
-    }
-    REQUIRE(sink.tasks.empty());
-}
-
-// Pops everything left, in order.
-template <class Queue>
-std::vector<int> pop_all(Queue& q) {
-    std::vector<int> out;
-    int task = 0;
-    while (q.pop(task)) {
-        out.push_back(task);
-    }
-    return out;
-}
+using weft_test::overflow_sink;
+using weft_test::pop_all;
+using weft_test::push_range;
 
 std::vector<int> iota(int first, int count) {
     std::vector<int> v;
