@@ -75,6 +75,11 @@ using namespace std::chrono_literals;
 // Classes with room for every frame below under g++ and clang at any
 // optimisation level, sanitizers included (a socket operation's frames
 // reach about 820 bytes under clang with ASan).
+// Every frame from the heap.
+struct no_frame_cache : weft::default_options {
+    static constexpr std::size_t frame_cache_bytes = 0;
+};
+
 struct pooled : weft::default_options {
     static constexpr bool use_frame_pool = true;
     static constexpr std::array<weft::frame_pool_class, 4> frame_pool_classes{{
@@ -231,8 +236,9 @@ TEST_CASE("with the frame pool, 100,000 tasks using timers, channels and sockets
     REQUIRE(weft_test::wait_until([&] { return ex.metrics().free_frame_blocks == blocks; }));
 }
 
-TEST_CASE("without the frame pool the same work allocates: the counter sees it", "[zero_heap]") {
-    weft::executor<2, 256> ex;
+TEST_CASE("without the frame pool or the frame cache the same work allocates: the counter sees it",
+          "[zero_heap]") {
+    weft::executor<2, 256, no_frame_cache> ex;
     const measured m = measure(ex, weft_test::scaled(2'000));
     REQUIRE(m.correct);
     REQUIRE(m.allocations >= m.tasks); // at least one frame per task

@@ -292,6 +292,8 @@ class executor {
                   "Options::max_blocking_threads must be at most 4096");
     static_assert(std::is_same_v<std::remove_cv_t<decltype(Options::use_frame_pool)>, bool>,
                   "Options::use_frame_pool must be a bool");
+    static_assert(std::is_same_v<std::remove_cv_t<decltype(Options::frame_cache_bytes)>, std::size_t>,
+                  "Options::frame_cache_bytes must be a std::size_t (bytes per worker; 0: no cache)");
     static_assert(
         detail::valid_frame_pool_classes(Options::frame_pool_classes),
         "Options::frame_pool_classes must list at least one class, by strictly increasing block_size, "
@@ -517,6 +519,7 @@ public:
         }
         out.global_queue_depth = m_runtime.global_queue_depth();
         out.live_tasks = m_runtime.live_tasks();
+        out.cached_frame_bytes = m_runtime.cached_frame_bytes();
         out.spawned_tasks = m_runtime.spawned_tasks();
         out.remote_schedules = m_runtime.remote_schedules();
         out.parked_workers = m_runtime.parked_workers();

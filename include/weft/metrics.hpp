@@ -56,6 +56,7 @@ struct executor_metrics {
     std::array<worker_metrics, Workers> workers{}; ///< one entry per worker, by index
     std::size_t global_queue_depth = 0;            ///< tasks in the global queue now
     std::size_t live_tasks = 0;                    ///< spawned tasks not yet finished
+    std::size_t cached_frame_bytes = 0;            ///< freed frames the workers keep for reuse (bytes)
     std::uint64_t spawned_tasks = 0;               ///< tasks spawned since start
     std::uint64_t remote_schedules = 0;            ///< spawns and wakes from outside the workers
     std::uint32_t parked_workers = 0;              ///< workers asleep now

@@ -54,6 +54,7 @@
 #include <span>
 
 #include "atomic_policy.hpp"
+#include "frame_cache.hpp"
 
 namespace weft::detail {
 
@@ -349,7 +350,7 @@ struct frame_block {
 
 /// A block of `bytes` from the heap (the default new alignment), or none.
 inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
-    if (bytes >= pooled_origin) {
+    if (bytes >= cached_origin) {
         return {}; // its size would not fit the origin
     }
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
@@ -386,6 +387,11 @@ inline frame_block allocate_frame(std::size_t bytes) noexcept {
     if (frame_pool* pool = t_frame_pool) {
         return allocate_from_pool(*pool, bytes);
     }
+    if (frame_cache* cache = t_frame_cache; cache != nullptr && bytes <= frame_cache::largest_block) {
+        frame_block block;
+        block.memory = cache->allocate(bytes, block.origin);
+        return block;
+    }
     return allocate_from_heap(bytes);
 }
 
@@ -407,22 +413,15 @@ inline void free_frame(void* memory, std::uint32_t origin) noexcept {
         free_to_pool(memory, origin);
         return;
     }
-    // g++ -O3 inlines promise_base::operator new (which allocates the whole
-    // block and returns the frame inside it) and then takes this delete of
-    // the block's start for a mismatch. It is the block ::operator new
-    // returned; the warning is a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-#if defined(__cpp_sized_deallocation)
-    ::operator delete(memory, origin);
-#else
-    ::operator delete(memory); // clang without -fsized-deallocation
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+    if ((origin & cached_origin) != 0) {
+        if (frame_cache* cache = t_frame_cache) {
+            cache->free(memory, origin);
+        } else {
+            delete_heap_block(memory, frame_cache::block_size_of(origin));
+        }
+        return;
+    }
+    delete_heap_block(memory, origin);
 }
 
 /// Makes frames on this thread come from `pool` (null: the heap) while it

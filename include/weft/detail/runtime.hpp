@@ -61,6 +61,7 @@
 #include <type_traits>
 
 #include "driver.hpp"
+#include "frame_cache.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
 #include "lifo_queue.hpp"
@@ -101,10 +102,24 @@ public:
     using queue_type = std::conditional_t<lifo_order, lifo_queue<task_header*, QueueSize>,
                                           local_queue<task_header*, QueueSize>>;
 
+    /// Whether workers keep their tasks' freed frames (frame_cache.hpp): a
+    /// frame pool, when there is one, serves them instead.
+    static constexpr bool cache_frames = Options::frame_cache_bytes > 0 && !Options::use_frame_pool;
+
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
                    m_driver_storage.events, std::chrono::nanoseconds(Options::timer_resolution_ns),
-                   QueueSize + (Options::enable_lifo_slot ? 1 : 0)) {}
+                   QueueSize + (Options::enable_lifo_slot ? 1 : 0)) {
+        if constexpr (cache_frames) {
+            // Relaxed: any number will do, as long as executors alive at
+            // once mostly differ (see frame_cache::free).
+            const std::uint32_t group = g_frame_cache_groups.fetch_add(1, std::memory_order_relaxed);
+            for (std::uint32_t i = 0; i < Workers; ++i) {
+                m_frame_caches[i].attach(m_frame_caches.data(), m_outboxes[i].data(), Workers, i, group,
+                                         Options::frame_cache_bytes);
+            }
+        }
+    }
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
@@ -147,6 +162,9 @@ public:
         t_context.worker_index = index;
         t_context.drv = &m_driver;
         t_context.forced_yields = &w.counters.budget_forced_yields;
+        if constexpr (cache_frames) {
+            t_frame_cache = &m_frame_caches[index];
+        }
         while (!m_shutdown.load(std::memory_order_acquire)) {
             // Kept in the counter, not a plain field, so that metrics can
             // tell a worker that loops from one that is stuck or asleep.
@@ -167,6 +185,10 @@ public:
             park(w);
         }
         cancel_pinned(w);
+        if constexpr (cache_frames) {
+            m_frame_caches[index].flush();
+            t_frame_cache = nullptr;
+        }
         t_context = thread_context{};
     }
 
@@ -208,6 +230,11 @@ public:
         while (task_header* task = m_owned.pop_any()) {
             cancel_unqueued(task); // nothing runs it any more
         }
+        // The workers are gone: their caches' blocks go to the heap (blocks
+        // still in use go there when freed, from whatever thread).
+        for (frame_cache& cache : m_frame_caches) {
+            cache.release_all();
+        }
     }
 
     // ---- metrics -----------------------------------------------------------------
@@ -224,6 +251,13 @@ public:
     }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
     std::size_t live_tasks() const noexcept { return m_owned.size(); }
+    std::size_t cached_frame_bytes() const noexcept {
+        std::size_t total = 0;
+        for (const frame_cache& cache : m_frame_caches) {
+            total += cache.cached_bytes();
+        }
+        return total;
+    }
     std::uint32_t parked_workers() const noexcept { return Workers - m_idle.num_unparked(); }
     std::uint32_t searching_workers() const noexcept { return m_idle.num_searching(); }
     std::uint64_t spawned_tasks() const noexcept {
@@ -641,6 +675,9 @@ private:
             wake_deferred(w);
             return;
         }
+        if constexpr (cache_frames) {
+            m_frame_caches[w.index].flush(); // blocks of others must not sleep here
+        }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
         if (last_searcher) {
@@ -690,6 +727,10 @@ private:
     idle_set<Workers> m_idle;
     owned_tasks<Workers, Options::live_task_shards> m_owned;
     std::atomic<bool> m_shutdown{false};
+    // Each worker's frame cache, and the outboxes it sends siblings' blocks
+    // home in (owner only). Empty arrays unless cache_frames.
+    std::array<frame_cache, cache_frames ? Workers : 0> m_frame_caches;
+    std::array<std::array<frame_cache::outbox, Workers>, cache_frames ? Workers : 0> m_outboxes;
     // Written by threads that are not workers: apart from m_shutdown, which
     // every worker reads each tick.
     alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers
