@@ -117,6 +117,24 @@ TEST_CASE("a block freed on a sibling goes home in batches and is reused there",
     home.free(fresh, fresh_origin);
 }
 
+TEST_CASE("a home at its limit takes no more: the sender gives the batch to the heap", "[frame_cache]") {
+    constexpr std::size_t block = 128;
+    siblings s(frame_cache::batch * block); // room for one batch
+    frame_cache& home = s.caches[0];
+    frame_cache& away = s.caches[1];
+    std::vector<void*> blocks;
+    std::uint32_t origin = 0;
+    for (std::uint32_t i = 0; i < 3 * frame_cache::batch; ++i) {
+        blocks.push_back(take(home, block, origin));
+    }
+    // Three batches sent home while home allocates nothing: it keeps one.
+    for (void* b : blocks) {
+        away.free(b, origin);
+    }
+    REQUIRE(home.cached_bytes() == frame_cache::batch * block);
+    REQUIRE(away.cached_bytes() == 0);
+}
+
 TEST_CASE("flush sends a partial batch home", "[frame_cache]") {
     siblings s(roomy);
     std::uint32_t origin = 0;
@@ -211,6 +229,11 @@ std::size_t cached_after_work(Executor& ex) {
 }
 
 } // namespace
+
+// An outbox per sibling and 8 bits of origin for the home: no caches for
+// executors of more than frame_cache::max_workers workers.
+static_assert(weft::detail::runtime<frame_cache::max_workers, 64, weft::default_options>::cache_frames);
+static_assert(!weft::detail::runtime<frame_cache::max_workers + 1, 64, weft::default_options>::cache_frames);
 
 TEST_CASE("the workers keep freed frames up to Options::frame_cache_bytes, and none without it",
           "[frame_cache]") {

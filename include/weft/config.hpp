@@ -187,17 +187,19 @@ struct default_options {
     static constexpr bool use_frame_pool = false;
 
     /// Without a frame pool: how many bytes of freed frames each worker may
-    /// keep for its next tasks (per worker, in all; 0: none, every frame
-    /// goes back to the heap). Frames up to 1 KiB made on a worker take a
-    /// block of a 32-byte step; freed on that worker the block is kept, freed
-    /// on another worker it goes home to the one that made it (in batches of
-    /// 16), so no block crosses threads through the heap's locks. Freed on
-    /// any other thread, or beyond this limit, a block goes to the heap. A
-    /// worker never holds more blocks than its tasks once used at the same
-    /// time; the metric cached_frame_bytes shows what the workers keep now.
-    /// With glibc's malloc this took spawn_many_local (one worker spawns
-    /// 10,000 tasks that both run) from 370-550 ns per task to about 100 on
-    /// a 2-core x86 (benches/RESULTS.md has the current figures).
+    /// keep for its next tasks (0: none, every frame goes back to the heap).
+    /// Frames up to 1 KiB made on a worker take a block of a 32-byte step;
+    /// freed on that worker the block is kept, freed on another worker it
+    /// goes home to the one that made it (in batches of 16), so no block
+    /// crosses threads through the heap's locks. Freed on any other thread,
+    /// or with its home's cache full, a block goes to the heap. A worker
+    /// keeps at most about this many bytes (a batch more per sibling), and
+    /// never more blocks than its tasks had live at once plus 15 per
+    /// sibling; the metric cached_frame_bytes shows what the workers keep
+    /// now. Executors of more than 64 workers have no caches. With glibc's
+    /// malloc this took spawn_many_local (one worker spawns 10,000 tasks
+    /// that both run) from 370-550 ns per task to about 100-130 on a 2-core
+    /// x86 (docs/design.md, "The workers' frame caches").
     static constexpr std::size_t frame_cache_bytes = 256 * 1024;
 
     /// The pool's size classes, by increasing block_size (multiples of 16).

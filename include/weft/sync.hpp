@@ -553,7 +553,7 @@ template <class T>
 struct oneshot_state : oneshot_protocol<T> {
     static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-    std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
+    std::uint32_t origin = 0; // where the block came from (allocate_frame), if `pooled`
 
     static oneshot_state* make() {
         if constexpr (pooled) {

@@ -28,7 +28,8 @@
 //   - per worker, shared: `m_returned`, the blocks sibling workers sent home,
 //     a lock-free stack that senders push onto (compare-exchange) and its
 //     owner takes whole (exchange), so no ABA can arise. The owner takes it
-//     when a class it allocates from is empty.
+//     when a class it allocates from is empty. A sender that finds the
+//     home's free lists and stack at `limit` gives the batch to the heap.
 //   - per worker, owner only: an outbox per sibling, where blocks to send
 //     home wait until `batch` of them go with one compare-exchange. A worker
 //     flushes its outboxes before it parks and when it stops.
@@ -40,10 +41,11 @@
 //     the executor runs; free_frame on any other thread (main, a blocking
 //     thread) gives a cached block to the heap, as does the executor when
 //     its workers have stopped (release_all).
-//   - The blocks one worker allocated are bounded by its peak of live ones:
-//     it allocates from the heap only with its free list of that class and
-//     its returned stack empty, so every block it made then is in use or on
-//     its way home.
+//   - What a worker keeps is bounded twice: by `limit` (its free lists and
+//     returned stack; a batch more per sender, from stale reads), and by its
+//     peak of live blocks plus batch - 1 per sibling: it allocates from the
+//     heap only with its free list of that class and its returned stack
+//     empty, so every block it made then is in use or in an outbox.
 //   - Under AddressSanitizer a cached block is poisoned while it is free, so
 //     a use after free still reports.
 //
@@ -115,9 +117,9 @@ public:
     static constexpr std::size_t largest_block = class_step * class_count;
     /// Blocks sent home with one compare-exchange.
     static constexpr std::uint32_t batch = 16;
-    /// Workers whose blocks can be sent home (the origin has 8 bits for the
-    /// index); a block of a worker beyond it stays where it is freed.
-    static constexpr std::uint32_t max_homes = 256;
+    /// The most workers an executor with frame caches has: the origin has 8
+    /// bits for the home index, and each worker has an outbox per sibling.
+    static constexpr std::uint32_t max_workers = 64;
 
     /// What a free block holds.
     struct link {
@@ -130,6 +132,7 @@ public:
         link* head = nullptr;
         link* tail = nullptr;
         std::uint32_t count = 0;
+        std::uint32_t bytes = 0;
     };
 
     frame_cache() noexcept = default;
@@ -143,7 +146,7 @@ public:
                 std::uint32_t group, std::size_t limit) noexcept {
         m_siblings = siblings;
         m_outboxes = outboxes;
-        m_sibling_count = count < max_homes ? count : max_homes;
+        m_sibling_count = count;
         m_index = index;
         m_group = group & group_mask;
         m_limit = limit;
@@ -213,6 +216,7 @@ public:
             release_chain(std::exchange(m_free[c], nullptr));
         }
         release_chain(m_returned.exchange(nullptr, std::memory_order_acquire));
+        m_returned_bytes.store(0, std::memory_order_relaxed);
         for (std::uint32_t i = 0; i < m_sibling_count; ++i) {
             release_chain(std::exchange(m_outboxes[i].head, nullptr));
             m_outboxes[i] = outbox{};
@@ -220,13 +224,18 @@ public:
         set_bytes(0);
     }
 
-    /// Bytes in the free lists now (a snapshot from any thread).
-    std::size_t cached_bytes() const noexcept { return m_bytes_seen.load(std::memory_order_relaxed); }
+    /// Bytes this cache holds now, in its free lists and on its returned
+    /// stack (a snapshot from any thread).
+    std::size_t cached_bytes() const noexcept {
+        return m_bytes_seen.load(std::memory_order_relaxed) +
+               m_returned_bytes.load(std::memory_order_relaxed);
+    }
 
 private:
     static constexpr std::uint32_t class_mask = class_count - 1; // 5 bits
     static constexpr std::uint32_t home_shift = 5;
-    static constexpr std::uint32_t home_mask = max_homes - 1; // 8 bits
+    static constexpr std::uint32_t home_mask = 0xFF; // 8 bits
+    static_assert(max_workers <= home_mask + 1, "a worker's index must fit the origin's home field");
     static constexpr std::uint32_t group_shift = 13;
     static constexpr std::uint32_t group_mask = 0x7FFF; // 15 bits, below cached_origin
     static_assert((group_mask << group_shift) < cached_origin, "the origin's fields overlap its flag");
@@ -250,6 +259,7 @@ private:
             out.tail = block;
         }
         out.head = block;
+        out.bytes += static_cast<std::uint32_t>(block_size(block->size_class));
         hide(block, block_size(block->size_class));
         if (++out.count == batch) {
             post(home);
@@ -258,16 +268,27 @@ private:
 
     void post(std::uint32_t home) noexcept {
         outbox& out = m_outboxes[home];
-        std::atomic<link*>& stack = m_siblings[home].m_returned;
-        link* top = stack.load(std::memory_order_relaxed);
+        frame_cache& to = m_siblings[home];
+        // The home keeps no more than its limit: returned or kept, beyond
+        // it the batch goes to the heap from here. Stale reads only move
+        // the bound by a batch per sender.
+        if (to.cached_bytes() + out.bytes > to.m_limit) {
+            release_chain(out.head);
+            out = outbox{};
+            return;
+        }
+        // Counted before the push and uncounted after the take, so the
+        // count never falls below what the stack holds.
+        to.m_returned_bytes.fetch_add(out.bytes, std::memory_order_relaxed);
+        link* top = to.m_returned.load(std::memory_order_relaxed);
         // The tail's link stays unpoisoned: once pushed, the owner may
         // already be reading it.
         reveal(out.tail, sizeof(link));
         do {
             out.tail->next = top;
             // Release: the links written into the batch (see the header).
-        } while (!stack.compare_exchange_weak(top, out.head, std::memory_order_release,
-                                              std::memory_order_relaxed));
+        } while (!to.m_returned.compare_exchange_weak(top, out.head, std::memory_order_release,
+                                                      std::memory_order_relaxed));
         out = outbox{};
     }
 
@@ -275,14 +296,17 @@ private:
     void take_returned() noexcept {
         // Acquire: pairs with the senders' release (post).
         link* block = m_returned.exchange(nullptr, std::memory_order_acquire);
+        std::size_t taken = 0;
         while (block != nullptr) {
             reveal(block, sizeof(link));
             link* next = block->next;
             const std::uint32_t size_class = block->size_class;
+            taken += block_size(size_class);
             reveal(block, block_size(size_class));
             keep(block, size_class);
             block = next;
         }
+        m_returned_bytes.fetch_sub(taken, std::memory_order_relaxed); // a count: orders nothing
     }
 
     static void release_chain(link* block) noexcept {
@@ -325,6 +349,7 @@ private:
     std::atomic<std::size_t> m_bytes_seen{0};
     // Written by the siblings: a line of its own.
     alignas(64) std::atomic<link*> m_returned{nullptr};
+    std::atomic<std::size_t> m_returned_bytes{0}; // at least what m_returned holds
 };
 
 } // namespace weft::detail

@@ -20,9 +20,11 @@
 //     class, the links, the blocks), allocate and deallocate.
 //   - the registry: a fixed table of the pools alive in the process. A block
 //     records where it came from in 32 bits (task_header::block_origin): a
-//     heap block's size, or `pooled_origin` and its pool's index here.
+//     heap block's size, `pooled_origin` and its pool's index here, or
+//     `cached_origin` and its worker cache's fields (frame_cache.hpp).
 //   - t_frame_pool: which pool the frames made on this thread come from (the
-//     executor's, on its workers and blocking threads; null: the heap).
+//     executor's, on its workers and blocking threads; null: the worker's
+//     frame cache if the thread has one, else the heap).
 //     executor::spawn of a callable sets it for the frame it makes.
 //
 // Lifetime: an executor owns its pool, but a block may outlive the executor
@@ -152,7 +154,8 @@ struct frame_class_spec {
 };
 
 /// What a block records about where it came from (see the top of this
-/// file): a heap block's size, or this flag and its pool's registry index.
+/// file): a heap block's size, this flag and its pool's registry index, or
+/// cached_origin and the fields of frame_cache.hpp.
 inline constexpr std::uint32_t pooled_origin = 0x8000'0000u;
 
 /// Pools alive (or orphaned) in the process at once.
@@ -380,9 +383,10 @@ inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
     return allocate_from_heap(bytes);
 }
 
-/// A block of `bytes` (16-byte aligned) from this thread's pool, or from
-/// the heap when the thread has none or its pool cannot serve it and falls
-/// back. Never throws.
+/// A block of `bytes` (16-byte aligned) from this thread's pool; without
+/// one, from its worker's frame cache (frames up to 1 KiB on a worker); else
+/// from the heap, as when the pool cannot serve it and falls back. Never
+/// throws.
 inline frame_block allocate_frame(std::size_t bytes) noexcept {
     if (frame_pool* pool = t_frame_pool) {
         return allocate_from_pool(*pool, bytes);

@@ -103,8 +103,11 @@ public:
                                           local_queue<task_header*, QueueSize>>;
 
     /// Whether workers keep their tasks' freed frames (frame_cache.hpp): a
-    /// frame pool, when there is one, serves them instead.
-    static constexpr bool cache_frames = Options::frame_cache_bytes > 0 && !Options::use_frame_pool;
+    /// frame pool, when there is one, serves them instead, and an executor
+    /// of more than frame_cache::max_workers workers has no caches (each
+    /// worker has an outbox per sibling).
+    static constexpr bool cache_frames =
+        Options::frame_cache_bytes > 0 && !Options::use_frame_pool && Workers <= frame_cache::max_workers;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
@@ -115,7 +118,7 @@ public:
             // once mostly differ (see frame_cache::free).
             const std::uint32_t group = g_frame_cache_groups.fetch_add(1, std::memory_order_relaxed);
             for (std::uint32_t i = 0; i < Workers; ++i) {
-                m_frame_caches[i].attach(m_frame_caches.data(), m_outboxes[i].data(), Workers, i, group,
+                m_frame_caches[i].attach(m_frame_caches.data(), m_outboxes[i].boxes.data(), Workers, i, group,
                                          Options::frame_cache_bytes);
             }
         }
@@ -676,7 +679,9 @@ private:
             return;
         }
         if constexpr (cache_frames) {
-            m_frame_caches[w.index].flush(); // blocks of others must not sleep here
+            // Siblings' blocks go home before this worker sleeps (wakes the
+            // driver delivers while it sleeps may leave a few behind).
+            m_frame_caches[w.index].flush();
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
@@ -729,8 +734,11 @@ private:
     std::atomic<bool> m_shutdown{false};
     // Each worker's frame cache, and the outboxes it sends siblings' blocks
     // home in (owner only). Empty arrays unless cache_frames.
+    struct alignas(64) outbox_row {
+        std::array<frame_cache::outbox, Workers> boxes{};
+    };
     std::array<frame_cache, cache_frames ? Workers : 0> m_frame_caches;
-    std::array<std::array<frame_cache::outbox, Workers>, cache_frames ? Workers : 0> m_outboxes;
+    std::array<outbox_row, cache_frames ? Workers : 0> m_outboxes;
     // Written by threads that are not workers: apart from m_shutdown, which
     // every worker reads each tick.
     alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers

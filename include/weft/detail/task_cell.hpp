@@ -88,7 +88,7 @@ inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_origin = 0;                        // heap block's size, or its pool (frame_pool.hpp)
+    std::uint32_t block_origin = 0;                        // heap size, pool or worker cache (frame_pool.hpp)
     task_header* queue_next = nullptr;                     // global queue link
     task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
