@@ -99,16 +99,20 @@ TEST_CASE("shutdown with 10,000 pending tasks runs their destructors and never r
     REQUIRE(counted::alive.load() == 0);
 }
 
-TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflowed, never resumes them",
-          "[shutdown]") {
+namespace {
+
+// Both workers blocked: one by `blocker`, the other by `spawner` after it
+// spawned 1,000 tasks into its 16-slot queue (the rest overflowed to the
+// global queue). Nobody runs or steals them; a worker's spawns are not in
+// the live-task list yet (runtime::bind), so shutdown must find them in
+// the queues.
+template <class Options>
+void shutdown_destroys_queued_worker_spawns() {
     counted::alive.store(0);
     std::atomic<int> resumed{0};
     std::atomic<bool> release{false};
     {
-        weft::executor<2, 16, lifo_options> ex;
-        // Both workers blocked: one by `blocker`, the other by `spawner`
-        // after it spawned 1,000 tasks into its 16-slot deque (the rest
-        // overflowed to the global queue). Nobody runs or steals them.
+        weft::executor<2, 16, Options> ex;
         std::atomic<int> started{0};
         auto blocker = ex.spawn([&release, &started] {
             started.fetch_add(1);
@@ -129,6 +133,7 @@ TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflow
         });
         REQUIRE(weft_test::wait_until([&] { return started.load() == 2; }));
         REQUIRE(counted::alive.load() == 1'000);
+        REQUIRE(ex.metrics().live_tasks == 1'002);
         std::thread stopper([&] { ex.shutdown(); });
         began_shutdown(ex);
         release.store(true);
@@ -140,6 +145,18 @@ TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflow
         REQUIRE(ex.metrics().live_tasks == 0);
     }
     REQUIRE(counted::alive.load() == 0);
+}
+
+} // namespace
+
+TEST_CASE("shutdown destroys a worker's spawns queued locally and overflowed, never resumes them",
+          "[shutdown]") {
+    shutdown_destroys_queued_worker_spawns<weft::default_options>();
+}
+
+TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflowed, never resumes them",
+          "[shutdown]") {
+    shutdown_destroys_queued_worker_spawns<lifo_options>();
 }
 
 TEST_CASE("shutdown destroys tasks suspended on a join that will never complete", "[shutdown]") {

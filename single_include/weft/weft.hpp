@@ -594,17 +594,19 @@ struct default_options {
     static constexpr bool use_frame_pool = false;
 
     /// Without a frame pool: how many bytes of freed frames each worker may
-    /// keep for its next tasks (per worker, in all; 0: none, every frame
-    /// goes back to the heap). Frames up to 1 KiB made on a worker take a
-    /// block of a 32-byte step; freed on that worker the block is kept, freed
-    /// on another worker it goes home to the one that made it (in batches of
-    /// 16), so no block crosses threads through the heap's locks. Freed on
-    /// any other thread, or beyond this limit, a block goes to the heap. A
-    /// worker never holds more blocks than its tasks once used at the same
-    /// time; the metric cached_frame_bytes shows what the workers keep now.
-    /// With glibc's malloc this took spawn_many_local (one worker spawns
-    /// 10,000 tasks that both run) from 370-550 ns per task to about 100 on
-    /// a 2-core x86 (benches/RESULTS.md has the current figures).
+    /// keep for its next tasks (0: none, every frame goes back to the heap).
+    /// Frames up to 1 KiB made on a worker take a block of a 32-byte step;
+    /// freed on that worker the block is kept, freed on another worker it
+    /// goes home to the one that made it (in batches of 16), so no block
+    /// crosses threads through the heap's locks. Freed on any other thread,
+    /// or with its home's cache full, a block goes to the heap. A worker
+    /// keeps at most about this many bytes (a batch more per sibling), and
+    /// never more blocks than its tasks had live at once plus 15 per
+    /// sibling; the metric cached_frame_bytes shows what the workers keep
+    /// now. Executors of more than 64 workers have no caches. With glibc's
+    /// malloc this took spawn_many_local (one worker spawns 10,000 tasks
+    /// that both run) from 370-550 ns per task to about 100-130 on a 2-core
+    /// x86 (docs/design.md, "The workers' frame caches").
     static constexpr std::size_t frame_cache_bytes = 256 * 1024;
 
     /// The pool's size classes, by increasing block_size (multiples of 16).
@@ -1150,9 +1152,11 @@ inline thread_hooks blocking_thread_hooks(const settings& config) noexcept {
 //     class, the links, the blocks), allocate and deallocate.
 //   - the registry: a fixed table of the pools alive in the process. A block
 //     records where it came from in 32 bits (task_header::block_origin): a
-//     heap block's size, or `pooled_origin` and its pool's index here.
+//     heap block's size, `pooled_origin` and its pool's index here, or
+//     `cached_origin` and its worker cache's fields (frame_cache.hpp).
 //   - t_frame_pool: which pool the frames made on this thread come from (the
-//     executor's, on its workers and blocking threads; null: the heap).
+//     executor's, on its workers and blocking threads; null: the worker's
+//     frame cache if the thread has one, else the heap).
 //     executor::spawn of a callable sets it for the frame it makes.
 //
 // Lifetime: an executor owns its pool, but a block may outlive the executor
@@ -1381,7 +1385,8 @@ struct std_policy {
 //   - per worker, shared: `m_returned`, the blocks sibling workers sent home,
 //     a lock-free stack that senders push onto (compare-exchange) and its
 //     owner takes whole (exchange), so no ABA can arise. The owner takes it
-//     when a class it allocates from is empty.
+//     when a class it allocates from is empty. A sender that finds the
+//     home's free lists and stack at `limit` gives the batch to the heap.
 //   - per worker, owner only: an outbox per sibling, where blocks to send
 //     home wait until `batch` of them go with one compare-exchange. A worker
 //     flushes its outboxes before it parks and when it stops.
@@ -1393,10 +1398,11 @@ struct std_policy {
 //     the executor runs; free_frame on any other thread (main, a blocking
 //     thread) gives a cached block to the heap, as does the executor when
 //     its workers have stopped (release_all).
-//   - The blocks one worker allocated are bounded by its peak of live ones:
-//     it allocates from the heap only with its free list of that class and
-//     its returned stack empty, so every block it made then is in use or on
-//     its way home.
+//   - What a worker keeps is bounded twice: by `limit` (its free lists and
+//     returned stack; a batch more per sender, from stale reads), and by its
+//     peak of live blocks plus batch - 1 per sibling: it allocates from the
+//     heap only with its free list of that class and its returned stack
+//     empty, so every block it made then is in use or in an outbox.
 //   - Under AddressSanitizer a cached block is poisoned while it is free, so
 //     a use after free still reports.
 //
@@ -1467,9 +1473,9 @@ public:
     static constexpr std::size_t largest_block = class_step * class_count;
     /// Blocks sent home with one compare-exchange.
     static constexpr std::uint32_t batch = 16;
-    /// Workers whose blocks can be sent home (the origin has 8 bits for the
-    /// index); a block of a worker beyond it stays where it is freed.
-    static constexpr std::uint32_t max_homes = 256;
+    /// The most workers an executor with frame caches has: the origin has 8
+    /// bits for the home index, and each worker has an outbox per sibling.
+    static constexpr std::uint32_t max_workers = 64;
 
     /// What a free block holds.
     struct link {
@@ -1482,6 +1488,7 @@ public:
         link* head = nullptr;
         link* tail = nullptr;
         std::uint32_t count = 0;
+        std::uint32_t bytes = 0;
     };
 
     frame_cache() noexcept = default;
@@ -1495,7 +1502,7 @@ public:
                 std::uint32_t group, std::size_t limit) noexcept {
         m_siblings = siblings;
         m_outboxes = outboxes;
-        m_sibling_count = count < max_homes ? count : max_homes;
+        m_sibling_count = count;
         m_index = index;
         m_group = group & group_mask;
         m_limit = limit;
@@ -1565,6 +1572,7 @@ public:
             release_chain(std::exchange(m_free[c], nullptr));
         }
         release_chain(m_returned.exchange(nullptr, std::memory_order_acquire));
+        m_returned_bytes.store(0, std::memory_order_relaxed);
         for (std::uint32_t i = 0; i < m_sibling_count; ++i) {
             release_chain(std::exchange(m_outboxes[i].head, nullptr));
             m_outboxes[i] = outbox{};
@@ -1572,13 +1580,18 @@ public:
         set_bytes(0);
     }
 
-    /// Bytes in the free lists now (a snapshot from any thread).
-    std::size_t cached_bytes() const noexcept { return m_bytes_seen.load(std::memory_order_relaxed); }
+    /// Bytes this cache holds now, in its free lists and on its returned
+    /// stack (a snapshot from any thread).
+    std::size_t cached_bytes() const noexcept {
+        return m_bytes_seen.load(std::memory_order_relaxed) +
+               m_returned_bytes.load(std::memory_order_relaxed);
+    }
 
 private:
     static constexpr std::uint32_t class_mask = class_count - 1; // 5 bits
     static constexpr std::uint32_t home_shift = 5;
-    static constexpr std::uint32_t home_mask = max_homes - 1; // 8 bits
+    static constexpr std::uint32_t home_mask = 0xFF; // 8 bits
+    static_assert(max_workers <= home_mask + 1, "a worker's index must fit the origin's home field");
     static constexpr std::uint32_t group_shift = 13;
     static constexpr std::uint32_t group_mask = 0x7FFF; // 15 bits, below cached_origin
     static_assert((group_mask << group_shift) < cached_origin, "the origin's fields overlap its flag");
@@ -1602,6 +1615,7 @@ private:
             out.tail = block;
         }
         out.head = block;
+        out.bytes += static_cast<std::uint32_t>(block_size(block->size_class));
         hide(block, block_size(block->size_class));
         if (++out.count == batch) {
             post(home);
@@ -1610,16 +1624,27 @@ private:
 
     void post(std::uint32_t home) noexcept {
         outbox& out = m_outboxes[home];
-        std::atomic<link*>& stack = m_siblings[home].m_returned;
-        link* top = stack.load(std::memory_order_relaxed);
+        frame_cache& to = m_siblings[home];
+        // The home keeps no more than its limit: returned or kept, beyond
+        // it the batch goes to the heap from here. Stale reads only move
+        // the bound by a batch per sender.
+        if (to.cached_bytes() + out.bytes > to.m_limit) {
+            release_chain(out.head);
+            out = outbox{};
+            return;
+        }
+        // Counted before the push and uncounted after the take, so the
+        // count never falls below what the stack holds.
+        to.m_returned_bytes.fetch_add(out.bytes, std::memory_order_relaxed);
+        link* top = to.m_returned.load(std::memory_order_relaxed);
         // The tail's link stays unpoisoned: once pushed, the owner may
         // already be reading it.
         reveal(out.tail, sizeof(link));
         do {
             out.tail->next = top;
             // Release: the links written into the batch (see the header).
-        } while (!stack.compare_exchange_weak(top, out.head, std::memory_order_release,
-                                              std::memory_order_relaxed));
+        } while (!to.m_returned.compare_exchange_weak(top, out.head, std::memory_order_release,
+                                                      std::memory_order_relaxed));
         out = outbox{};
     }
 
@@ -1627,14 +1652,17 @@ private:
     void take_returned() noexcept {
         // Acquire: pairs with the senders' release (post).
         link* block = m_returned.exchange(nullptr, std::memory_order_acquire);
+        std::size_t taken = 0;
         while (block != nullptr) {
             reveal(block, sizeof(link));
             link* next = block->next;
             const std::uint32_t size_class = block->size_class;
+            taken += block_size(size_class);
             reveal(block, block_size(size_class));
             keep(block, size_class);
             block = next;
         }
+        m_returned_bytes.fetch_sub(taken, std::memory_order_relaxed); // a count: orders nothing
     }
 
     static void release_chain(link* block) noexcept {
@@ -1677,6 +1705,7 @@ private:
     std::atomic<std::size_t> m_bytes_seen{0};
     // Written by the siblings: a line of its own.
     alignas(64) std::atomic<link*> m_returned{nullptr};
+    std::atomic<std::size_t> m_returned_bytes{0}; // at least what m_returned holds
 };
 
 } // namespace weft::detail
@@ -1780,7 +1809,8 @@ struct frame_class_spec {
 };
 
 /// What a block records about where it came from (see the top of this
-/// file): a heap block's size, or this flag and its pool's registry index.
+/// file): a heap block's size, this flag and its pool's registry index, or
+/// cached_origin and the fields of frame_cache.hpp.
 inline constexpr std::uint32_t pooled_origin = 0x8000'0000u;
 
 /// Pools alive (or orphaned) in the process at once.
@@ -2008,9 +2038,10 @@ inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
     return allocate_from_heap(bytes);
 }
 
-/// A block of `bytes` (16-byte aligned) from this thread's pool, or from
-/// the heap when the thread has none or its pool cannot serve it and falls
-/// back. Never throws.
+/// A block of `bytes` (16-byte aligned) from this thread's pool; without
+/// one, from its worker's frame cache (frames up to 1 KiB on a worker); else
+/// from the heap, as when the pool cannot serve it and falls back. Never
+/// throws.
 inline frame_block allocate_frame(std::size_t bytes) noexcept {
     if (frame_pool* pool = t_frame_pool) {
         return allocate_from_pool(*pool, bytes);
@@ -2281,7 +2312,7 @@ inline constexpr std::uint32_t no_home = ~std::uint32_t{0};
 
 struct task_header {
     std::atomic<std::uint32_t> state{task_state::ref_one}; // one reference: the frame
-    std::uint32_t block_origin = 0;                        // heap block's size, or its pool (frame_pool.hpp)
+    std::uint32_t block_origin = 0;                        // heap size, pool or worker cache (frame_pool.hpp)
     task_header* queue_next = nullptr;                     // global queue link
     task_header* owned_prev = nullptr;                     // live-task list links
     task_header* owned_next = nullptr;
@@ -2621,7 +2652,8 @@ class driver;
 
 class scheduler {
 public:
-    /// Lists a new task as owned. False once the executor is shutting down.
+    /// Takes a new task as owned (listed now, or when it first waits in no
+    /// queue). False once the executor is shutting down.
     virtual bool bind(task_header* task) noexcept = 0;
     /// Queues a task that was just spawned or woken (it is notified and
     /// holds its queue reference): on one of this scheduler's own workers
@@ -2631,7 +2663,7 @@ public:
     /// schedule() for a task just spawned: the same, except that in lifo
     /// order a worker puts it where thieves can take it, not in its slot.
     virtual void schedule_spawned(task_header* task) noexcept { schedule(task); }
-    /// Forgets a finished task.
+    /// Forgets a finished (or cancelled) task.
     virtual void unbind(task_header* task) noexcept = 0;
     /// Workers a task can be pinned to (task_header::home is an index below
     /// this); 0 where tasks cannot be pinned.
@@ -2866,8 +2898,11 @@ inline void cancel_task(task_header* task) noexcept {
 /// Runs a task the caller took from a queue (it holds the queue's
 /// reference): destroys it if it was cancelled, else resumes what it waits
 /// for (nothing, if the wake was stale). Returns whether it must be queued
-/// again (it was woken while it ran).
-inline idle_action poll_task(task_header* task) noexcept {
+/// again (it was woken while it ran). `before_idle(task)` runs when the
+/// task may be about to wait in no queue (it neither finished nor was
+/// woken while it ran), before anyone else can wake it.
+template <class BeforeIdle>
+inline idle_action poll_task(task_header* task, BeforeIdle&& before_idle) noexcept {
     if (transition_to_running(task) == run_action::cancel) {
         cancel_task(task);
     } else if (const std::coroutine_handle<> target = resume_target(task)) {
@@ -2876,7 +2911,16 @@ inline idle_action poll_task(task_header* task) noexcept {
         resume_task(target);
         t_context.current = outer;
     }
+    // Relaxed: COMPLETE is set by the runner alone (this thread); a wake
+    // that lands after this load only makes the call unnecessary.
+    if ((task->state.load(std::memory_order_relaxed) & (task_state::complete | task_state::notified)) == 0) {
+        before_idle(task);
+    }
     return transition_to_idle(task);
+}
+
+inline idle_action poll_task(task_header* task) noexcept {
+    return poll_task(task, [](task_header*) noexcept {});
 }
 
 } // namespace weft::detail
@@ -6150,18 +6194,25 @@ private:
 // ---- begin weft/detail/owned_tasks.hpp ----
 // weft/detail/owned_tasks.hpp
 //
-// What it is for: the list of every task an executor owns that has not
-// finished, so shutdown can destroy the ones sitting in no queue (suspended
-// on a join, later a timer or a socket) and run their destructors; and the
-// live-task count for metrics.
+// What it is for: the list of the tasks an executor owns that have not
+// finished and may sit in no queue (suspended on a join, a timer or a
+// socket), so shutdown can destroy them and run their destructors.
 //
 // Where it comes from: Tokio's `OwnedTasks` (sharded intrusive lists).
+// Unlike Tokio, a task spawned on a worker is listed late (runtime::bind):
+// only when it first waits in no queue, or when a queue that shutdown
+// closed would drop it. Until then a queue or a worker holds it, and
+// shutdown finds it there. A fork-join leaf never waits, so it never
+// touches the list: bind and unbind took 18% of skynet's time (perf).
 //
 // Invariants:
 //   - A task is in at most one shard, and `header.owned_bound` says whether
-//     it is; both change only under that shard's lock, so unbind() may be
+//     it is; both change under that shard's lock, so unbind() may be
 //     called for a task already removed. `header.owned_shard` names the
-//     shard; it is written once, by bind(), before the task is shared.
+//     shard, written when the task is listed. A task is listed by a thread
+//     that holds it (the spawner, the worker running it, a worker or the
+//     sweep that took it from a queue), never while another thread could
+//     list or unlist it, so that thread may read owned_bound unlocked.
 //   - A worker binds the tasks it spawns into a shard of its own, so the
 //     bind, and the unbind when the task ends on the same worker (most do),
 //     touch a cache line no other core writes. Tokio hashes every task into
@@ -6171,7 +6222,8 @@ private:
 //     `SharedShards` shards picked by the task's address, so spawning
 //     threads do not contend on one lock.
 //   - Once closed, bind() refuses: a spawn that loses the race with shutdown
-//     fails instead of leaving a task nobody will destroy.
+//     fails instead of leaving a task nobody will destroy. adopt() does not:
+//     it lists what workers hold, and the sweep runs after they stopped.
 
 #include <array>
 #include <atomic>
@@ -6195,22 +6247,22 @@ public:
     /// Adds a new task to shard `owner` (a worker's own, below OwnerShards)
     /// or, for no_owner_shard, to a shared shard. False once closed.
     bool bind(task_header* task, std::uint32_t owner) noexcept {
-        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
-        task->owned_shard = static_cast<std::uint16_t>(index);
-        shard& s = m_shards[index];
+        shard& s = shard_for(task, owner);
         lock_hold<spinlock> hold(s.lock);
         if (s.closed) {
             return false;
         }
-        task->owned_prev = nullptr;
-        task->owned_next = s.head;
-        if (s.head != nullptr) {
-            s.head->owned_prev = task;
-        }
-        s.head = task;
-        task->owned_bound = true;
-        s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        link(s, task);
         return true;
+    }
+
+    /// Adds a task that a worker holds (it runs it, or took it from a queue
+    /// that would drop it), closed or not: the shutdown sweep must find it,
+    /// and it runs after every worker has stopped.
+    void adopt(task_header* task, std::uint32_t owner) noexcept {
+        shard& s = shard_for(task, owner);
+        lock_hold<spinlock> hold(s.lock);
+        link(s, task);
     }
 
     /// Removes a task if it is still listed.
@@ -6268,21 +6320,11 @@ public:
         return chain;
     }
 
-    /// Tasks bound and not yet finished (a snapshot).
-    std::size_t size() const noexcept {
-        std::size_t total = 0;
-        for (const shard& s : m_shards) {
-            total += s.count.load(std::memory_order_relaxed);
-        }
-        return total;
-    }
-
 private:
     struct alignas(64) shard {
         spinlock lock;
         task_header* head = nullptr;
         bool closed = false;
-        std::atomic<std::size_t> count{0}; // written under the lock, read without it
     };
 
     static std::uint32_t shared_index(const task_header* task) noexcept {
@@ -6290,6 +6332,22 @@ private:
         auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
         bits ^= bits >> 7;
         return static_cast<std::uint32_t>(bits & (SharedShards - 1));
+    }
+
+    shard& shard_for(task_header* task, std::uint32_t owner) noexcept {
+        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
+        task->owned_shard = static_cast<std::uint16_t>(index);
+        return m_shards[index];
+    }
+
+    static void link(shard& s, task_header* task) noexcept {
+        task->owned_prev = nullptr;
+        task->owned_next = s.head;
+        if (s.head != nullptr) {
+            s.head->owned_prev = task;
+        }
+        s.head = task;
+        task->owned_bound = true;
     }
 
     static void unlink(shard& s, task_header* task) noexcept {
@@ -6306,7 +6364,6 @@ private:
         }
         task->owned_prev = task->owned_next = nullptr;
         task->owned_bound = false;
-        s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
 
     std::array<shard, Shards> m_shards{};
@@ -6593,6 +6650,7 @@ struct worker_counters {
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
     relaxed_counter spawned;              // tasks spawned from this worker
+    relaxed_counter completed;            // tasks that finished or were cancelled here
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -6608,8 +6666,11 @@ public:
                                           local_queue<task_header*, QueueSize>>;
 
     /// Whether workers keep their tasks' freed frames (frame_cache.hpp): a
-    /// frame pool, when there is one, serves them instead.
-    static constexpr bool cache_frames = Options::frame_cache_bytes > 0 && !Options::use_frame_pool;
+    /// frame pool, when there is one, serves them instead, and an executor
+    /// of more than frame_cache::max_workers workers has no caches (each
+    /// worker has an outbox per sibling).
+    static constexpr bool cache_frames =
+        Options::frame_cache_bytes > 0 && !Options::use_frame_pool && Workers <= frame_cache::max_workers;
 
     runtime() noexcept
         : m_driver(m_driver_storage.nodes, m_driver_storage.timers, m_driver_storage.sources,
@@ -6620,7 +6681,7 @@ public:
             // once mostly differ (see frame_cache::free).
             const std::uint32_t group = g_frame_cache_groups.fetch_add(1, std::memory_order_relaxed);
             for (std::uint32_t i = 0; i < Workers; ++i) {
-                m_frame_caches[i].attach(m_frame_caches.data(), m_outboxes[i].data(), Workers, i, group,
+                m_frame_caches[i].attach(m_frame_caches.data(), m_outboxes[i].boxes.data(), Workers, i, group,
                                          Options::frame_cache_bytes);
             }
         }
@@ -6631,11 +6692,20 @@ public:
     // ---- scheduler interface ------------------------------------------------
 
     bool bind(task_header* task) noexcept override {
-        // A statistic each: orders nothing. A worker counts in its own
-        // line; one shared counter cost both cores a miss per spawn.
+        // The counts are statistics: they order nothing. A worker counts in
+        // its own line; one shared counter cost both cores a miss per spawn.
         if (t_context.sched == this) {
-            if (!m_owned.bind(task, t_context.worker_index)) {
-                return false;
+            if (task->home == no_home) {
+                // Into this worker's queue, unlisted: listed when it first
+                // waits in no queue (poll), or when a closed queue would
+                // drop it (push_local, finish_shutdown). Most tasks never
+                // wait (a fork-join leaf): they never touch the list.
+                // Acquire: pairs with begin_shutdown's release.
+                if (m_shutdown.load(std::memory_order_acquire)) {
+                    return false;
+                }
+            } else if (!m_owned.bind(task, t_context.worker_index)) {
+                return false; // pinned: listed at once, where cancel_pinned looks
             }
             static_cast<worker*>(t_context.worker)->counters.spawned.add();
             return true;
@@ -6647,7 +6717,18 @@ public:
         return true;
     }
 
-    void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
+    void unbind(task_header* task) noexcept override {
+        if (t_context.sched == this) {
+            static_cast<worker*>(t_context.worker)->counters.completed.add();
+        } else {
+            m_remote_completed.fetch_add(1, std::memory_order_relaxed);
+        }
+        // Unsynchronized read: only the thread running the task (this one)
+        // lists it, and the task's state orders that before this run.
+        if (task->owned_bound) {
+            m_owned.unbind(task);
+        }
+    }
 
     void schedule(task_header* task) noexcept override { schedule_from_anywhere(task, false); }
 
@@ -6717,20 +6798,26 @@ public:
     /// then each live task's coroutines are destroyed (their destructors
     /// run) and it completes as cancelled, waking whoever joins it.
     void finish_shutdown() noexcept {
+        // A queued task may be unlisted (see bind): listed first, so that
+        // the sweep below finds it once its queue's reference is gone.
+        const auto drop_queued = [this](task_header* task) noexcept {
+            list_unlisted(no_owner_shard, task);
+            ref_dec(task);
+        };
         for (worker& w : m_workers) {
             if (w.lifo != nullptr) {
-                ref_dec(std::exchange(w.lifo, nullptr));
+                drop_queued(std::exchange(w.lifo, nullptr));
             }
             task_header* task = nullptr;
             while (w.queue.pop(task)) {
-                ref_dec(task);
+                drop_queued(task);
             }
             while ((task = w.pinned.pop()) != nullptr) {
                 ref_dec(task);
             }
         }
         while (task_header* task = m_inject.pop()) {
-            ref_dec(task);
+            drop_queued(task);
         }
         while (task_header* task = m_owned.pop_any()) {
             cancel_unqueued(task); // nothing runs it any more
@@ -6755,7 +6842,17 @@ public:
         return m_workers[index].park.observe();
     }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
-    std::size_t live_tasks() const noexcept { return m_owned.size(); }
+    std::size_t live_tasks() const noexcept {
+        // Completions first: each was counted after its spawn, so the
+        // difference is not negative (but for relaxed reads seen out of
+        // order, which the clamp absorbs).
+        std::uint64_t completed = m_remote_completed.load(std::memory_order_relaxed);
+        for (const worker& w : m_workers) {
+            completed += w.counters.completed.get();
+        }
+        const std::uint64_t spawned = spawned_tasks();
+        return spawned > completed ? static_cast<std::size_t>(spawned - completed) : 0;
+    }
     std::size_t cached_frame_bytes() const noexcept {
         std::size_t total = 0;
         for (const frame_cache& cache : m_frame_caches) {
@@ -6818,6 +6915,15 @@ private:
             task_header* next = std::exchange(task->owned_next, nullptr);
             cancel_unqueued(task);
             task = next;
+        }
+    }
+
+    // Lists a task spawned on a worker and not listed yet (see bind), on
+    // shard `shard`. The caller holds the task: it runs it, or took it from
+    // a queue. Closed or not: the sweep runs after every worker stopped.
+    void list_unlisted(std::uint32_t shard, task_header* task) noexcept {
+        if (!task->owned_bound) {
+            m_owned.adopt(task, shard);
         }
     }
 
@@ -6962,8 +7068,10 @@ private:
         poll(w, task);
         for (std::uint32_t lifo_polls = 0; w.lifo != nullptr;) {
             task_header* next = std::exchange(w.lifo, nullptr);
-            if (t_context.budget == 0) {
-                // The chain used up the budget: the woken task waits its turn.
+            // The chain used up the budget: the woken task waits its turn.
+            // Once shutdown has begun (acquire: pairs with begin_shutdown's
+            // release), it is queued, not run: the sweep destroys it.
+            if (t_context.budget == 0 || m_shutdown.load(std::memory_order_acquire)) {
                 push_local(w, next);
                 break;
             }
@@ -6979,7 +7087,10 @@ private:
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
         t_context.yielded = false;
-        if (poll_task(task) == idle_action::reschedule) {
+        // A task about to wait in no queue joins the live-task list now,
+        // so that shutdown finds it (see bind).
+        const auto list_if_unlisted = [this, &w](task_header* t) noexcept { list_unlisted(w.index, t); };
+        if (poll_task(task, list_if_unlisted) == idle_action::reschedule) {
             if (std::exchange(t_context.yielded, false)) {
                 defer(w, task);
             } else {
@@ -7114,9 +7225,10 @@ private:
             w.pinned.push_local(task); // this worker is its home: schedule() sent it here
             return;
         }
-        if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
+        if (w.queue.push_back_or_overflow(task, [this, &w](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
+                        list_unlisted(w.index, t);
                         ref_dec(t); // shutting down: the sweep cancels them
                     }
                 }
@@ -7181,7 +7293,9 @@ private:
             return;
         }
         if constexpr (cache_frames) {
-            m_frame_caches[w.index].flush(); // blocks of others must not sleep here
+            // Siblings' blocks go home before this worker sleeps (wakes the
+            // driver delivers while it sleeps may leave a few behind).
+            m_frame_caches[w.index].flush();
         }
         const bool last_searcher = m_idle.transition_worker_to_parked(w.index, w.searching);
         w.searching = false;
@@ -7234,12 +7348,16 @@ private:
     std::atomic<bool> m_shutdown{false};
     // Each worker's frame cache, and the outboxes it sends siblings' blocks
     // home in (owner only). Empty arrays unless cache_frames.
+    struct alignas(64) outbox_row {
+        std::array<frame_cache::outbox, Workers> boxes{};
+    };
     std::array<frame_cache, cache_frames ? Workers : 0> m_frame_caches;
-    std::array<std::array<frame_cache::outbox, Workers>, cache_frames ? Workers : 0> m_outboxes;
+    std::array<outbox_row, cache_frames ? Workers : 0> m_outboxes;
     // Written by threads that are not workers: apart from m_shutdown, which
     // every worker reads each tick.
     alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers
     std::atomic<std::uint64_t> m_remote_schedules{0};
+    std::atomic<std::uint64_t> m_remote_completed{0}; // tasks finished or cancelled outside the workers
 };
 
 } // namespace weft::detail
@@ -10961,7 +11079,7 @@ template <class T>
 struct oneshot_state : oneshot_protocol<T> {
     static constexpr bool pooled = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-    std::uint32_t origin = 0; // where the block came from (allocate_frame), if pooled
+    std::uint32_t origin = 0; // where the block came from (allocate_frame), if `pooled`
 
     static oneshot_state* make() {
         if constexpr (pooled) {

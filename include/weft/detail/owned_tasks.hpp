@@ -1,17 +1,24 @@
 // weft/detail/owned_tasks.hpp
 //
-// What it is for: the list of every task an executor owns that has not
-// finished, so shutdown can destroy the ones sitting in no queue (suspended
-// on a join, later a timer or a socket) and run their destructors; and the
-// live-task count for metrics.
+// What it is for: the list of the tasks an executor owns that have not
+// finished and may sit in no queue (suspended on a join, a timer or a
+// socket), so shutdown can destroy them and run their destructors.
 //
 // Where it comes from: Tokio's `OwnedTasks` (sharded intrusive lists).
+// Unlike Tokio, a task spawned on a worker is listed late (runtime::bind):
+// only when it first waits in no queue, or when a queue that shutdown
+// closed would drop it. Until then a queue or a worker holds it, and
+// shutdown finds it there. A fork-join leaf never waits, so it never
+// touches the list: bind and unbind took 18% of skynet's time (perf).
 //
 // Invariants:
 //   - A task is in at most one shard, and `header.owned_bound` says whether
-//     it is; both change only under that shard's lock, so unbind() may be
+//     it is; both change under that shard's lock, so unbind() may be
 //     called for a task already removed. `header.owned_shard` names the
-//     shard; it is written once, by bind(), before the task is shared.
+//     shard, written when the task is listed. A task is listed by a thread
+//     that holds it (the spawner, the worker running it, a worker or the
+//     sweep that took it from a queue), never while another thread could
+//     list or unlist it, so that thread may read owned_bound unlocked.
 //   - A worker binds the tasks it spawns into a shard of its own, so the
 //     bind, and the unbind when the task ends on the same worker (most do),
 //     touch a cache line no other core writes. Tokio hashes every task into
@@ -21,7 +28,8 @@
 //     `SharedShards` shards picked by the task's address, so spawning
 //     threads do not contend on one lock.
 //   - Once closed, bind() refuses: a spawn that loses the race with shutdown
-//     fails instead of leaving a task nobody will destroy.
+//     fails instead of leaving a task nobody will destroy. adopt() does not:
+//     it lists what workers hold, and the sweep runs after they stopped.
 #pragma once
 
 #include <array>
@@ -48,22 +56,22 @@ public:
     /// Adds a new task to shard `owner` (a worker's own, below OwnerShards)
     /// or, for no_owner_shard, to a shared shard. False once closed.
     bool bind(task_header* task, std::uint32_t owner) noexcept {
-        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
-        task->owned_shard = static_cast<std::uint16_t>(index);
-        shard& s = m_shards[index];
+        shard& s = shard_for(task, owner);
         lock_hold<spinlock> hold(s.lock);
         if (s.closed) {
             return false;
         }
-        task->owned_prev = nullptr;
-        task->owned_next = s.head;
-        if (s.head != nullptr) {
-            s.head->owned_prev = task;
-        }
-        s.head = task;
-        task->owned_bound = true;
-        s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        link(s, task);
         return true;
+    }
+
+    /// Adds a task that a worker holds (it runs it, or took it from a queue
+    /// that would drop it), closed or not: the shutdown sweep must find it,
+    /// and it runs after every worker has stopped.
+    void adopt(task_header* task, std::uint32_t owner) noexcept {
+        shard& s = shard_for(task, owner);
+        lock_hold<spinlock> hold(s.lock);
+        link(s, task);
     }
 
     /// Removes a task if it is still listed.
@@ -121,21 +129,11 @@ public:
         return chain;
     }
 
-    /// Tasks bound and not yet finished (a snapshot).
-    std::size_t size() const noexcept {
-        std::size_t total = 0;
-        for (const shard& s : m_shards) {
-            total += s.count.load(std::memory_order_relaxed);
-        }
-        return total;
-    }
-
 private:
     struct alignas(64) shard {
         spinlock lock;
         task_header* head = nullptr;
         bool closed = false;
-        std::atomic<std::size_t> count{0}; // written under the lock, read without it
     };
 
     static std::uint32_t shared_index(const task_header* task) noexcept {
@@ -143,6 +141,22 @@ private:
         auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
         bits ^= bits >> 7;
         return static_cast<std::uint32_t>(bits & (SharedShards - 1));
+    }
+
+    shard& shard_for(task_header* task, std::uint32_t owner) noexcept {
+        const std::uint32_t index = owner < OwnerShards ? owner : OwnerShards + shared_index(task);
+        task->owned_shard = static_cast<std::uint16_t>(index);
+        return m_shards[index];
+    }
+
+    static void link(shard& s, task_header* task) noexcept {
+        task->owned_prev = nullptr;
+        task->owned_next = s.head;
+        if (s.head != nullptr) {
+            s.head->owned_prev = task;
+        }
+        s.head = task;
+        task->owned_bound = true;
     }
 
     static void unlink(shard& s, task_header* task) noexcept {
@@ -159,7 +173,6 @@ private:
         }
         task->owned_prev = task->owned_next = nullptr;
         task->owned_bound = false;
-        s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
 
     std::array<shard, Shards> m_shards{};

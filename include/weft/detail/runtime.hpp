@@ -88,6 +88,7 @@ struct worker_counters {
     relaxed_counter local_schedules;      // tasks scheduled on this worker's queues
     relaxed_counter ticks;                // turns of the worker loop (the loop's tick)
     relaxed_counter spawned;              // tasks spawned from this worker
+    relaxed_counter completed;            // tasks that finished or were cancelled here
 };
 
 template <std::uint32_t Workers, std::uint32_t QueueSize, class Options>
@@ -129,11 +130,20 @@ public:
     // ---- scheduler interface ------------------------------------------------
 
     bool bind(task_header* task) noexcept override {
-        // A statistic each: orders nothing. A worker counts in its own
-        // line; one shared counter cost both cores a miss per spawn.
+        // The counts are statistics: they order nothing. A worker counts in
+        // its own line; one shared counter cost both cores a miss per spawn.
         if (t_context.sched == this) {
-            if (!m_owned.bind(task, t_context.worker_index)) {
-                return false;
+            if (task->home == no_home) {
+                // Into this worker's queue, unlisted: listed when it first
+                // waits in no queue (poll), or when a closed queue would
+                // drop it (push_local, finish_shutdown). Most tasks never
+                // wait (a fork-join leaf): they never touch the list.
+                // Acquire: pairs with begin_shutdown's release.
+                if (m_shutdown.load(std::memory_order_acquire)) {
+                    return false;
+                }
+            } else if (!m_owned.bind(task, t_context.worker_index)) {
+                return false; // pinned: listed at once, where cancel_pinned looks
             }
             static_cast<worker*>(t_context.worker)->counters.spawned.add();
             return true;
@@ -145,7 +155,18 @@ public:
         return true;
     }
 
-    void unbind(task_header* task) noexcept override { m_owned.unbind(task); }
+    void unbind(task_header* task) noexcept override {
+        if (t_context.sched == this) {
+            static_cast<worker*>(t_context.worker)->counters.completed.add();
+        } else {
+            m_remote_completed.fetch_add(1, std::memory_order_relaxed);
+        }
+        // Unsynchronized read: only the thread running the task (this one)
+        // lists it, and the task's state orders that before this run.
+        if (task->owned_bound) {
+            m_owned.unbind(task);
+        }
+    }
 
     void schedule(task_header* task) noexcept override { schedule_from_anywhere(task, false); }
 
@@ -215,20 +236,26 @@ public:
     /// then each live task's coroutines are destroyed (their destructors
     /// run) and it completes as cancelled, waking whoever joins it.
     void finish_shutdown() noexcept {
+        // A queued task may be unlisted (see bind): listed first, so that
+        // the sweep below finds it once its queue's reference is gone.
+        const auto drop_queued = [this](task_header* task) noexcept {
+            list_unlisted(no_owner_shard, task);
+            ref_dec(task);
+        };
         for (worker& w : m_workers) {
             if (w.lifo != nullptr) {
-                ref_dec(std::exchange(w.lifo, nullptr));
+                drop_queued(std::exchange(w.lifo, nullptr));
             }
             task_header* task = nullptr;
             while (w.queue.pop(task)) {
-                ref_dec(task);
+                drop_queued(task);
             }
             while ((task = w.pinned.pop()) != nullptr) {
                 ref_dec(task);
             }
         }
         while (task_header* task = m_inject.pop()) {
-            ref_dec(task);
+            drop_queued(task);
         }
         while (task_header* task = m_owned.pop_any()) {
             cancel_unqueued(task); // nothing runs it any more
@@ -253,7 +280,17 @@ public:
         return m_workers[index].park.observe();
     }
     std::size_t global_queue_depth() const noexcept { return m_inject.len(); }
-    std::size_t live_tasks() const noexcept { return m_owned.size(); }
+    std::size_t live_tasks() const noexcept {
+        // Completions first: each was counted after its spawn, so the
+        // difference is not negative (but for relaxed reads seen out of
+        // order, which the clamp absorbs).
+        std::uint64_t completed = m_remote_completed.load(std::memory_order_relaxed);
+        for (const worker& w : m_workers) {
+            completed += w.counters.completed.get();
+        }
+        const std::uint64_t spawned = spawned_tasks();
+        return spawned > completed ? static_cast<std::size_t>(spawned - completed) : 0;
+    }
     std::size_t cached_frame_bytes() const noexcept {
         std::size_t total = 0;
         for (const frame_cache& cache : m_frame_caches) {
@@ -316,6 +353,15 @@ private:
             task_header* next = std::exchange(task->owned_next, nullptr);
             cancel_unqueued(task);
             task = next;
+        }
+    }
+
+    // Lists a task spawned on a worker and not listed yet (see bind), on
+    // shard `shard`. The caller holds the task: it runs it, or took it from
+    // a queue. Closed or not: the sweep runs after every worker stopped.
+    void list_unlisted(std::uint32_t shard, task_header* task) noexcept {
+        if (!task->owned_bound) {
+            m_owned.adopt(task, shard);
         }
     }
 
@@ -460,8 +506,10 @@ private:
         poll(w, task);
         for (std::uint32_t lifo_polls = 0; w.lifo != nullptr;) {
             task_header* next = std::exchange(w.lifo, nullptr);
-            if (t_context.budget == 0) {
-                // The chain used up the budget: the woken task waits its turn.
+            // The chain used up the budget: the woken task waits its turn.
+            // Once shutdown has begun (acquire: pairs with begin_shutdown's
+            // release), it is queued, not run: the sweep destroys it.
+            if (t_context.budget == 0 || m_shutdown.load(std::memory_order_acquire)) {
                 push_local(w, next);
                 break;
             }
@@ -477,7 +525,10 @@ private:
     void poll(worker& w, task_header* task) noexcept {
         w.counters.polls.add();
         t_context.yielded = false;
-        if (poll_task(task) == idle_action::reschedule) {
+        // A task about to wait in no queue joins the live-task list now,
+        // so that shutdown finds it (see bind).
+        const auto list_if_unlisted = [this, &w](task_header* t) noexcept { list_unlisted(w.index, t); };
+        if (poll_task(task, list_if_unlisted) == idle_action::reschedule) {
             if (std::exchange(t_context.yielded, false)) {
                 defer(w, task);
             } else {
@@ -612,9 +663,10 @@ private:
             w.pinned.push_local(task); // this worker is its home: schedule() sent it here
             return;
         }
-        if (w.queue.push_back_or_overflow(task, [this](std::span<task_header*> batch) noexcept {
+        if (w.queue.push_back_or_overflow(task, [this, &w](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
+                        list_unlisted(w.index, t);
                         ref_dec(t); // shutting down: the sweep cancels them
                     }
                 }
@@ -743,6 +795,7 @@ private:
     // every worker reads each tick.
     alignas(64) std::atomic<std::uint64_t> m_remote_spawned{0}; // spawns from outside the workers
     std::atomic<std::uint64_t> m_remote_schedules{0};
+    std::atomic<std::uint64_t> m_remote_completed{0}; // tasks finished or cancelled outside the workers
 };
 
 } // namespace weft::detail

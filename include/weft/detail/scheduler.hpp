@@ -47,7 +47,8 @@ class driver;
 
 class scheduler {
 public:
-    /// Lists a new task as owned. False once the executor is shutting down.
+    /// Takes a new task as owned (listed now, or when it first waits in no
+    /// queue). False once the executor is shutting down.
     virtual bool bind(task_header* task) noexcept = 0;
     /// Queues a task that was just spawned or woken (it is notified and
     /// holds its queue reference): on one of this scheduler's own workers
@@ -57,7 +58,7 @@ public:
     /// schedule() for a task just spawned: the same, except that in lifo
     /// order a worker puts it where thieves can take it, not in its slot.
     virtual void schedule_spawned(task_header* task) noexcept { schedule(task); }
-    /// Forgets a finished task.
+    /// Forgets a finished (or cancelled) task.
     virtual void unbind(task_header* task) noexcept = 0;
     /// Workers a task can be pinned to (task_header::home is an index below
     /// this); 0 where tasks cannot be pinned.
@@ -292,8 +293,11 @@ inline void cancel_task(task_header* task) noexcept {
 /// Runs a task the caller took from a queue (it holds the queue's
 /// reference): destroys it if it was cancelled, else resumes what it waits
 /// for (nothing, if the wake was stale). Returns whether it must be queued
-/// again (it was woken while it ran).
-inline idle_action poll_task(task_header* task) noexcept {
+/// again (it was woken while it ran). `before_idle(task)` runs when the
+/// task may be about to wait in no queue (it neither finished nor was
+/// woken while it ran), before anyone else can wake it.
+template <class BeforeIdle>
+inline idle_action poll_task(task_header* task, BeforeIdle&& before_idle) noexcept {
     if (transition_to_running(task) == run_action::cancel) {
         cancel_task(task);
     } else if (const std::coroutine_handle<> target = resume_target(task)) {
@@ -302,7 +306,16 @@ inline idle_action poll_task(task_header* task) noexcept {
         resume_task(target);
         t_context.current = outer;
     }
+    // Relaxed: COMPLETE is set by the runner alone (this thread); a wake
+    // that lands after this load only makes the call unnecessary.
+    if ((task->state.load(std::memory_order_relaxed) & (task_state::complete | task_state::notified)) == 0) {
+        before_idle(task);
+    }
     return transition_to_idle(task);
+}
+
+inline idle_action poll_task(task_header* task) noexcept {
+    return poll_task(task, [](task_header*) noexcept {});
 }
 
 } // namespace weft::detail
