@@ -42,9 +42,10 @@ struct siblings {
 };
 
 void* take(frame_cache& cache, std::size_t bytes, std::uint32_t& origin) {
-    void* block = cache.allocate(bytes, origin);
-    REQUIRE(block != nullptr);
-    return block;
+    const weft::detail::frame_block block = cache.allocate(bytes);
+    REQUIRE(block.memory != nullptr);
+    origin = block.origin;
+    return block.memory;
 }
 
 } // namespace
@@ -169,8 +170,7 @@ TEST_CASE("two threads trading blocks never get one block twice", "[frame_cache]
         frame_cache& cache = s.caches[me];
         std::vector<std::pair<void*, std::uint32_t>> held;
         for (int i = 0; i < rounds; ++i) {
-            std::uint32_t origin = 0;
-            void* block = cache.allocate(64 + static_cast<std::size_t>(i % 3) * 64, origin);
+            const auto [block, origin] = cache.allocate(64 + static_cast<std::size_t>(i % 3) * 64);
             if (block == nullptr) {
                 broken = true;
                 break;

@@ -1445,6 +1445,12 @@ constinit inline thread_local frame_cache* t_frame_cache = nullptr;
 /// Numbers executors' cache groups (wraps: see frame_cache::free).
 constinit inline std::atomic<std::uint32_t> g_frame_cache_groups{0};
 
+/// A block for a frame, and where it came from (frame_pool.hpp).
+struct frame_block {
+    void* memory = nullptr; // null: none (the pool is exhausted and fails, or the heap is)
+    std::uint32_t origin = 0;
+};
+
 /// Gives a block of `size` bytes from the plain ::operator new back.
 inline void delete_heap_block(void* memory, [[maybe_unused]] std::size_t size) noexcept {
     // g++ -O3 inlines promise_base::operator new (which allocates the whole
@@ -1520,9 +1526,9 @@ public:
 
     /// A block of at least `bytes` (at most largest_block), and its origin;
     /// null memory if the heap refuses. Owner only.
-    void* allocate(std::size_t bytes, std::uint32_t& origin) noexcept {
+    frame_block allocate(std::size_t bytes) noexcept {
         const std::uint32_t size_class = class_of(bytes);
-        origin =
+        const std::uint32_t origin =
             cached_origin | (m_group << group_shift) | ((m_index & home_mask) << home_shift) | size_class;
         link* block = m_free[size_class];
         if (block == nullptr && m_returned.load(std::memory_order_relaxed) != nullptr) {
@@ -1530,13 +1536,13 @@ public:
             block = m_free[size_class];
         }
         if (block == nullptr) {
-            return ::operator new(block_size(size_class), std::nothrow);
+            return {::operator new(block_size(size_class), std::nothrow), origin};
         }
         reveal(block, sizeof(link));
         m_free[size_class] = block->next;
         set_bytes(m_bytes - block_size(size_class));
         reveal(block, block_size(size_class));
-        return block;
+        return {block, origin};
     }
 
     /// Takes back a block with a cached origin, freed on this cache's
@@ -2000,12 +2006,6 @@ private:
     const bool m_fail_when_exhausted;
 };
 
-/// A block for a frame, and where it came from.
-struct frame_block {
-    void* memory = nullptr; // null: none (the pool is exhausted and fails, or the heap is)
-    std::uint32_t origin = 0;
-};
-
 /// A block of `bytes` from the heap (the default new alignment), or none.
 inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
     if (bytes >= cached_origin) {
@@ -2047,9 +2047,7 @@ inline frame_block allocate_frame(std::size_t bytes) noexcept {
         return allocate_from_pool(*pool, bytes);
     }
     if (frame_cache* cache = t_frame_cache; cache != nullptr && bytes <= frame_cache::largest_block) {
-        frame_block block;
-        block.memory = cache->allocate(bytes, block.origin);
-        return block;
+        return cache->allocate(bytes);
     }
     return allocate_from_heap(bytes);
 }

@@ -89,6 +89,12 @@ constinit inline thread_local frame_cache* t_frame_cache = nullptr;
 /// Numbers executors' cache groups (wraps: see frame_cache::free).
 constinit inline std::atomic<std::uint32_t> g_frame_cache_groups{0};
 
+/// A block for a frame, and where it came from (frame_pool.hpp).
+struct frame_block {
+    void* memory = nullptr; // null: none (the pool is exhausted and fails, or the heap is)
+    std::uint32_t origin = 0;
+};
+
 /// Gives a block of `size` bytes from the plain ::operator new back.
 inline void delete_heap_block(void* memory, [[maybe_unused]] std::size_t size) noexcept {
     // g++ -O3 inlines promise_base::operator new (which allocates the whole
@@ -164,9 +170,9 @@ public:
 
     /// A block of at least `bytes` (at most largest_block), and its origin;
     /// null memory if the heap refuses. Owner only.
-    void* allocate(std::size_t bytes, std::uint32_t& origin) noexcept {
+    frame_block allocate(std::size_t bytes) noexcept {
         const std::uint32_t size_class = class_of(bytes);
-        origin =
+        const std::uint32_t origin =
             cached_origin | (m_group << group_shift) | ((m_index & home_mask) << home_shift) | size_class;
         link* block = m_free[size_class];
         if (block == nullptr && m_returned.load(std::memory_order_relaxed) != nullptr) {
@@ -174,13 +180,13 @@ public:
             block = m_free[size_class];
         }
         if (block == nullptr) {
-            return ::operator new(block_size(size_class), std::nothrow);
+            return {::operator new(block_size(size_class), std::nothrow), origin};
         }
         reveal(block, sizeof(link));
         m_free[size_class] = block->next;
         set_bytes(m_bytes - block_size(size_class));
         reveal(block, block_size(size_class));
-        return block;
+        return {block, origin};
     }
 
     /// Takes back a block with a cached origin, freed on this cache's

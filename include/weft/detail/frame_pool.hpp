@@ -345,12 +345,6 @@ private:
     const bool m_fail_when_exhausted;
 };
 
-/// A block for a frame, and where it came from.
-struct frame_block {
-    void* memory = nullptr; // null: none (the pool is exhausted and fails, or the heap is)
-    std::uint32_t origin = 0;
-};
-
 /// A block of `bytes` from the heap (the default new alignment), or none.
 inline frame_block allocate_from_heap(std::size_t bytes) noexcept {
     if (bytes >= cached_origin) {
@@ -392,9 +386,7 @@ inline frame_block allocate_frame(std::size_t bytes) noexcept {
         return allocate_from_pool(*pool, bytes);
     }
     if (frame_cache* cache = t_frame_cache; cache != nullptr && bytes <= frame_cache::largest_block) {
-        frame_block block;
-        block.memory = cache->allocate(bytes, block.origin);
-        return block;
+        return cache->allocate(bytes);
     }
     return allocate_from_heap(bytes);
 }
