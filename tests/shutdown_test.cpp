@@ -159,6 +159,46 @@ TEST_CASE("lifo order: shutdown destroys tasks queued in the deques and overflow
     shutdown_destroys_queued_worker_spawns<lifo_options>();
 }
 
+namespace {
+
+weft::task<void> sleep_long(counted) { co_await weft::sleep_for(std::chrono::hours(1)); }
+
+// Pinned to worker 1, listed in worker 0's shard (spawned there), joins a
+// task pinned to the same worker (listed in worker 1's shard).
+weft::task<void> join_local(counted, std::atomic<int>* waiting) {
+    auto h = weft::spawn_local(sleep_long(counted{}));
+    waiting->fetch_add(1);
+    co_await h;
+}
+
+} // namespace
+
+TEST_CASE("shutdown destroys once a pinned task woken by the cancel of the task it joins", "[shutdown]") {
+    // Worker 1 stopping cancels its pinned tasks, the joined one first (its
+    // shard comes later in the sweep's chain): the cancel wakes the joiner
+    // into worker 1's LIFO slot, then the joiner is cancelled too. The slot
+    // still holds the finished joiner when the executor drains the queues:
+    // it must only lose that reference, not be listed and destroyed again
+    // (ASan: a use after free; elsewhere a double destroy).
+    counted::alive.store(0);
+    for (int round = 0; round < 20; ++round) {
+        std::atomic<int> waiting{0};
+        {
+            weft::executor<2, 64> ex;
+            ex.spawn_pinned(0, [&waiting]() -> weft::task<void> {
+                  weft::spawn_pinned(1, join_local(counted{}, &waiting)).detach();
+                  co_return;
+              }).detach();
+            REQUIRE(weft_test::wait_until([&] { return waiting.load() == 1; }));
+            REQUIRE(counted::alive.load() == 2);
+            ex.shutdown();
+            REQUIRE(counted::alive.load() == 0);
+            REQUIRE(ex.metrics().live_tasks == 0);
+        }
+        REQUIRE(counted::alive.load() == 0);
+    }
+}
+
 TEST_CASE("shutdown destroys tasks suspended on a join that will never complete", "[shutdown]") {
     counted::alive.store(0);
     std::atomic<bool> release{false};

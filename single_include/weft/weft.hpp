@@ -6224,6 +6224,7 @@ private:
 //     it lists what workers hold, and the sweep runs after they stopped.
 
 #include <array>
+#include <cassert>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -6258,6 +6259,7 @@ public:
     /// that would drop it), closed or not: the shutdown sweep must find it,
     /// and it runs after every worker has stopped.
     void adopt(task_header* task, std::uint32_t owner) noexcept {
+        assert((task->state.load(std::memory_order_relaxed) & task_state::complete) == 0);
         shard& s = shard_for(task, owner);
         lock_hold<spinlock> hold(s.lock);
         link(s, task);
@@ -6918,9 +6920,14 @@ private:
 
     // Lists a task spawned on a worker and not listed yet (see bind), on
     // shard `shard`. The caller holds the task: it runs it, or took it from
-    // a queue. Closed or not: the sweep runs after every worker stopped.
+    // a queue. Closed or not: the sweep runs after every worker stopped. A
+    // finished task is not listed: a queue may still hold one that
+    // cancel_pinned destroyed after a destructor woke it (a pinned task
+    // whose joiner was cancelled first), and the sweep must not destroy
+    // it again.
     void list_unlisted(std::uint32_t shard, task_header* task) noexcept {
-        if (!task->owned_bound) {
+        // Acquire: pairs with the completion's release, whoever completed it.
+        if (!task->owned_bound && (task->state.load(std::memory_order_acquire) & task_state::complete) == 0) {
             m_owned.adopt(task, shard);
         }
     }

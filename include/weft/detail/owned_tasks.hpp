@@ -33,6 +33,7 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +70,7 @@ public:
     /// that would drop it), closed or not: the shutdown sweep must find it,
     /// and it runs after every worker has stopped.
     void adopt(task_header* task, std::uint32_t owner) noexcept {
+        assert((task->state.load(std::memory_order_relaxed) & task_state::complete) == 0);
         shard& s = shard_for(task, owner);
         lock_hold<spinlock> hold(s.lock);
         link(s, task);
