@@ -1531,6 +1531,8 @@ public:
         const std::uint32_t origin =
             cached_origin | (m_group << group_shift) | ((m_index & home_mask) << home_shift) | size_class;
         link* block = m_free[size_class];
+        // Relaxed: only a hint that the stack is worth taking; the exchange
+        // in take_returned acquires what it takes.
         if (block == nullptr && m_returned.load(std::memory_order_relaxed) != nullptr) {
             take_returned();
             block = m_free[size_class];
@@ -1578,7 +1580,7 @@ public:
             release_chain(std::exchange(m_free[c], nullptr));
         }
         release_chain(m_returned.exchange(nullptr, std::memory_order_acquire));
-        m_returned_bytes.store(0, std::memory_order_relaxed);
+        m_returned_bytes.store(0, std::memory_order_relaxed); // no sender is left (after the joins)
         for (std::uint32_t i = 0; i < m_sibling_count; ++i) {
             release_chain(std::exchange(m_outboxes[i].head, nullptr));
             m_outboxes[i] = outbox{};
@@ -1588,6 +1590,8 @@ public:
 
     /// Bytes this cache holds now, in its free lists and on its returned
     /// stack (a snapshot from any thread).
+    /// Relaxed loads: a metric and post's limit check, both allowed to be
+    /// stale by a batch.
     std::size_t cached_bytes() const noexcept {
         return m_bytes_seen.load(std::memory_order_relaxed) +
                m_returned_bytes.load(std::memory_order_relaxed);
@@ -1642,6 +1646,8 @@ private:
         // Counted before the push and uncounted after the take, so the
         // count never falls below what the stack holds.
         to.m_returned_bytes.fetch_add(out.bytes, std::memory_order_relaxed);
+        // Relaxed here and on a failed exchange: only a guess at the top;
+        // the successful exchange below is the release.
         link* top = to.m_returned.load(std::memory_order_relaxed);
         // The tail's link stays unpoisoned: once pushed, the owner may
         // already be reading it.
@@ -6723,8 +6729,9 @@ public:
         } else {
             m_remote_completed.fetch_add(1, std::memory_order_relaxed);
         }
-        // Unsynchronized read: only the thread running the task (this one)
-        // lists it, and the task's state orders that before this run.
+        // Unsynchronized read: a task is listed only by a thread that holds
+        // it (its runner, or one that took it from a queue), and the task's
+        // state orders that before this run.
         if (task->owned_bound) {
             m_owned.unbind(task);
         }
@@ -6801,7 +6808,7 @@ public:
         // A queued task may be unlisted (see bind): listed first, so that
         // the sweep below finds it once its queue's reference is gone.
         const auto drop_queued = [this](task_header* task) noexcept {
-            list_unlisted(no_owner_shard, task);
+            list_for_sweep(no_owner_shard, task);
             ref_dec(task);
         };
         for (worker& w : m_workers) {
@@ -6920,15 +6927,22 @@ private:
 
     // Lists a task spawned on a worker and not listed yet (see bind), on
     // shard `shard`. The caller holds the task: it runs it, or took it from
-    // a queue. Closed or not: the sweep runs after every worker stopped. A
-    // finished task is not listed: a queue may still hold one that
-    // cancel_pinned destroyed after a destructor woke it (a pinned task
-    // whose joiner was cancelled first), and the sweep must not destroy
-    // it again.
+    // a queue. Closed or not: the sweep runs after every worker stopped.
     void list_unlisted(std::uint32_t shard, task_header* task) noexcept {
-        // Acquire: pairs with the completion's release, whoever completed it.
-        if (!task->owned_bound && (task->state.load(std::memory_order_acquire) & task_state::complete) == 0) {
+        if (!task->owned_bound) {
             m_owned.adopt(task, shard);
+        }
+    }
+
+    // list_unlisted for a queued task whose queue drops it (shutdown), so
+    // the sweep finds it; unless it finished: a queue may still hold one
+    // that cancel_pinned destroyed after a destructor woke it (a pinned
+    // task whose joiner was cancelled first), and the sweep must not
+    // destroy it again. The poll path needs no such check: it runs the task.
+    void list_for_sweep(std::uint32_t shard, task_header* task) noexcept {
+        // Acquire: pairs with the completion's release, whoever completed it.
+        if ((task->state.load(std::memory_order_acquire) & task_state::complete) == 0) {
+            list_unlisted(shard, task);
         }
     }
 
@@ -7233,7 +7247,7 @@ private:
         if (w.queue.push_back_or_overflow(task, [this, &w](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
-                        list_unlisted(w.index, t);
+                        list_for_sweep(w.index, t);
                         ref_dec(t); // shutting down: the sweep cancels them
                     }
                 }

@@ -175,6 +175,8 @@ public:
         const std::uint32_t origin =
             cached_origin | (m_group << group_shift) | ((m_index & home_mask) << home_shift) | size_class;
         link* block = m_free[size_class];
+        // Relaxed: only a hint that the stack is worth taking; the exchange
+        // in take_returned acquires what it takes.
         if (block == nullptr && m_returned.load(std::memory_order_relaxed) != nullptr) {
             take_returned();
             block = m_free[size_class];
@@ -222,7 +224,7 @@ public:
             release_chain(std::exchange(m_free[c], nullptr));
         }
         release_chain(m_returned.exchange(nullptr, std::memory_order_acquire));
-        m_returned_bytes.store(0, std::memory_order_relaxed);
+        m_returned_bytes.store(0, std::memory_order_relaxed); // no sender is left (after the joins)
         for (std::uint32_t i = 0; i < m_sibling_count; ++i) {
             release_chain(std::exchange(m_outboxes[i].head, nullptr));
             m_outboxes[i] = outbox{};
@@ -232,6 +234,8 @@ public:
 
     /// Bytes this cache holds now, in its free lists and on its returned
     /// stack (a snapshot from any thread).
+    /// Relaxed loads: a metric and post's limit check, both allowed to be
+    /// stale by a batch.
     std::size_t cached_bytes() const noexcept {
         return m_bytes_seen.load(std::memory_order_relaxed) +
                m_returned_bytes.load(std::memory_order_relaxed);
@@ -286,6 +290,8 @@ private:
         // Counted before the push and uncounted after the take, so the
         // count never falls below what the stack holds.
         to.m_returned_bytes.fetch_add(out.bytes, std::memory_order_relaxed);
+        // Relaxed here and on a failed exchange: only a guess at the top;
+        // the successful exchange below is the release.
         link* top = to.m_returned.load(std::memory_order_relaxed);
         // The tail's link stays unpoisoned: once pushed, the owner may
         // already be reading it.

@@ -161,8 +161,9 @@ public:
         } else {
             m_remote_completed.fetch_add(1, std::memory_order_relaxed);
         }
-        // Unsynchronized read: only the thread running the task (this one)
-        // lists it, and the task's state orders that before this run.
+        // Unsynchronized read: a task is listed only by a thread that holds
+        // it (its runner, or one that took it from a queue), and the task's
+        // state orders that before this run.
         if (task->owned_bound) {
             m_owned.unbind(task);
         }
@@ -239,7 +240,7 @@ public:
         // A queued task may be unlisted (see bind): listed first, so that
         // the sweep below finds it once its queue's reference is gone.
         const auto drop_queued = [this](task_header* task) noexcept {
-            list_unlisted(no_owner_shard, task);
+            list_for_sweep(no_owner_shard, task);
             ref_dec(task);
         };
         for (worker& w : m_workers) {
@@ -358,15 +359,22 @@ private:
 
     // Lists a task spawned on a worker and not listed yet (see bind), on
     // shard `shard`. The caller holds the task: it runs it, or took it from
-    // a queue. Closed or not: the sweep runs after every worker stopped. A
-    // finished task is not listed: a queue may still hold one that
-    // cancel_pinned destroyed after a destructor woke it (a pinned task
-    // whose joiner was cancelled first), and the sweep must not destroy
-    // it again.
+    // a queue. Closed or not: the sweep runs after every worker stopped.
     void list_unlisted(std::uint32_t shard, task_header* task) noexcept {
-        // Acquire: pairs with the completion's release, whoever completed it.
-        if (!task->owned_bound && (task->state.load(std::memory_order_acquire) & task_state::complete) == 0) {
+        if (!task->owned_bound) {
             m_owned.adopt(task, shard);
+        }
+    }
+
+    // list_unlisted for a queued task whose queue drops it (shutdown), so
+    // the sweep finds it; unless it finished: a queue may still hold one
+    // that cancel_pinned destroyed after a destructor woke it (a pinned
+    // task whose joiner was cancelled first), and the sweep must not
+    // destroy it again. The poll path needs no such check: it runs the task.
+    void list_for_sweep(std::uint32_t shard, task_header* task) noexcept {
+        // Acquire: pairs with the completion's release, whoever completed it.
+        if ((task->state.load(std::memory_order_acquire) & task_state::complete) == 0) {
+            list_unlisted(shard, task);
         }
     }
 
@@ -671,7 +679,7 @@ private:
         if (w.queue.push_back_or_overflow(task, [this, &w](std::span<task_header*> batch) noexcept {
                 if (!m_inject.push_batch(batch)) {
                     for (task_header* t : batch) {
-                        list_unlisted(w.index, t);
+                        list_for_sweep(w.index, t);
                         ref_dec(t); // shutting down: the sweep cancels them
                     }
                 }
